@@ -1,0 +1,214 @@
+/**
+ * Public types of the metafora library, in one place.
+ *
+ * The model is Go Metafora's (Task, Handler, Consumer, Coordinator, Client, Balancer), made
+ * idiomatic: handlers are async functions that watch an AbortSignal, coordinators push events
+ * into the consumer instead of blocking on channels, and every claim carries a fencing token.
+ */
+
+/** JSON object stored with a task (etcd key `tasks/T/props`). */
+export type TaskProps = Record<string, unknown>;
+
+/** A unit of long-lived work. The id is unique across the cluster and immutable. */
+export interface Task<P extends TaskProps = TaskProps> {
+  readonly id: string;
+  readonly props: P;
+}
+
+/** What a handler's `run` resolves to. "done" deletes the task; "release" hands it back. */
+export type HandlerResult = "done" | "release";
+
+/**
+ * Why a running task was asked to stop. Carried as `ctx.signal.reason` (an Error whose
+ * `reason` field holds this value, see StopError) so handlers can tell a shutdown from a
+ * lost claim.
+ */
+export type StopReason =
+  | "shutdown" // the node is shutting down
+  | "balance" // the balancer chose to move this task elsewhere
+  | "command" // a stop_task node command, or an operator request
+  | "lost" // the coordinator no longer holds this task's claim (owner key gone or changed)
+  | "lease" // the node's lease is in doubt: every handler stops before it can expire
+  | "deleted"; // the task was deleted while running
+
+/** Minimal logger shape; consola instances satisfy it, and so can any embedding program's. */
+export interface Logger {
+  debug(message: string, ...args: unknown[]): void;
+  info(message: string, ...args: unknown[]): void;
+  warn(message: string, ...args: unknown[]): void;
+  error(message: string, ...args: unknown[]): void;
+}
+
+/** Everything a handler gets besides its task. */
+export interface HandlerContext {
+  /** Aborted when the task must stop; `signal.reason` is a StopError. */
+  readonly signal: AbortSignal;
+  /**
+   * Fencing token: strictly increases each time the task is claimed (etcd: the owner key's
+   * create revision). Pass it downstream so stale owners' writes can be rejected.
+   */
+  readonly token: number;
+  /** Name of the node running the task. */
+  readonly node: string;
+  /** Logger tagged with the task id. */
+  readonly log: Logger;
+  /**
+   * Epoch milliseconds by which the handler must have stopped if the node's claim cannot be
+   * renewed (last confirmed renewal + TTL − safety margin). Infinity when the coordinator
+   * cannot lose claims (memory). Re-read it: it moves forward with each renewal.
+   */
+  claimDeadline(): number;
+  /** Client for the same coordinator: handlers may submit and delete tasks, send commands. */
+  readonly client: Client;
+}
+
+/** A task handler: the unit users write. */
+export interface Handler<P extends TaskProps = TaskProps> {
+  /** Name tasks are routed by (props.handler, else the id before the first ':'). */
+  readonly name?: string;
+  /**
+   * Runs the task until it finishes ("done") or must stop ("release"). It should return soon
+   * after `ctx.signal` aborts. A thrown error or rejection releases the task and this node
+   * backs off from it; it never deletes the task.
+   */
+  run(task: Task<P>, ctx: HandlerContext): Promise<HandlerResult> | HandlerResult;
+}
+
+/** What a coordinator returns for a won claim. */
+export interface Claim {
+  /** Fencing token for this claim (see HandlerContext.token). */
+  readonly token: number;
+}
+
+/** Node-level command (ref §1.6). Wire JSON: {"command": name, "parameters"?: {...}}. */
+export interface NodeCommand {
+  readonly command: string;
+  readonly parameters?: Record<string, unknown>;
+}
+
+/**
+ * The coordinator's live view of the cluster, kept from its watch (never polled).
+ * Only balancers need it.
+ */
+export interface ClusterState {
+  /** Running-task count per live node (nodes with no tasks appear with 0). */
+  nodeTaskCounts(): ReadonlyMap<string, number>;
+  /** Tasks that exist and have no owner right now, as far as this node has seen. */
+  unclaimedCount(): number;
+}
+
+/** Callbacks a coordinator uses to push events into its consumer. */
+export interface CoordinatorContext {
+  /** This node's name. */
+  readonly node: string;
+  readonly log: Logger;
+  /** A task may be claimable (new, released, or its owner vanished). Repeats are harmless. */
+  announce(task: Task): void;
+  /** A task this node may have been told about no longer exists or is owned elsewhere. */
+  withdraw(taskId: string): void;
+  /** A node command addressed to this node, delivered in submission order. */
+  command(cmd: NodeCommand): void;
+  /** This node no longer holds the claim on a running task. The consumer stops it. */
+  lost(taskId: string, reason: Extract<StopReason, "lost" | "deleted">): void;
+  /**
+   * The node's claims can no longer be vouched for (keepalives failing). The consumer stops
+   * claiming and aborts every handler; the promise settles once all have returned or
+   * `deadline` (epoch ms) has passed, whichever is first.
+   */
+  suspend(deadline: number): Promise<void>;
+  /** Claims are safe again (the node rejoined with a fresh lease). */
+  resume(): void;
+}
+
+/** A broker adapter: the consumer's only way to reach the cluster (ref §1.3). */
+export interface Coordinator {
+  /** For logs, e.g. "etcd:/ns/node1" or "memory:node1". */
+  readonly name: string;
+  /** Register the node and start announcing tasks and commands. Rejects if it cannot. */
+  init(ctx: CoordinatorContext): Promise<void>;
+  /** Claim a task. Resolves undefined if someone else owns it or it no longer exists. */
+  claim(task: Task): Promise<Claim | undefined>;
+  /** Give up the claim so another node (or this one) can run it. Safe after close. */
+  release(task: Task): Promise<void>;
+  /** The task finished for good: delete it. Safe after close. */
+  done(task: Task): Promise<void>;
+  /** See HandlerContext.claimDeadline. */
+  claimDeadline(): number;
+  /** Live cluster view for balancers. */
+  readonly cluster: ClusterState;
+  /** A client on the same broker, for handlers. */
+  readonly client: Client;
+  /** Stop watching and deregister. Does not release tasks: the consumer did that. */
+  close(): Promise<void>;
+}
+
+/** What an operator or submitter sees of a task. */
+export interface TaskInfo {
+  readonly id: string;
+  readonly props: TaskProps;
+  /** Owning node, if claimed. */
+  readonly owner?: string;
+  /** Fencing token of the current claim, if claimed. */
+  readonly token?: number;
+}
+
+/** Used by submitters and operators, not by nodes (ref §1.4). */
+export interface Client {
+  /** Create a task. Rejects with TaskExistsError if the id is taken. */
+  submitTask(id: string, props?: TaskProps): Promise<void>;
+  /** Delete a task; its running instance, if any, is stopped. Resolves false if absent. */
+  deleteTask(id: string): Promise<boolean>;
+  /** Send a command to a node. */
+  submitCommand(node: string, cmd: NodeCommand): Promise<void>;
+  /** Names of live nodes. */
+  nodes(): Promise<string[]>;
+  /** Every task with its owner and fencing token. */
+  tasks(): Promise<TaskInfo[]>;
+}
+
+/** Consumer's read-only view of a running task (ref §1.1 RunningTask). */
+export interface RunningTask {
+  readonly task: Task;
+  /** Handler name the task was routed to. */
+  readonly handler: string;
+  /** Epoch ms when this node started it. */
+  readonly started: number;
+  /** Epoch ms of the first stop request, if any. */
+  readonly stopped?: number;
+  readonly stopReason?: StopReason;
+  readonly token: number;
+}
+
+/** Result of Balancer.canClaim. */
+export type ClaimDecision =
+  | { readonly claim: true }
+  /** Not now: ignore announcements of this task until `until` (epoch ms), then reconsider. */
+  | { readonly claim: false; readonly until: number }
+  /** Not at all: drop it until the coordinator announces it again. */
+  | { readonly claim: false; readonly until?: undefined };
+
+/** What a balancer may look at. */
+export interface BalancerContext {
+  readonly node: string;
+  /** Running tasks on this node, sorted by id. */
+  tasks(): RunningTask[];
+  readonly cluster: ClusterState;
+}
+
+/** Decides what this node claims and what it gives up (ref §1.5). A plain object works. */
+export interface Balancer {
+  /** Called once, before the coordinator's init. */
+  init?(ctx: BalancerContext): void;
+  /** Called before every claim attempt. May be async to delay this node in the claim race. */
+  canClaim(task: Task): ClaimDecision | Promise<ClaimDecision>;
+  /** Ids of running tasks this node should release now. */
+  balance(): string[] | Promise<string[]>;
+}
+
+/** Outcome of Consumer.shutdown. */
+export interface ShutdownReport {
+  /** True when every handler returned before the timeout. */
+  readonly clean: boolean;
+  /** Ids of tasks whose handlers had not returned when shutdown gave up on them. */
+  readonly stuck: string[];
+}
