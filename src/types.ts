@@ -60,6 +60,12 @@ export interface HandlerContext {
   claimDeadline(): number;
   /** Client for the same coordinator: handlers may submit and delete tasks, send commands. */
   readonly client: Client;
+  /**
+   * Called on every stop request, including repeats (the signal aborts only once), with the
+   * reason and how many requests there have been. A handler may treat a second request as
+   * "stop now". Returns an unsubscribe function.
+   */
+  onStop(listener: (reason: StopReason, count: number) => void): () => void;
 }
 
 /** A task handler: the unit users write. */
@@ -192,6 +198,11 @@ export interface BalancerContext {
   readonly node: string;
   /** Running tasks on this node, sorted by id. */
   tasks(): RunningTask[];
+  /**
+   * How many tasks this node runs or is claiming right now, without building the sorted list
+   * (canClaim runs before every claim, so it must be O(1)). Optional for custom contexts.
+   */
+  taskCount?(): number;
   readonly cluster: ClusterState;
 }
 

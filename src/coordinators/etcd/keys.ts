@@ -74,6 +74,22 @@ export class Keys {
     }
     return undefined;
   }
+
+  /**
+   * Classify a key under nodes/: a node's registration marker (`nodes/M/_metafora`) or one of
+   * its pending commands (`nodes/M/commands/<n>`). Undefined for anything else.
+   */
+  parseNodeKey(key: string): { node: string; part: "marker" } | { node: string; part: "command" } | undefined {
+    if (!key.startsWith(this.nodesPrefix)) return undefined;
+    const segments = key.slice(this.nodesPrefix.length).split("/");
+    const node = segments[0];
+    if (!node) return undefined;
+    if (segments.length === 2 && segments[1] === METADATA) return { node, part: "marker" };
+    if (segments.length === 3 && segments[1] === "commands" && segments[2] && segments[2] !== METADATA) {
+      return { node, part: "command" };
+    }
+    return undefined;
+  }
 }
 
 /** Owner value, byte-identical to Go's json.Marshal of {Node string `json:"node"`}. */
@@ -97,4 +113,25 @@ export function encodeMetadata(host: string, node: string, created: Date = new D
   const iso = created.toISOString(); // 2026-11-22T14:30:01.819Z
   const goLike = `${iso.slice(0, 10)} ${iso.slice(11, 23)} +0000 UTC`;
   return goJson({ host, created: goLike, node });
+}
+
+/**
+ * Why a task id cannot be used, or undefined when it can. Ids become one path segment
+ * (`tasks/T`), so '/' would change the layout, and `_metafora` is the metadata key.
+ */
+export function invalidTaskIdReason(id: unknown): string | undefined {
+  if (typeof id !== "string") return `task id must be a string, got ${typeof id}`;
+  if (id === "") return "task id must not be empty";
+  if (id.includes("/")) return `task id ${JSON.stringify(id)} must not contain '/'`;
+  if (id === METADATA || id === "." || id === "..") return `task id ${JSON.stringify(id)} is reserved`;
+  return undefined;
+}
+
+/** Why a node name cannot be used, or undefined when it can (it becomes the segment `nodes/M`). */
+export function invalidNodeNameReason(name: unknown): string | undefined {
+  if (typeof name !== "string") return `node name must be a string, got ${typeof name}`;
+  if (name.trim() === "") return "node name must not be empty";
+  if (name.includes("/")) return `node name ${JSON.stringify(name)} must not contain '/'`;
+  if (name === METADATA || name === "." || name === "..") return `node name ${JSON.stringify(name)} is reserved`;
+  return undefined;
 }

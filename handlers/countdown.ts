@@ -1,0 +1,24 @@
+/**
+ * A finite handler: counts down `props.from` (default 3) seconds, then returns "done", which
+ * deletes the task. Stopped early, it returns "release" and the count starts over wherever
+ * the task runs next. Submit one with:
+ *   metafora submit countdown:launch --props '{"from":10}'
+ */
+import { defineHandler } from "metafora";
+
+export default defineHandler<{ from?: number }>({
+  async run(task, ctx) {
+    let left = typeof task.props.from === "number" ? task.props.from : 3;
+    while (left > 0) {
+      ctx.log.info(`${task.id}: ${left}`);
+      const stopped = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), 1000);
+        ctx.signal.addEventListener("abort", () => (clearTimeout(timer), resolve(true)), { once: true });
+      });
+      if (stopped) return "release";
+      left--;
+    }
+    ctx.log.info(`${task.id}: lift-off`);
+    return "done";
+  },
+});

@@ -1,0 +1,188 @@
+/**
+ * The etcd Client: what submitters and operators use (ref §2.11), writing exactly what Go
+ * Metafora's client writes, with its bugs fixed: deletes never reach sibling tasks, nodes()
+ * works, and tasks() shows owners and fencing tokens.
+ */
+import { Range, type Etcd3, type IKeyValue } from "etcd3";
+import { encodeCommand } from "../../command.ts";
+import { TaskExistsError } from "../../errors.ts";
+import { goJson } from "../../gojson.ts";
+import { scopedLogger } from "../../log.ts";
+import type { Client, Logger, NodeCommand, TaskInfo, TaskProps } from "../../types.ts";
+import { parseEtcdConfig, type EtcdConfig, type EtcdConfigInput } from "./config.ts";
+import { connectEtcd } from "./connect.ts";
+import { decodeOwner, invalidNodeNameReason, invalidTaskIdReason, Keys } from "./keys.ts";
+import { parseProps } from "./task-table.ts";
+
+export interface EtcdClientOptions {
+  readonly log?: Logger;
+  /** Deadline for each request, ms (default 5000). */
+  readonly requestTimeout?: number;
+}
+
+const decoder = new TextDecoder();
+
+function checkTaskId(id: unknown): asserts id is string {
+  const reason = invalidTaskIdReason(id);
+  if (reason) throw new TypeError(reason);
+}
+
+/** A random unsigned 64-bit integer in decimal, like Go's rand.Uint64 command keys. */
+function randomUint64(): string {
+  const buf = new BigUint64Array(1);
+  crypto.getRandomValues(buf);
+  return String(buf[0]);
+}
+
+export class EtcdClient implements Client {
+  private readonly keys: Keys;
+  private readonly log: Logger;
+  private readonly requestTimeout: number;
+  private ownsConnection = false;
+
+  constructor(
+    private readonly etcd: Etcd3,
+    namespace: string,
+    options: EtcdClientOptions = {},
+  ) {
+    this.keys = new Keys(namespace);
+    this.log = options.log ?? scopedLogger(`etcd client ${this.keys.ns}`);
+    this.requestTimeout = options.requestTimeout ?? 5000;
+  }
+
+  /** A client with its own connection, closed by close(). */
+  static connect(config: EtcdConfig | EtcdConfigInput, options: Omit<EtcdClientOptions, "requestTimeout"> = {}): EtcdClient {
+    const parsed = parseEtcdConfig(config);
+    const client = new EtcdClient(connectEtcd(parsed), parsed.namespace, { ...options, requestTimeout: parsed.requestTimeout });
+    client.ownsConnection = true;
+    return client;
+  }
+
+  /** Close the connection if this client opened it. */
+  close(): void {
+    if (this.ownsConnection) this.etcd.close();
+  }
+
+  private get callOptions(): { deadline: number } {
+    return { deadline: Date.now() + this.requestTimeout };
+  }
+
+  /**
+   * Create a task: props JSON and the task key "" in one transaction, only if the props key
+   * does not exist (Go's check, so both clients refuse each other's duplicates).
+   */
+  async submitTask(id: string, props: TaskProps = {}): Promise<void> {
+    checkTaskId(id);
+    if (props === null || typeof props !== "object" || Array.isArray(props)) {
+      throw new TypeError(`props of task ${JSON.stringify(id)} must be a plain object, got ${Array.isArray(props) ? "an array" : typeof props}`);
+    }
+    let json: string;
+    try {
+      json = goJson(props);
+    } catch (err) {
+      throw new TypeError(`props of task ${JSON.stringify(id)} cannot be encoded as JSON: ${(err as Error).message}`);
+    }
+    const propsKey = Buffer.from(this.keys.props(id));
+    const res = await this.etcd.kv.txn(
+      {
+        compare: [{ key: propsKey, target: "Version", result: "Equal", version: 0 }],
+        success: [
+          { request_put: { key: propsKey, value: Buffer.from(json) } },
+          { request_put: { key: Buffer.from(this.keys.task(id)), value: Buffer.alloc(0) } },
+        ],
+      },
+      this.callOptions,
+    );
+    if (!res.succeeded) throw new TaskExistsError(id);
+  }
+
+  /**
+   * Delete a task: its key and everything under `tasks/T/` (never the prefix `tasks/T`, which
+   * would take `tasks/T1` with it). The owner's watch sees the delete and stops the task.
+   */
+  async deleteTask(id: string): Promise<boolean> {
+    checkTaskId(id);
+    const children = Range.prefix(this.keys.taskChildren(id));
+    const res = await this.etcd.kv.txn(
+      {
+        success: [
+          { request_delete_range: { key: Buffer.from(this.keys.task(id)) } },
+          { request_delete_range: { key: children.start, range_end: children.end } },
+        ],
+      },
+      this.callOptions,
+    );
+    return res.responses.some((r) => Number(r.response_delete_range?.deleted ?? 0) > 0);
+  }
+
+  /** Queue a command for a node under a random key; the node reads them in submission order. */
+  async submitCommand(node: string, cmd: NodeCommand): Promise<void> {
+    const reason = invalidNodeNameReason(node);
+    if (reason) throw new TypeError(reason);
+    if (!cmd || typeof cmd.command !== "string" || cmd.command === "") {
+      throw new TypeError('a node command needs a non-empty "command" name');
+    }
+    const key = `${this.keys.nodeCommandsPrefix(node)}${randomUint64()}`;
+    await this.etcd.kv.put({ key: Buffer.from(key), value: Buffer.from(encodeCommand(cmd)) }, this.callOptions);
+  }
+
+  /** Names of live nodes (those with a registration marker), sorted. */
+  async nodes(): Promise<string[]> {
+    const range = Range.prefix(this.keys.nodesPrefix);
+    const res = await this.etcd.kv.range({ key: range.start, range_end: range.end, keys_only: true }, this.callOptions);
+    const names = new Set<string>();
+    for (const kv of res.kvs) {
+      const parsed = this.keys.parseNodeKey(decoder.decode(kv.key));
+      if (parsed?.part === "marker") names.add(parsed.node);
+    }
+    return [...names].sort();
+  }
+
+  /** Every task (whose task key exists), sorted by id, with owner and fencing token. */
+  async tasks(): Promise<TaskInfo[]> {
+    const byId = new Map<string, { exists: boolean; props?: string; owner?: IKeyValue }>();
+    for (const kv of await this.listAll(this.keys.tasksPrefix)) {
+      const parsed = this.keys.parseTaskKey(decoder.decode(kv.key));
+      if (!parsed || parsed.part === "commands") continue;
+      let entry = byId.get(parsed.id);
+      if (!entry) byId.set(parsed.id, (entry = { exists: false }));
+      if (parsed.part === "task") entry.exists = true;
+      else if (parsed.part === "props") entry.props = decoder.decode(kv.value);
+      else entry.owner = kv;
+    }
+    const out: TaskInfo[] = [];
+    for (const [id, entry] of byId) {
+      if (!entry.exists) continue;
+      const props = parseProps(entry.props);
+      if (!props.ok) this.log.warn(`task ${id}: props at ${this.keys.props(id)} are ${props.error}; shown as {}`);
+      const info: { id: string; props: TaskProps; owner?: string; token?: number } = { id, props: props.ok ? props.props : {} };
+      if (entry.owner) {
+        const owner = decodeOwner(decoder.decode(entry.owner.value));
+        if (owner === undefined) this.log.warn(`task ${id}: owner value at ${this.keys.owner(id)} is not {"node": string}`);
+        else info.owner = owner;
+        info.token = Number(entry.owner.create_revision);
+      }
+      out.push(info);
+    }
+    return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  /** All keys under a prefix, paginated, every page at the first page's revision. */
+  private async listAll(prefix: string, pageSize = 1000): Promise<IKeyValue[]> {
+    const range = Range.prefix(prefix);
+    const out: IKeyValue[] = [];
+    let start = range.start;
+    let revision: string | undefined;
+    for (;;) {
+      const res = await this.etcd.kv.range(
+        { key: start, range_end: range.end, limit: pageSize, ...(revision ? { revision } : {}) },
+        this.callOptions,
+      );
+      revision ??= res.header.revision;
+      out.push(...res.kvs);
+      const last = res.kvs[res.kvs.length - 1];
+      if (!res.more || !last) return out;
+      start = Buffer.concat([last.key, Buffer.from([0])]);
+    }
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * The cluster as this node's watches see it: live nodes (registration markers under nodes/)
+ * and how many tasks each owns (owner keys under tasks/). Nothing here is polled; both halves
+ * are kept current by the coordinator's watches, so balancers may ask as often as they like.
+ */
+import type { ClusterState } from "../../types.ts";
+import type { TaskTable } from "./task-table.ts";
+
+export class EtcdClusterView implements ClusterState {
+  private nodes = new Set<string>();
+
+  constructor(
+    private readonly self: string,
+    private readonly table: () => TaskTable,
+  ) {}
+
+  /** Replace the live node set (from a listing of nodes/). */
+  setNodes(names: Iterable<string>): void {
+    this.nodes = new Set(names);
+  }
+
+  addNode(name: string): void {
+    this.nodes.add(name);
+  }
+
+  removeNode(name: string): void {
+    this.nodes.delete(name);
+  }
+
+  /** Live node names, sorted. This node counts as live while it runs. */
+  liveNodes(): string[] {
+    return [...new Set([...this.nodes, this.self])].sort();
+  }
+
+  nodeTaskCounts(): ReadonlyMap<string, number> {
+    const table = this.table();
+    const counts = new Map<string, number>();
+    for (const node of this.liveNodes()) counts.set(node, table.ownerCount(node));
+    return counts;
+  }
+
+  unclaimedCount(): number {
+    return this.table().unclaimedCount();
+  }
+}

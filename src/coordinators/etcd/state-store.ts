@@ -1,0 +1,55 @@
+/**
+ * Task states in etcd (ref §2.13): `N/state/T`, permanent (no lease), holding the State JSON
+ * of ref §2.3, so Go Metafora and we read each other's states. Terminal states stay after the
+ * task is deleted, which is what makes a resubmitted finished task a no-op.
+ */
+import type { Etcd3 } from "etcd3";
+import { decodeState, encodeState } from "../../statemachine/codec.ts";
+import type { State, StateStore } from "../../statemachine/types.ts";
+import { Keys } from "./keys.ts";
+
+const RUNNABLE: State = { code: "runnable" };
+
+export class EtcdStateStore implements StateStore {
+  private readonly keys: Keys;
+
+  constructor(private readonly client: Etcd3, namespace: string | Keys) {
+    this.keys = typeof namespace === "string" ? new Keys(namespace) : namespace;
+  }
+
+  /**
+   * The stored state; if there is none, `runnable` is written and returned (as Go does), in
+   * one transaction so a state written meanwhile is never overwritten.
+   */
+  async load(taskId: string): Promise<State> {
+    const key = this.keys.state(taskId);
+    const res = await this.client
+      .if(key, "Version", "==", 0)
+      .then(this.client.put(key).value(encodeState(RUNNABLE)))
+      .else(this.client.get(key))
+      .commit();
+    if (res.succeeded) return RUNNABLE;
+    const kv = res.responses[0]?.response_range?.kvs?.[0];
+    if (!kv) throw new Error(`state key ${key} vanished while being read`);
+    return this.decode(key, kv.value.toString());
+  }
+
+  async store(taskId: string, state: State): Promise<void> {
+    await this.client.put(this.keys.state(taskId)).value(encodeState(state)).exec();
+  }
+
+  /** The stored state without creating one (for operators). */
+  async get(taskId: string): Promise<State | undefined> {
+    const key = this.keys.state(taskId);
+    const value = await this.client.get(key).string();
+    return value === null ? undefined : this.decode(key, value);
+  }
+
+  private decode(key: string, value: string): State {
+    try {
+      return decodeState(value);
+    } catch (err) {
+      throw new Error(`state key ${key} holds an unreadable state: ${(err as Error).message}`);
+    }
+  }
+}

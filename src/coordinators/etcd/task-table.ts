@@ -1,0 +1,131 @@
+/**
+ * The node's model of every task in the namespace, built from the tasks/ watch: whether the
+ * task key exists, its props, and its owner (node, owner key create revision = fencing token,
+ * lease). It keeps per-node owner counts and the unclaimed count up to date on every change,
+ * so the balancer's cluster view costs O(nodes) however many tasks there are.
+ */
+import type { TaskProps } from "../../types.ts";
+import { decodeOwner, type Keys } from "./keys.ts";
+import type { MirrorKv } from "./watch.ts";
+
+export interface OwnerRecord {
+  /** Owning node; undefined when the value is not {"node": string} (treated as someone else). */
+  readonly node: string | undefined;
+  readonly raw: string;
+  /** Create revision of the owner key: the claim's fencing token. */
+  readonly createRevision: number;
+  readonly lease: string;
+}
+
+export interface TaskRecord {
+  readonly id: string;
+  /** The task key `tasks/T` exists. */
+  exists: boolean;
+  /** Raw props value, undefined when the props key is absent. */
+  propsRaw: string | undefined;
+  /** Mod revision of the props key (to warn once per malformed value). */
+  propsRevision: number;
+  owner: OwnerRecord | undefined;
+}
+
+export type ParsedProps = { ok: true; props: TaskProps } | { ok: false; error: string };
+
+/** Props as Go and we write them: absent or "" (Go's default task) → {}; otherwise a JSON object. */
+export function parseProps(raw: string | undefined): ParsedProps {
+  if (raw === undefined || raw.trim() === "") return { ok: true, props: {} };
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch (err) {
+    return { ok: false, error: `not JSON (${(err as Error).message})` };
+  }
+  if (value === null) return { ok: true, props: {} };
+  if (typeof value !== "object" || Array.isArray(value)) return { ok: false, error: "not a JSON object" };
+  return { ok: true, props: value as TaskProps };
+}
+
+export function ownerRecord(kv: MirrorKv): OwnerRecord {
+  return { node: decodeOwner(kv.value), raw: kv.value, createRevision: kv.createRevision, lease: kv.lease };
+}
+
+export class TaskTable {
+  private readonly records = new Map<string, TaskRecord>();
+  private readonly owners = new Map<string, number>();
+  private unclaimed = 0;
+
+  /** Build from a listing of the tasks/ prefix. */
+  static fromSnapshot(kvs: readonly MirrorKv[], keys: Keys): TaskTable {
+    const table = new TaskTable();
+    for (const kv of kvs) {
+      const parsed = keys.parseTaskKey(kv.key);
+      if (!parsed) continue;
+      if (parsed.part === "task") table.setExists(parsed.id, true);
+      else if (parsed.part === "props") table.setProps(parsed.id, kv.value, kv.modRevision);
+      else if (parsed.part === "owner") table.setOwner(parsed.id, ownerRecord(kv));
+    }
+    return table;
+  }
+
+  get(id: string): Readonly<TaskRecord> | undefined {
+    return this.records.get(id);
+  }
+
+  all(): IterableIterator<Readonly<TaskRecord>> {
+    return this.records.values();
+  }
+
+  get size(): number {
+    return this.records.size;
+  }
+
+  setExists(id: string, exists: boolean): void {
+    this.update(id, (r) => {
+      r.exists = exists;
+    });
+  }
+
+  setProps(id: string, raw: string | undefined, revision: number): void {
+    this.update(id, (r) => {
+      r.propsRaw = raw;
+      r.propsRevision = revision;
+    });
+  }
+
+  setOwner(id: string, owner: OwnerRecord | undefined): void {
+    this.update(id, (r) => {
+      r.owner = owner;
+    });
+  }
+
+  /** Tasks owned by `node` (valid owner values only). */
+  ownerCount(node: string): number {
+    return this.owners.get(node) ?? 0;
+  }
+
+  /** Tasks whose key exists and that nobody owns. */
+  unclaimedCount(): number {
+    return this.unclaimed;
+  }
+
+  private update(id: string, mutate: (r: TaskRecord) => void): void {
+    let record = this.records.get(id);
+    if (!record) {
+      record = { id, exists: false, propsRaw: undefined, propsRevision: 0, owner: undefined };
+      this.records.set(id, record);
+    }
+    this.count(record, -1);
+    mutate(record);
+    this.count(record, +1);
+    if (!record.exists && record.propsRaw === undefined && !record.owner) this.records.delete(id);
+  }
+
+  private count(r: TaskRecord, sign: 1 | -1): void {
+    if (r.exists && !r.owner) this.unclaimed += sign;
+    const node = r.owner?.node;
+    if (node !== undefined) {
+      const next = (this.owners.get(node) ?? 0) + sign;
+      if (next === 0) this.owners.delete(node);
+      else this.owners.set(node, next);
+    }
+  }
+}

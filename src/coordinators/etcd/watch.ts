@@ -1,0 +1,229 @@
+/**
+ * A live mirror of one etcd prefix: ONE listing (paginated, all pages at the same revision),
+ * then a watch from the next revision, so no change is missed or seen twice. Whenever the
+ * watch is in doubt (compacted past our revision, canceled, stream error or end, etcd
+ * restarted) the mirror lists again and hands the listener a fresh snapshot to reconcile
+ * against; it retries with back-off until etcd answers and never throws out of a callback.
+ *
+ * We drive etcd's watch stream directly instead of etcd3's Watcher: the Watcher resumes after
+ * a reconnect from the header revision of the last response, which can skip events, and it
+ * reports compaction only as an anonymous error.
+ */
+import { Range, type Etcd3, type IDuplexStream, type IKeyValue, type IWatchRequest, type IWatchResponse } from "etcd3";
+import { describeError } from "../../errors.ts";
+import type { Logger } from "../../types.ts";
+import { closeStream } from "./lease.ts";
+
+export interface MirrorKv {
+  readonly key: string;
+  readonly value: string;
+  readonly createRevision: number;
+  readonly modRevision: number;
+  /** Lease id (decimal string), "0" when none. */
+  readonly lease: string;
+}
+
+export interface MirrorEvent {
+  readonly type: "put" | "delete";
+  /** For deletes only key and modRevision are meaningful. */
+  readonly kv: MirrorKv;
+}
+
+export interface MirrorListener {
+  /** Everything under the prefix at `revision`: the first listing, or a relist after trouble. */
+  snapshot(kvs: MirrorKv[], revision: number, reason: string): void;
+  /** Changes after the last snapshot, in revision order. */
+  events(events: MirrorEvent[]): void;
+}
+
+export interface PrefixMirrorOptions {
+  readonly etcd: Etcd3;
+  /** With trailing slash, e.g. "/ns/tasks/". */
+  readonly prefix: string;
+  readonly listener: MirrorListener;
+  readonly log: Logger;
+  /** Deadline for each listing page, ms. */
+  readonly requestTimeout: number;
+  /** Keys per listing page (default 1000). */
+  readonly pageSize?: number;
+  /** Called whenever the mirror relists, with why (for metrics and tests). */
+  readonly onResync?: (reason: string) => void;
+  /**
+   * Test seam: awaited after each listing and before its watch starts, so a test can make
+   * changes (and compact them away) in the gap the watch must cover.
+   */
+  readonly afterList?: (revision: number) => Promise<void>;
+}
+
+type WatchStream = IDuplexStream<IWatchRequest, IWatchResponse>;
+
+const decoder = new TextDecoder();
+
+function toKv(kv: IKeyValue): MirrorKv {
+  return {
+    key: decoder.decode(kv.key),
+    value: kv.value ? decoder.decode(kv.value) : "",
+    createRevision: Number(kv.create_revision ?? 0),
+    modRevision: Number(kv.mod_revision ?? 0),
+    lease: kv.lease ?? "0",
+  };
+}
+
+export class PrefixMirror {
+  /** Highest revision reflected in what the listener has been told. */
+  revision = 0;
+  /** Revision of the last listing: events at or below it are already in that snapshot. */
+  private snapshotRevision = 0;
+  private stream: WatchStream | undefined;
+  private generation = 0;
+  private syncing = false;
+  private pendingReason: string | undefined;
+  private closed = false;
+  private readonly range: Range;
+
+  constructor(private readonly options: PrefixMirrorOptions) {
+    this.range = Range.prefix(options.prefix);
+  }
+
+  /** First listing and watch. Rejects when etcd cannot be listed (the caller decides). */
+  async start(): Promise<void> {
+    await this.listAndWatch("initial listing");
+  }
+
+  /** List again and reconcile (coalesced; retried until etcd answers or close). */
+  resync(reason: string): void {
+    if (this.closed) return;
+    this.dropWatch();
+    if (this.syncing) {
+      this.pendingReason = reason;
+      return;
+    }
+    void this.syncLoop(reason);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.dropWatch();
+  }
+
+  private async syncLoop(firstReason: string): Promise<void> {
+    this.syncing = true;
+    let reason = firstReason;
+    let attempt = 0;
+    try {
+      while (!this.closed) {
+        this.options.onResync?.(reason);
+        try {
+          await this.listAndWatch(reason);
+          attempt = 0;
+          if (this.pendingReason === undefined) return;
+          reason = this.pendingReason;
+          this.pendingReason = undefined;
+          this.dropWatch();
+        } catch (err) {
+          attempt++;
+          const level = attempt === 1 ? "warn" : "debug";
+          this.options.log[level](`cannot list ${this.options.prefix} (attempt ${attempt}), retrying: ${describeError(err)}`);
+          this.dropWatch();
+          await delay(Math.min(2000, 100 * 2 ** Math.min(attempt, 5)));
+        }
+      }
+    } finally {
+      this.syncing = false;
+    }
+  }
+
+  private async listAndWatch(reason: string): Promise<void> {
+    const { kvs, revision } = await this.list();
+    if (this.closed) return;
+    this.revision = revision;
+    this.snapshotRevision = revision;
+    try {
+      this.options.listener.snapshot(kvs, revision, reason);
+    } catch (err) {
+      this.options.log.error(`snapshot of ${this.options.prefix} failed in its listener: ${describeError(err)}`);
+    }
+    await this.options.afterList?.(revision);
+    if (this.closed) return;
+    await this.openWatch(revision + 1);
+  }
+
+  private async list(): Promise<{ kvs: MirrorKv[]; revision: number }> {
+    const { etcd, requestTimeout } = this.options;
+    const pageSize = this.options.pageSize ?? 1000;
+    const kvs: MirrorKv[] = [];
+    let start = this.range.start;
+    let revision: string | undefined;
+    for (;;) {
+      const res = await etcd.kv.range(
+        { key: start, range_end: this.range.end, limit: pageSize, ...(revision ? { revision } : {}) },
+        { deadline: Date.now() + requestTimeout },
+      );
+      revision ??= res.header.revision;
+      for (const kv of res.kvs) kvs.push(toKv(kv));
+      const last = res.kvs[res.kvs.length - 1];
+      if (!res.more || !last) break;
+      start = Buffer.concat([last.key, Buffer.from([0])]);
+    }
+    return { kvs, revision: Number(revision) };
+  }
+
+  private async openWatch(fromRevision: number): Promise<void> {
+    const stream = await this.options.etcd.watchClient.watch();
+    if (this.closed) {
+      closeStream(stream);
+      return;
+    }
+    this.dropWatch();
+    const generation = this.generation;
+    this.stream = stream;
+    stream.on("data", (res) => {
+      if (generation !== this.generation) return;
+      try {
+        this.onResponse(res);
+      } catch (err) {
+        // Never let a listener bug escape into grpc's stream (etcd3 would rethrow it).
+        this.options.log.error(`watch of ${this.options.prefix} failed handling a response: ${describeError(err)}`);
+      }
+    });
+    stream.on("error", (err) => {
+      if (generation === this.generation) this.resync(`watch stream failed: ${err.message}`);
+    });
+    stream.on("end", () => {
+      if (generation === this.generation) this.resync("watch stream ended");
+    });
+    stream.write({
+      create_request: { key: this.range.start, range_end: this.range.end, start_revision: fromRevision },
+    });
+  }
+
+  private onResponse(res: IWatchResponse): void {
+    if (res.canceled) {
+      const compacted = res.compact_revision && res.compact_revision !== "0";
+      this.resync(compacted ? `compacted: etcd history starts at revision ${res.compact_revision}` : `watch canceled by etcd: ${res.cancel_reason || "no reason given"}`);
+      return;
+    }
+    if (res.created || !res.events || res.events.length === 0) return;
+    const events: MirrorEvent[] = [];
+    for (const ev of res.events) {
+      const kv = toKv(ev.kv);
+      if (kv.modRevision <= this.snapshotRevision) continue; // already in the snapshot
+      events.push({ type: String(ev.type).toLowerCase() === "delete" ? "delete" : "put", kv });
+    }
+    const last = events[events.length - 1];
+    if (!last) return;
+    this.revision = Math.max(this.revision, last.kv.modRevision);
+    this.options.listener.events(events);
+  }
+
+  private dropWatch(): void {
+    this.generation++;
+    const stream = this.stream;
+    this.stream = undefined;
+    if (stream) closeStream(stream);
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,28 @@
+/** Client for a MemoryBroker: submit and delete tasks, send node commands, list nodes and tasks. */
+import type { Client, NodeCommand, TaskInfo, TaskProps } from "../../types.ts";
+import type { MemoryBroker } from "./broker.ts";
+
+export class MemoryClient implements Client {
+  constructor(private readonly broker: MemoryBroker) {}
+
+  async submitTask(id: string, props?: TaskProps): Promise<void> {
+    this.broker.submit(id, props);
+  }
+
+  async deleteTask(id: string): Promise<boolean> {
+    return this.broker.delete(id);
+  }
+
+  /** Delivered in order; a command for a node that is not live waits until it registers. */
+  async submitCommand(node: string, cmd: NodeCommand): Promise<void> {
+    this.broker.command(node, cmd);
+  }
+
+  async nodes(): Promise<string[]> {
+    return this.broker.nodeNames();
+  }
+
+  async tasks(): Promise<TaskInfo[]> {
+    return this.broker.taskInfos();
+  }
+}

@@ -1,0 +1,4 @@
+/** The memory coordinator: several nodes in one process sharing one broker. */
+export { MemoryBroker, type BrokerSnapshot, type MemoryBrokerOptions } from "./broker.ts";
+export { MemoryCoordinator } from "./coordinator.ts";
+export { MemoryClient } from "./client.ts";

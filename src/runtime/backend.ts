@@ -1,0 +1,35 @@
+/**
+ * A backend is everything `metafora run` gets from the configured coordinator: the Coordinator
+ * the consumer runs on, a Client, the state machine's store and task commands, and how to
+ * close it all. One module per kind: embedded/ (memory broker persisted under data_dir) and
+ * etcd-backend.ts.
+ */
+import type { State, StateStore, TaskCommander, TaskCommandSource } from "../statemachine/types.ts";
+import type { Client, Coordinator, Logger } from "../types.ts";
+import type { RuntimeConfig } from "./config/schema.ts";
+import type { Metrics } from "./metrics.ts";
+
+export interface Backend {
+  readonly kind: RuntimeConfig["coordinator"];
+  /** For logs: where the data lives ("/var/lib/metafora", "etcd http://…/metafora"). */
+  readonly description: string;
+  readonly coordinator: Coordinator;
+  readonly client: Client;
+  readonly stateStore: StateStore;
+  readonly taskCommands: TaskCommander & TaskCommandSource;
+  /** A stored state without creating one. */
+  readState(taskId: string): Promise<State | undefined>;
+  /** Feed coordinator figures (lease keepalive latency, loop lag) into the metrics. */
+  attachMetrics(metrics: Metrics): void;
+  /** Release files, locks and connections. Called after the consumer has stopped. */
+  close(): Promise<void>;
+}
+
+export async function openBackend(config: RuntimeConfig, log: Logger): Promise<Backend> {
+  if (config.coordinator === "etcd") {
+    const { openEtcdBackend } = await import("./etcd-backend.ts");
+    return openEtcdBackend(config, log);
+  }
+  const { openEmbeddedBackend } = await import("./embedded/backend.ts");
+  return openEmbeddedBackend(config, log);
+}

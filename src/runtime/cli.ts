@@ -1,0 +1,147 @@
+/**
+ * The `metafora` command line (cac): `run`, `config` and `version` here, the operator commands
+ * (submit, delete, tasks, nodes, command, pause, resume, sleep, kill, state) from
+ * operator-cli.ts. Config flags are global, so every command reads the same configuration.
+ */
+import { cac, type CAC } from "cac";
+import { ConfigError, describeError } from "../errors.ts";
+import { CONFIG_FLAGS, configFlagsFromArgv } from "./config/flags.ts";
+import { loadConfigWithSources, type LoadedConfig } from "./config/load.ts";
+import { renderConfigToml } from "./config/print.ts";
+import { redactConfig } from "./config/redact.ts";
+import { KEYS, type RuntimeConfig } from "./config/schema.ts";
+import type { Env } from "./config/env.ts";
+import { ExitCode } from "./exit-codes.ts";
+import { registerOperatorCommands } from "./operator-cli.ts";
+import { VERSION } from "./version.ts";
+
+export interface CliIo {
+  /** Arguments after the program (process.argv.slice(2)). */
+  args: string[];
+  env: Env;
+  cwd: string;
+  stdout: { write(chunk: string): unknown };
+  stderr: { write(chunk: string): unknown };
+  isTTY?: boolean;
+}
+
+export interface Cli {
+  readonly cac: CAC;
+  /** Parse and run; resolves with the exit code. */
+  run(): Promise<number>;
+}
+
+export function createCli(io: CliIo): Cli {
+  const cli = cac("metafora");
+  let exitCode: number = ExitCode.ok;
+
+  const load = (): Promise<LoadedConfig> => {
+    const flags = configFlagsFromArgv(io.args);
+    return loadConfigWithSources({ argvFlags: flags.values, preErrors: flags.errors, env: io.env, cwd: io.cwd, ...(io.isTTY === undefined ? {} : { isTTY: io.isTTY }) });
+  };
+  const reportConfigError = (err: unknown): number => {
+    if (err instanceof ConfigError) {
+      io.stderr.write(`metafora: ${err.message}\n`);
+      return ExitCode.config;
+    }
+    io.stderr.write(`metafora: ${describeError(err)}\n`);
+    return ExitCode.failed;
+  };
+
+  cli.option("--config <path>", "Config file (default config/metafora.toml if it exists; env METAFORA_CONFIG)");
+  for (const spec of KEYS) {
+    if (!spec.flag) continue;
+    cli.option(`--${spec.flag} <value>`, `${spec.doc} (file: ${spec.key}${spec.env ? `, env: ${spec.env}` : ""})`);
+  }
+
+  cli
+    .command("run", "Run a node: load the handler folder, join the cluster, run tasks until SIGTERM/SIGINT")
+    .example("metafora run --handlers ./handlers")
+    .example("METAFORA_ETCD_ENDPOINTS=10.0.0.1:2379 metafora run")
+    .action(async () => {
+      let loaded: LoadedConfig;
+      try {
+        loaded = await load();
+      } catch (err) {
+        exitCode = reportConfigError(err);
+        return;
+      }
+      const { runNode } = await import("./run.ts");
+      exitCode = await runNode(loaded.config);
+    });
+
+  cli
+    .command("config", "Print the effective configuration (flags > env > file > defaults), secrets redacted")
+    .option("--json", "Print JSON instead of TOML")
+    .action(async (flags: { json?: boolean }) => {
+      let loaded: LoadedConfig;
+      try {
+        loaded = await load();
+      } catch (err) {
+        exitCode = reportConfigError(err);
+        return;
+      }
+      if (flags.json) {
+        const sources = Object.fromEntries([...loaded.sources].map(([k, s]) => [k, s]));
+        io.stdout.write(JSON.stringify({ config: redactConfig(loaded.config), sources, file: loaded.file ?? null }, null, 2) + "\n");
+      } else {
+        io.stdout.write(renderConfigToml(loaded.config, loaded.sources, loaded.file));
+      }
+      exitCode = ExitCode.ok;
+    });
+
+  cli
+    .command("version", "Print the version")
+    .option("--json", "Print JSON")
+    .action((flags: { json?: boolean }) => {
+      const runtime = runtimeName();
+      io.stdout.write(flags.json ? JSON.stringify({ version: VERSION, runtime }) + "\n" : `metafora ${VERSION} (${runtime})\n`);
+      exitCode = ExitCode.ok;
+    });
+
+  registerOperatorCommands(cli, {
+    loadConfig: async (): Promise<RuntimeConfig> => (await load()).config,
+    stdout: io.stdout,
+    stderr: io.stderr,
+    setExitCode: (code) => (exitCode = code),
+  });
+
+  cli.help();
+  cli.version(VERSION);
+
+  return {
+    cac: cli,
+    async run(): Promise<number> {
+      try {
+        cli.parse(["metafora", "metafora", ...io.args], { run: false });
+        if (cli.options.help || cli.options.version) return ExitCode.ok; // cac printed it
+        if (!cli.matchedCommand) {
+          const name = cli.args[0];
+          io.stderr.write(name ? `metafora: unknown command "${name}"\n\n` : "metafora: a command is required\n\n");
+          cli.outputHelp();
+          return ExitCode.usage;
+        }
+        await cli.runMatchedCommand();
+        return exitCode;
+      } catch (err) {
+        // cac's own errors: unknown option, missing argument.
+        if (err instanceof Error && err.name === "CACError") {
+          io.stderr.write(`metafora: ${err.message} (see metafora ${cli.matchedCommandName ?? ""} --help)\n`.replace("  ", " "));
+          return ExitCode.usage;
+        }
+        io.stderr.write(`metafora: ${describeError(err)}\n`);
+        return ExitCode.failed;
+      }
+    },
+  };
+}
+
+function runtimeName(): string {
+  const g = globalThis as { Bun?: { version: string }; Deno?: { version: { deno: string } } };
+  if (g.Bun) return `bun ${g.Bun.version}`;
+  if (g.Deno) return `deno ${g.Deno.version.deno}`;
+  return `node ${process.version}`;
+}
+
+/** Config flag names, for tests and docs. */
+export const GLOBAL_CONFIG_FLAGS = CONFIG_FLAGS;

@@ -1,0 +1,211 @@
+/**
+ * loadConfig: defaults < file < env < flags, validated once, every problem reported together
+ * in one ConfigError whose lines name the key, the source of the offending value and what is
+ * allowed.
+ */
+import { existsSync } from "node:fs";
+import { hostname } from "node:os";
+import { isAbsolute, resolve } from "node:path";
+import { ConfigError } from "../../errors.ts";
+import { envLayer, type Env } from "./env.ts";
+import { readConfigFile } from "./file.ts";
+import { flagLayer } from "./flags.ts";
+import { mergeLayers, type Layer } from "./layer.ts";
+import {
+  CONFIG_ENV,
+  CONFIG_FLAG,
+  DEFAULT_CONFIG_FILE,
+  DEFAULTS,
+  describeSource,
+  KEYS,
+  type DeclarativeTask,
+  type RuntimeConfig,
+  type Source,
+} from "./schema.ts";
+
+export interface LoadConfigOptions {
+  /** Config flags by name without dashes ("lease-ttl"), raw strings (see configFlagsFromArgv). */
+  argvFlags?: Readonly<Record<string, string | undefined>>;
+  env?: Env;
+  /** Relative paths (config file, handlers, data dir, TLS files) resolve against this. */
+  cwd?: string;
+  /** Whether stdout is a terminal: picks the default log format. Default: process.stdout.isTTY. */
+  isTTY?: boolean;
+  /** Host name the default node name derives from. Default: os.hostname(). */
+  hostname?: string;
+  /** Problems found before loading (e.g. a flag given without a value), reported with the rest. */
+  preErrors?: string[];
+}
+
+export interface LoadedConfig {
+  config: RuntimeConfig;
+  /** Where each setting's effective value came from, by file key. */
+  sources: ReadonlyMap<string, Source>;
+  /** The config file read, if any (absolute). */
+  file?: string;
+}
+
+export async function loadConfig(opts: LoadConfigOptions = {}): Promise<RuntimeConfig> {
+  return (await loadConfigWithSources(opts)).config;
+}
+
+export async function loadConfigWithSources(opts: LoadConfigOptions = {}): Promise<LoadedConfig> {
+  const env = opts.env ?? {};
+  const flags = opts.argvFlags ?? {};
+  const cwd = opts.cwd ?? process.cwd();
+  const errors: string[] = [...(opts.preErrors ?? [])];
+
+  // Which file: --config, else METAFORA_CONFIG, else config/metafora.toml if it exists.
+  let file: string | undefined;
+  let fileLayer: Layer = new Map();
+  const explicit = flags[CONFIG_FLAG] !== undefined
+    ? { path: flags[CONFIG_FLAG]!, source: `flag --${CONFIG_FLAG}` }
+    : env[CONFIG_ENV]
+      ? { path: env[CONFIG_ENV]!, source: `env ${CONFIG_ENV}` }
+      : undefined;
+  const candidate = explicit ? resolve(cwd, explicit.path) : resolve(cwd, DEFAULT_CONFIG_FILE);
+  if (existsSync(candidate)) {
+    file = candidate;
+    const shown = explicit?.path ?? DEFAULT_CONFIG_FILE;
+    try {
+      const read = readConfigFile(candidate, shown);
+      fileLayer = read.layer;
+      errors.push(...read.errors);
+    } catch (err) {
+      errors.push((err as Error).message);
+    }
+  } else if (explicit) {
+    errors.push(`config file ${explicit.path} (from ${explicit.source}) does not exist (looked at ${candidate})`);
+  }
+
+  const fromEnv = envLayer(env);
+  errors.push(...fromEnv.errors);
+  const fromFlags = flagLayer(flags);
+
+  const defaults: Layer = new Map(Object.entries(DEFAULTS).map(([k, v]) => [k, { value: v, source: { kind: "default" } as Source }]));
+  defaults.set("node", { value: defaultNodeName(opts.hostname ?? hostname()), source: { kind: "default" } });
+  defaults.set("log.format", { value: (opts.isTTY ?? process.stdout.isTTY) ? "pretty" : "json", source: { kind: "default" } });
+
+  const merged = mergeLayers(defaults, fileLayer, fromEnv.layer, fromFlags);
+
+  // Pointing a node at etcd takes one setting: endpoints from env or flags imply the etcd
+  // coordinator unless the coordinator itself is set there too.
+  const endpointsRaw = merged.get("etcd.endpoints");
+  const coordinatorRaw = merged.get("coordinator")!;
+  const coordinatorExplicit = coordinatorRaw.source.kind === "env" || coordinatorRaw.source.kind === "flag";
+  const endpointsExplicit = endpointsRaw && (endpointsRaw.source.kind === "env" || endpointsRaw.source.kind === "flag");
+  if (endpointsExplicit && !coordinatorExplicit) merged.set("coordinator", { value: "etcd", source: endpointsRaw.source });
+
+  // Validate every key; collect all problems.
+  const values = new Map<string, unknown>();
+  const sources = new Map<string, Source>();
+  for (const spec of KEYS) {
+    const raw = merged.get(spec.key);
+    if (!raw) continue;
+    sources.set(spec.key, raw.source);
+    const parsed = spec.schema.safeParse(raw.value);
+    if (parsed.success) {
+      values.set(spec.key, parsed.data);
+      continue;
+    }
+    for (const issue of parsed.error.issues) {
+      const where = issue.path.length > 0 ? `${spec.key}${formatPath(issue.path)}` : spec.key;
+      const shown = spec.secret ? "(secret)" : showRaw(issue.path.length > 0 ? undefined : raw.value);
+      errors.push(`${where}${shown ? ` = ${shown}` : ""} (from ${describeSource(raw.source)}): ${issue.message}`);
+    }
+  }
+
+  if (errors.length === 0) errors.push(...crossChecks(values, sources, cwd));
+  if (errors.length > 0) {
+    throw new ConfigError(`invalid configuration:\n${errors.map((e) => `  - ${e}`).join("\n")}`);
+  }
+
+  const get = <T>(key: string): T => values.get(key) as T;
+  const optional = <T>(key: string): T | undefined => values.get(key) as T | undefined;
+  const path = (key: string): string => resolve(cwd, get<string>(key));
+  const optionalPath = (key: string): string | undefined => {
+    const v = optional<string>(key);
+    return v === undefined ? undefined : isAbsolute(v) ? v : resolve(cwd, v);
+  };
+
+  const config: RuntimeConfig = {
+    node: get("node"),
+    namespace: get("namespace"),
+    coordinator: get("coordinator"),
+    handlers: path("handlers"),
+    dataDir: path("data_dir"),
+    maxTasks: get("max_tasks"),
+    balanceEvery: get("balance_every"),
+    shutdownTimeout: get("shutdown_timeout"),
+    leaseTtl: get("lease_ttl"),
+    http: withoutUndefined({ listen: get<string>("http.listen"), token: optional<string>("http.token") }),
+    log: { level: get("log.level"), format: get("log.format") },
+    etcd: withoutUndefined({
+      endpoints: get<string[]>("etcd.endpoints"),
+      username: optional<string>("etcd.username"),
+      password: optional<string>("etcd.password"),
+      ca: optionalPath("etcd.ca"),
+      cert: optionalPath("etcd.cert"),
+      key: optionalPath("etcd.key"),
+      dialTimeout: get<number>("etcd.dial_timeout"),
+      requestTimeout: get<number>("etcd.request_timeout"),
+    }),
+    tasks: get<DeclarativeTask[]>("tasks"),
+  };
+  return file === undefined ? { config, sources } : { config, sources, file };
+}
+
+/** Stable default node name from the host name: characters a node name allows, else "metafora". */
+export function defaultNodeName(host: string): string {
+  const cleaned = host.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^-+|-+$/g, "");
+  return cleaned === "" || cleaned === "_metafora" ? "metafora" : cleaned;
+}
+
+/** Rules that involve more than one key; only run once every key is valid on its own. */
+function crossChecks(values: Map<string, unknown>, sources: Map<string, Source>, cwd: string): string[] {
+  const errors: string[] = [];
+  const from = (key: string): string => {
+    const s = sources.get(key);
+    return s ? describeSource(s) : "default";
+  };
+  if (values.get("coordinator") === "etcd") {
+    const endpoints = values.get("etcd.endpoints") as string[];
+    if (endpoints.length === 0) {
+      errors.push(
+        `etcd.endpoints is required when coordinator = "etcd" (coordinator from ${from("coordinator")}); set METAFORA_ETCD_ENDPOINTS, --etcd-endpoints or [etcd] endpoints`,
+      );
+    }
+    const cert = values.get("etcd.cert");
+    const key = values.get("etcd.key");
+    if ((cert === undefined) !== (key === undefined)) {
+      const given = cert === undefined ? "etcd.key" : "etcd.cert";
+      errors.push(`${given} (from ${from(given)}) needs its pair: set both etcd.cert and etcd.key for TLS client authentication, or neither`);
+    }
+    for (const k of ["etcd.ca", "etcd.cert", "etcd.key"]) {
+      const p = values.get(k) as string | undefined;
+      if (p !== undefined && !existsSync(resolve(cwd, p))) errors.push(`${k} = ${JSON.stringify(p)} (from ${from(k)}): file not found`);
+    }
+    if (values.has("etcd.password") && !values.has("etcd.username")) {
+      errors.push(`etcd.password (from ${from("etcd.password")}) is set without etcd.username; set both or neither`);
+    }
+  }
+  return errors;
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  return path.map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`)).join("");
+}
+
+function showRaw(value: unknown): string {
+  if (value === undefined) return "";
+  try {
+    const text = JSON.stringify(value);
+    return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+  } catch {
+    return String(value);
+  }
+}
+
+function withoutUndefined<T extends object>(obj: T): T {
+  return Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined)) as T;
+}

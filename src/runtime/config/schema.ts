@@ -1,0 +1,263 @@
+/**
+ * The runtime's configuration: the effective shape (RuntimeConfig) and one table, KEYS, that
+ * says for every setting its file key, env var, flag, whether it is secret, and how a raw value
+ * is validated (zod). Everything else in config/ (file/env/flag sources, validation messages,
+ * redaction, `metafora config` output, help text) is driven by this table, so a new setting is
+ * one new row.
+ */
+import { z } from "zod";
+import { normalizeNamespace } from "../../coordinators/etcd/keys.ts";
+import { formatDuration, parseDuration } from "./duration.ts";
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+export type LogFormat = "pretty" | "json";
+export type CoordinatorKind = "embedded" | "etcd";
+
+export interface DeclarativeTask {
+  id: string;
+  handler?: string;
+  props?: Record<string, unknown>;
+}
+
+/** The effective configuration every part of the runtime reads. Paths are absolute. */
+export interface RuntimeConfig {
+  node: string;
+  namespace: string;
+  coordinator: CoordinatorKind;
+  /** Handler folder (absolute). */
+  handlers: string;
+  /** Embedded coordinator's data folder (absolute). */
+  dataDir: string;
+  /** 0 = unlimited. */
+  maxTasks: number;
+  /** ms */
+  balanceEvery: number;
+  /** ms */
+  shutdownTimeout: number;
+  /** seconds */
+  leaseTtl: number;
+  http: { listen: string | "off"; token?: string };
+  log: { level: LogLevel; format: LogFormat };
+  etcd: {
+    endpoints: string[];
+    username?: string;
+    password?: string;
+    ca?: string;
+    cert?: string;
+    key?: string;
+    /** ms */
+    dialTimeout: number;
+    /** ms */
+    requestTimeout: number;
+  };
+  tasks: DeclarativeTask[];
+}
+
+/** Where a value came from; named in every validation error and in `metafora config`. */
+export type Source =
+  | { kind: "default" }
+  | { kind: "file"; path: string }
+  | { kind: "env"; name: string }
+  | { kind: "flag"; name: string };
+
+export function describeSource(source: Source): string {
+  switch (source.kind) {
+    case "default":
+      return "default";
+    case "file":
+      return `file ${source.path}`;
+    case "env":
+      return `env ${source.name}`;
+    case "flag":
+      return `flag ${source.name}`;
+  }
+}
+
+// ---- leaf validators --------------------------------------------------------------------
+// Values from env vars and flags are always strings; values from the TOML file have TOML
+// types. Each validator accepts both where that is unambiguous (e.g. "5" for a count).
+
+const DURATION_HINT = 'a duration with a unit, such as "500ms", "10s", "1m30s" or "2h"';
+
+function duration(min = 0): z.ZodType<number> {
+  return z.string({ error: `expected ${DURATION_HINT}` }).transform((text, ctx) => {
+    const ms = parseDuration(text);
+    if (ms === undefined) {
+      ctx.issues.push({ code: "custom", message: `expected ${DURATION_HINT}`, input: text });
+      return z.NEVER;
+    }
+    if (ms < min) {
+      ctx.issues.push({ code: "custom", message: `expected at least ${min}ms`, input: text });
+      return z.NEVER;
+    }
+    return ms;
+  });
+}
+
+/** Lease TTL: etcd grants whole seconds, so the duration must be whole seconds, at least 1 s. */
+const leaseTtlSeconds: z.ZodType<number> = z
+  .string({ error: `expected ${DURATION_HINT} in whole seconds, e.g. "10s"` })
+  .transform((text, ctx) => {
+    const ms = parseDuration(text);
+    if (ms === undefined || ms < 1000 || ms % 1000 !== 0) {
+      ctx.issues.push({ code: "custom", message: `expected whole seconds, at least "1s", e.g. "10s"`, input: text });
+      return z.NEVER;
+    }
+    return ms / 1000;
+  });
+
+const COUNT_HINT = "expected a whole number >= 0 (0 = unlimited)";
+const count: z.ZodType<number> = z.preprocess(
+  (v) => (typeof v === "string" && /^\s*\d+\s*$/.test(v) ? Number(v) : v),
+  z.number({ error: COUNT_HINT }).int({ error: COUNT_HINT }).min(0, { error: COUNT_HINT }),
+);
+
+function nonEmpty(what: string): z.ZodType<string> {
+  return z.string({ error: `expected ${what}` }).trim().min(1, { error: `expected ${what}, not an empty string` });
+}
+
+function oneOf<T extends string>(values: readonly [T, ...T[]]): z.ZodType<T> {
+  const allowed = values.map((v) => `"${v}"`).join(", ");
+  return z.enum(values, { error: () => `expected one of ${allowed}` }) as unknown as z.ZodType<T>;
+}
+
+const NODE_HINT = "a node name: letters, digits, '.', '_', '-', ':' or '@' (no '/', no spaces)";
+const nodeName: z.ZodType<string> = z
+  .string({ error: `expected ${NODE_HINT}` })
+  .regex(/^[A-Za-z0-9._:@-]+$/, { error: `expected ${NODE_HINT}` })
+  .refine((v) => v !== "_metafora" && v !== "." && v !== "..", { error: `reserved name; expected another node name` });
+
+const namespace: z.ZodType<string> = z.string({ error: 'expected a key prefix such as "/metafora"' }).transform((text, ctx) => {
+  try {
+    return normalizeNamespace(text);
+  } catch (err) {
+    ctx.issues.push({ code: "custom", message: (err as Error).message, input: text });
+    return z.NEVER;
+  }
+});
+
+const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+function validPort(p: string): boolean {
+  const n = Number(p);
+  return Number.isInteger(n) && n >= 0 && n <= 65535;
+}
+
+const LISTEN_HINT = 'expected "host:port" (e.g. "127.0.0.1:7070"; port 0 picks a free one) or "off"';
+const listen: z.ZodType<string> = z.string({ error: LISTEN_HINT }).transform((text, ctx) => {
+  const v = text.trim();
+  if (v === "off") return v;
+  const m = HOST_PORT.exec(v);
+  if (!m || !validPort(m[2]!)) {
+    ctx.issues.push({ code: "custom", message: LISTEN_HINT, input: text });
+    return z.NEVER;
+  }
+  return v;
+});
+
+const ENDPOINT_HINT = 'expected etcd endpoints: "host:port" or "http(s)://host:port", comma-separated in env/flags or a TOML array';
+function validEndpoint(e: string): boolean {
+  const m = /^(?:https?:\/\/)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})\/?$/.exec(e);
+  return !!m && validPort(m[2]!) && Number(m[2]) > 0;
+}
+const endpoints: z.ZodType<string[]> = z
+  .union([z.string(), z.array(z.string())], { error: ENDPOINT_HINT })
+  .transform((raw, ctx) => {
+    const list = (Array.isArray(raw) ? raw : raw.split(",")).map((e) => e.trim()).filter((e) => e !== "");
+    const bad = list.filter((e) => !validEndpoint(e));
+    if (bad.length > 0) {
+      ctx.issues.push({ code: "custom", message: `${ENDPOINT_HINT}; not valid: ${bad.map((b) => JSON.stringify(b)).join(", ")}`, input: raw });
+      return z.NEVER;
+    }
+    return list;
+  });
+
+const TASK_ID_HINT = "a task id: non-empty, without '/', not \"_metafora\"";
+const taskId = z
+  .string({ error: `expected ${TASK_ID_HINT}` })
+  .min(1, { error: `expected ${TASK_ID_HINT}` })
+  .refine((v) => !v.includes("/") && v !== "_metafora", { error: `expected ${TASK_ID_HINT}` });
+
+const declarativeTasks: z.ZodType<DeclarativeTask[]> = z.array(
+  z.strictObject(
+    {
+      id: taskId,
+      handler: nonEmpty("a handler name").optional(),
+      props: z.record(z.string(), z.unknown(), { error: "expected a table of task properties" }).optional(),
+    },
+    { error: "expected a [[tasks]] table with id, and optionally handler and props" },
+  ),
+  { error: "expected an array of [[tasks]] tables" },
+);
+
+// ---- the table ----------------------------------------------------------------------------
+
+export interface KeySpec {
+  /** File key, dotted for tables: "etcd.dial_timeout". */
+  readonly key: string;
+  /** Env var, if the setting has one. */
+  readonly env?: string;
+  /** Long flag without dashes ("lease-ttl"), if the setting has one. */
+  readonly flag?: string;
+  readonly secret?: boolean;
+  /** One line for help and `metafora config`. */
+  readonly doc: string;
+  readonly schema: z.ZodType<unknown>;
+  /** How to print the validated value back in file form (durations as strings). */
+  readonly show?: (value: unknown) => unknown;
+}
+
+const showMs = (v: unknown): unknown => (typeof v === "number" ? formatDuration(v) : v);
+const showSeconds = (v: unknown): unknown => (typeof v === "number" ? formatDuration(v * 1000) : v);
+
+export const KEYS: readonly KeySpec[] = [
+  { key: "node", env: "METAFORA_NODE", flag: "node", doc: "node name, unique in the namespace (default: derived from the host name)", schema: nodeName },
+  { key: "namespace", env: "METAFORA_NAMESPACE", flag: "namespace", doc: "key prefix shared by the cluster", schema: namespace },
+  { key: "coordinator", env: "METAFORA_COORDINATOR", flag: "coordinator", doc: '"embedded" (one node, data on disk) or "etcd"', schema: oneOf(["embedded", "etcd"] as const) },
+  { key: "handlers", env: "METAFORA_HANDLERS", flag: "handlers", doc: "handler folder", schema: nonEmpty("a folder path") },
+  { key: "data_dir", env: "METAFORA_DATA_DIR", flag: "data-dir", doc: "embedded coordinator's data folder", schema: nonEmpty("a folder path") },
+  { key: "max_tasks", env: "METAFORA_MAX_TASKS", flag: "max-tasks", doc: "most tasks this node runs at once (0 = unlimited)", schema: count },
+  { key: "balance_every", env: "METAFORA_BALANCE_EVERY", flag: "balance-every", doc: "rebalancing interval", schema: duration(1000), show: showMs },
+  { key: "shutdown_timeout", env: "METAFORA_SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", doc: "how long shutdown waits for handlers", schema: duration(0), show: showMs },
+  { key: "lease_ttl", env: "METAFORA_LEASE_TTL", flag: "lease-ttl", doc: "etcd lease TTL (whole seconds)", schema: leaseTtlSeconds, show: showSeconds },
+  { key: "http.listen", env: "METAFORA_HTTP", flag: "http", doc: 'HTTP listen address "host:port", or "off"', schema: listen },
+  { key: "http.token", env: "METAFORA_TOKEN", flag: "token", secret: true, doc: "bearer token for state-changing HTTP requests", schema: nonEmpty("a token") },
+  { key: "log.level", env: "METAFORA_LOG_LEVEL", flag: "log-level", doc: "debug, info, warn or error", schema: oneOf(["debug", "info", "warn", "error"] as const) },
+  { key: "log.format", env: "METAFORA_LOG_FORMAT", flag: "log-format", doc: "pretty or json (default: pretty on a terminal, else json)", schema: oneOf(["pretty", "json"] as const) },
+  { key: "etcd.endpoints", env: "METAFORA_ETCD_ENDPOINTS", flag: "etcd-endpoints", doc: "etcd endpoints; setting only this selects the etcd coordinator", schema: endpoints },
+  { key: "etcd.username", env: "METAFORA_ETCD_USERNAME", flag: "etcd-username", doc: "etcd user", schema: nonEmpty("a user name") },
+  { key: "etcd.password", env: "METAFORA_ETCD_PASSWORD", secret: true, doc: "etcd password (file or env only)", schema: nonEmpty("a password") },
+  { key: "etcd.ca", env: "METAFORA_ETCD_CA", flag: "etcd-ca", doc: "CA certificate file (PEM)", schema: nonEmpty("a file path") },
+  { key: "etcd.cert", env: "METAFORA_ETCD_CERT", flag: "etcd-cert", doc: "client certificate file (PEM)", schema: nonEmpty("a file path") },
+  { key: "etcd.key", env: "METAFORA_ETCD_KEY", flag: "etcd-key", doc: "client key file (PEM)", schema: nonEmpty("a file path") },
+  { key: "etcd.dial_timeout", env: "METAFORA_ETCD_DIAL_TIMEOUT", flag: "etcd-dial-timeout", doc: "etcd connect timeout", schema: duration(1), show: showMs },
+  { key: "etcd.request_timeout", env: "METAFORA_ETCD_REQUEST_TIMEOUT", flag: "etcd-request-timeout", doc: "etcd request timeout", schema: duration(1), show: showMs },
+  { key: "tasks", doc: "declarative tasks ([[tasks]] id, handler, props), submitted at start-up if absent", schema: declarativeTasks },
+];
+
+/** Tables allowed at the top level of the file, and the keys each one holds. */
+export const TABLES = ["http", "log", "etcd"] as const;
+
+export const KEY_BY_NAME: ReadonlyMap<string, KeySpec> = new Map(KEYS.map((k) => [k.key, k]));
+
+/** Raw defaults, in file form (they go through the same validators as every other source). */
+export const DEFAULTS: Readonly<Record<string, unknown>> = {
+  namespace: "/metafora",
+  coordinator: "embedded",
+  handlers: "handlers",
+  data_dir: ".metafora",
+  max_tasks: 0,
+  balance_every: "5m",
+  shutdown_timeout: "30s",
+  lease_ttl: "10s",
+  "http.listen": "127.0.0.1:7070",
+  "log.level": "info",
+  "etcd.endpoints": [],
+  "etcd.dial_timeout": "5s",
+  "etcd.request_timeout": "5s",
+  tasks: [],
+};
+
+/** The env var that names the config file (not a setting itself). */
+export const CONFIG_ENV = "METAFORA_CONFIG";
+export const CONFIG_FLAG = "config";
+export const DEFAULT_CONFIG_FILE = "config/metafora.toml";

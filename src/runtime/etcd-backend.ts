@@ -1,0 +1,56 @@
+/**
+ * The etcd coordinator as a runtime backend: one etcd3 connection (endpoints, TLS files,
+ * username/password from the config) shared by the coordinator, the state store and the task
+ * commands, closed last, after the consumer has released its tasks and revoked its lease.
+ */
+import { connectEtcd } from "../coordinators/etcd/connect.ts";
+import { parseEtcdConfig } from "../coordinators/etcd/config.ts";
+import { EtcdCoordinator } from "../coordinators/etcd/coordinator.ts";
+import { EtcdStateStore } from "../coordinators/etcd/state-store.ts";
+import { EtcdTaskCommands } from "../coordinators/etcd/task-commands.ts";
+import { scopedLogger } from "../log.ts";
+import type { Logger } from "../types.ts";
+import type { Backend } from "./backend.ts";
+import type { RuntimeConfig } from "./config/schema.ts";
+
+export async function openEtcdBackend(config: RuntimeConfig, log: Logger): Promise<Backend> {
+  const { etcd: e } = config;
+  const tls = e.ca || e.cert || e.key ? { ...(e.ca ? { ca: e.ca } : {}), ...(e.cert ? { cert: e.cert } : {}), ...(e.key ? { key: e.key } : {}) } : undefined;
+  const etcdConfig = parseEtcdConfig(
+    {
+      endpoints: e.endpoints,
+      namespace: config.namespace,
+      node: config.node,
+      leaseTtl: config.leaseTtl,
+      dialTimeout: e.dialTimeout,
+      requestTimeout: e.requestTimeout,
+      ...(tls ? { tls } : {}),
+      ...(e.username !== undefined ? { username: e.username, password: e.password ?? "" } : {}),
+    },
+    "etcd settings",
+  );
+  const connection = connectEtcd(etcdConfig);
+  const coordinator = new EtcdCoordinator(etcdConfig, { etcd: connection, log: scopedLogger(`etcd ${etcdConfig.namespace}`, log) });
+  const stateStore = new EtcdStateStore(connection, etcdConfig.namespace);
+  const taskCommands = new EtcdTaskCommands(connection, etcdConfig.namespace, config.node, log);
+  const detach: Array<() => void> = [];
+  return {
+    kind: "etcd",
+    description: `etcd ${etcdConfig.endpoints.join(",")} namespace ${etcdConfig.namespace}`,
+    coordinator,
+    client: coordinator.client,
+    stateStore,
+    taskCommands,
+    readState: (taskId) => stateStore.get(taskId),
+    attachMetrics(metrics) {
+      detach.push(coordinator.on("keepalive", ({ latencyMs }) => metrics.observeKeepalive(latencyMs)));
+      detach.push(coordinator.on("loopLag", ({ maxMs }) => metrics.observeLoopLag(maxMs)));
+    },
+    async close() {
+      for (const d of detach.splice(0)) d();
+      // The consumer closed the coordinator (watches stopped, lease revoked); the shared
+      // connection is ours to close.
+      connection.close();
+    },
+  };
+}

@@ -1,0 +1,32 @@
+/**
+ * JSON API for nodes:
+ *   GET  /api/nodes                     → {nodes: [{name, tasks}]}
+ *   POST /api/nodes/:node/commands      {command: freeze|unfreeze|balance|stop_task, parameters?} → 202
+ */
+import { checkNodeCommand, checkNodeName } from "../../operator/validate.ts";
+import { asObject } from "../json.ts";
+import type { Route } from "../types.ts";
+
+const COMMAND_SHAPE = '{"command": "freeze" | "unfreeze" | "balance" | "stop_task", "parameters"?: {"task": "<id>"}}';
+
+export const nodeRoutes: Route[] = [
+  {
+    method: "GET",
+    path: "/api/nodes",
+    async handle({ operator }) {
+      return { status: 200, json: { nodes: await operator.nodes() } };
+    },
+  },
+  {
+    method: "POST",
+    path: "/api/nodes/:node/commands",
+    changesState: true,
+    async handle({ operator, params, body }) {
+      const node = checkNodeName(params.node);
+      const b = asObject(await body(), COMMAND_SHAPE);
+      const command = checkNodeCommand(b.command, b.parameters);
+      await operator.nodeCommand(node, command);
+      return { status: 202, json: { node, ...command } };
+    },
+  },
+];

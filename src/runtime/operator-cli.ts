@@ -1,0 +1,248 @@
+/**
+ * Operator commands of the `metafora` CLI: submit, delete, tasks, nodes, command, pause,
+ * resume, sleep, kill, state. They reach the cluster the config describes (etcd directly, or
+ * an embedded node's HTTP API: operator/connect.ts), print tables for people and JSON with
+ * --json, and set the exit code of the shared contract (exit-codes.ts): 2 usage, 1 failed,
+ * 69 unreachable, 78 config.
+ *
+ * D1's cli.ts owns the cac instance, the global config flags and `run`/`config`/`version`;
+ * it calls registerOperatorCommands and passes how to load the effective config.
+ */
+import type { CAC } from "cac";
+import { ConfigError, describeError } from "../errors.ts";
+import { routeTask } from "../handler.ts";
+import { createOutput, truncate, type Output, type OutputStream } from "./cli-output.ts";
+import type { RuntimeConfig } from "./config/schema.ts";
+import { ExitCode } from "./exit-codes.ts";
+import { connectOperator } from "./operator/connect.ts";
+import { describeState } from "./operator/state-view.ts";
+import { OperatorError, type Operator, type OperatorErrorKind, type TaskMessageName } from "./operator/types.ts";
+import { checkNodeCommand, checkProps, checkTaskId, checkTaskMessage, NODE_COMMAND_NAMES, parseUntil } from "./operator/validate.ts";
+
+export interface OperatorCliDeps {
+  /** The effective configuration (flags > env > file > defaults), loaded when a command runs. */
+  loadConfig(): Promise<RuntimeConfig>;
+  /** How to reach the cluster; default connectOperator (tests inject their own). */
+  connect?(config: RuntimeConfig): Promise<Operator>;
+  stdout?: OutputStream;
+  stderr?: OutputStream;
+  /** Receives the exit code when a command finishes (default: sets process.exitCode). */
+  setExitCode?(code: number): void;
+  /** Clock for "sleep <id> 10m" (default Date.now). */
+  now?(): number;
+}
+
+/** Exit code for a failed operation, by what went wrong. */
+export function exitCodeFor(err: unknown): number {
+  if (err instanceof ConfigError) return ExitCode.config;
+  if (err instanceof OperatorError) return EXIT_BY_KIND[err.kind];
+  return ExitCode.failed;
+}
+
+const EXIT_BY_KIND: Record<OperatorErrorKind, number> = {
+  invalid: ExitCode.usage,
+  unauthorized: ExitCode.failed,
+  forbidden: ExitCode.failed,
+  "not-found": ExitCode.failed,
+  conflict: ExitCode.failed,
+  unsupported: ExitCode.failed,
+  unavailable: ExitCode.unavailable,
+  failed: ExitCode.failed,
+};
+
+interface CommonFlags {
+  json?: boolean;
+}
+
+export function registerOperatorCommands(cli: CAC, deps: OperatorCliDeps): void {
+  const stdout: OutputStream = deps.stdout ?? process.stdout;
+  const stderr: OutputStream = deps.stderr ?? process.stderr;
+  const setExitCode = deps.setExitCode ?? ((code: number) => (process.exitCode = code));
+  const now = deps.now ?? Date.now;
+  const connect = deps.connect ?? connectOperator;
+
+  /**
+   * Option values exactly as typed: cac (mri) turns numeric-looking values into numbers, so
+   * `--task 007` would arrive as 7. Positional arguments are not affected.
+   */
+  const raw = (name: string, parsed: unknown): string | undefined => {
+    const argv = cli.rawArgs ?? [];
+    let value: string | undefined;
+    for (let i = 0; i < argv.length; i++) {
+      const arg = argv[i]!;
+      if (arg === "--") break;
+      if (arg === `--${name}`) value = argv[i + 1];
+      else if (arg.startsWith(`--${name}=`)) value = arg.slice(name.length + 3);
+    }
+    if (value !== undefined) return value;
+    return parsed === undefined || parsed === true ? undefined : String(parsed);
+  };
+
+  /** Run one command: connect, act, print; every failure becomes a message and an exit code. */
+  const act = async (flags: CommonFlags, fn: (op: Operator, out: Output) => Promise<void>): Promise<void> => {
+    const out = createOutput({ json: flags.json === true, stdout, stderr });
+    let op: Operator | undefined;
+    try {
+      const config = await deps.loadConfig();
+      op = await connect(config);
+      await fn(op, out);
+      setExitCode(ExitCode.ok);
+    } catch (err) {
+      const code = exitCodeFor(err);
+      const message = err instanceof OperatorError || err instanceof ConfigError ? err.message : describeError(err);
+      if (out.json) stderr.write(JSON.stringify({ error: message }) + "\n");
+      else out.error(`error: ${message}`);
+      setExitCode(code);
+    } finally {
+      await op?.close().catch(() => undefined);
+    }
+  };
+
+  /** Usage errors found before connecting (bad --props, bad duration) exit 2 without a round trip. */
+  const usage = (message: string): never => {
+    throw new OperatorError("invalid", message);
+  };
+
+  cli
+    .command("submit <id>", "Submit a task (routed to the handler named by --handler, else by the id before the first ':')")
+    .option("--props <json>", "Task props as a JSON object, e.g. '{\"url\":\"https://example.com\"}'")
+    .option("--handler <name>", "Handler to route the task to (stored as props.handler)")
+    .option("--json", "Print the result as JSON")
+    .example("metafora submit crawl:example.com --props '{\"depth\":2}'")
+    .action((id: string, flags: CommonFlags & { props?: unknown; handler?: unknown }) =>
+      act(flags, async (op, out) => {
+        const taskId = checkTaskId(String(id));
+        const propsText = raw("props", flags.props);
+        let props: unknown;
+        if (propsText !== undefined) {
+          try {
+            props = JSON.parse(propsText);
+          } catch (err) {
+            usage(`--props must be a JSON object such as '{"url":"…"}': ${(err as Error).message}`);
+          }
+        }
+        const handlerText = raw("handler", flags.handler);
+        const finalProps = checkProps(props, handlerText, "--props");
+        await op.submitTask(taskId, finalProps);
+        const handler = routeTask({ id: taskId, props: finalProps ?? {} });
+        if (out.json) out.printJson({ id: taskId, props: finalProps ?? {}, handler });
+        else out.printLine(`submitted task ${taskId} (handler ${handler})`);
+      }),
+    );
+
+  cli
+    .command("delete <id>", "Delete a task; its running instance, if any, is stopped")
+    .option("--json", "Print the result as JSON")
+    .action((id: string, flags: CommonFlags) =>
+      act(flags, async (op, out) => {
+        const taskId = checkTaskId(String(id));
+        await op.deleteTask(taskId);
+        if (out.json) out.printJson({ id: taskId, deleted: true });
+        else out.printLine(`deleted task ${taskId}`);
+      }),
+    );
+
+  cli
+    .command("tasks", "List every task with its owner, fencing token and handler")
+    .option("--json", "Print the tasks as JSON")
+    .action((flags: CommonFlags) =>
+      act(flags, async (op, out) => {
+        const tasks = await op.tasks();
+        if (out.json) return out.printJson(tasks);
+        out.printTable(
+          ["ID", "OWNER", "TOKEN", "HANDLER", "PROPS"],
+          tasks.map((t) => [t.id, t.owner ?? "-", t.token === undefined ? "-" : String(t.token), routeTask(t), truncate(JSON.stringify(t.props ?? {}))]),
+          "no tasks",
+        );
+      }),
+    );
+
+  cli
+    .command("nodes", "List live nodes and how many tasks each runs")
+    .option("--json", "Print the nodes as JSON")
+    .action((flags: CommonFlags) =>
+      act(flags, async (op, out) => {
+        const nodes = await op.nodes();
+        if (out.json) return out.printJson(nodes);
+        out.printTable(["NODE", "TASKS"], nodes.map((n) => [n.name, String(n.tasks)]), "no live nodes");
+      }),
+    );
+
+  cli
+    .command("command <node> <command>", `Send a node command: ${NODE_COMMAND_NAMES.join(", ")} (stop-task needs --task)`)
+    .option("--task <id>", "Task to stop (stop-task only)")
+    .option("--json", "Print the result as JSON")
+    .example("metafora command node-a freeze")
+    .example("metafora command node-a stop-task --task crawl:example.com")
+    .action((node: string, command: string, flags: CommonFlags & { task?: unknown }) =>
+      act(flags, async (op, out) => {
+        const name = String(command);
+        const task = raw("task", flags.task);
+        if (task !== undefined && name !== "stop-task" && name !== "stop_task") usage(`--task is only used with stop-task`);
+        if ((name === "stop-task" || name === "stop_task") && task === undefined) usage(`stop-task needs --task <id>: the task to stop`);
+        let cmd;
+        try {
+          cmd = checkNodeCommand(name, task === undefined ? undefined : { task });
+        } catch (err) {
+          usage(`command must be one of ${NODE_COMMAND_NAMES.join(", ")}, got ${JSON.stringify(name)}${err instanceof Error && task !== undefined ? ` (${err.message})` : ""}`);
+        }
+        await op.nodeCommand(String(node), cmd!);
+        if (out.json) out.printJson({ node: String(node), ...cmd! });
+        else out.printLine(`sent ${name}${task !== undefined ? ` ${task}` : ""} to node ${node}`);
+      }),
+    );
+
+  const taskMessage = (name: TaskMessageName, description: string): void => {
+    cli
+      .command(`${name} <id>`, description)
+      .option("--json", "Print the result as JSON")
+      .action((id: string, flags: CommonFlags) =>
+        act(flags, async (op, out) => {
+          const taskId = checkTaskId(String(id));
+          await op.taskCommand(taskId, checkTaskMessage(name, undefined));
+          if (out.json) out.printJson({ id: taskId, message: name });
+          else out.printLine(`sent ${name} to task ${taskId}`);
+        }),
+      );
+  };
+  taskMessage("pause", "Pause a stateful task (it stops running until resumed)");
+  taskMessage("resume", "Resume a paused or sleeping stateful task");
+  taskMessage("kill", "Kill a stateful task: it stops for good (state killed)");
+
+  cli
+    .command("sleep <id> <until>", "Put a stateful task to sleep until an RFC 3339 time or for a duration (e.g. 10m, 1h30m)")
+    .option("--json", "Print the result as JSON")
+    .example("metafora sleep report:daily 2h")
+    .example("metafora sleep report:daily 2030-01-02T15:04:05Z")
+    .action((id: string, until: string, flags: CommonFlags) =>
+      act(flags, async (op, out) => {
+        const taskId = checkTaskId(String(id));
+        const when = parseUntil(String(until), now());
+        await op.taskCommand(taskId, { message: "sleep", until: when });
+        if (out.json) out.printJson({ id: taskId, message: "sleep", until: when.toISOString() });
+        else out.printLine(`sent sleep until ${when.toISOString()} to task ${taskId}`);
+      }),
+    );
+
+  cli
+    .command("state <id>", "Show a stateful task's state-machine state and error history")
+    .option("--json", "Print the state as JSON")
+    .action((id: string, flags: CommonFlags) =>
+      act(flags, async (op, out) => {
+        const view = await op.taskState(checkTaskId(String(id)));
+        if (out.json) return out.printJson(view);
+        if (!view.state) {
+          out.printLine(`task ${view.id} has no state: it has not run as a stateful task`);
+          return;
+        }
+        const rows: string[][] = [["task", view.id], ["state", describeState(view.state)]];
+        if (view.state.until) rows.push(["until", view.state.until]);
+        if (view.since) rows.push(["since", view.since]);
+        out.printTable(["FIELD", "VALUE"], rows);
+        if (view.state.errors?.length) {
+          out.printLine("");
+          out.printTable(["ERROR AT", "ERROR"], view.state.errors.map((e) => [e.timestamp, truncate(e.error, 120)]));
+        }
+      }),
+    );
+}

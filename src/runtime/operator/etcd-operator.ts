@@ -1,0 +1,73 @@
+/**
+ * The Operator in etcd mode: the CLI talks to etcd directly with the library's own client,
+ * task commander and state store, so no node needs to be running (and any node, Go or ours,
+ * acts on what it writes).
+ */
+import { EtcdClient } from "../../coordinators/etcd/client.ts";
+import { parseEtcdConfig, type EtcdConfig } from "../../coordinators/etcd/config.ts";
+import { connectEtcd } from "../../coordinators/etcd/connect.ts";
+import { EtcdStateStore } from "../../coordinators/etcd/state-store.ts";
+import { EtcdTaskCommands } from "../../coordinators/etcd/task-commands.ts";
+import { silentLogger } from "../../log.ts";
+import type { RuntimeConfig } from "../config/schema.ts";
+import { ClusterOperator } from "./cluster-operator.ts";
+import { OperatorError, type Operator } from "./types.ts";
+
+/** The etcd settings of a runtime config, in the etcd coordinator's own (validated) shape. */
+export function etcdConfigOf(config: RuntimeConfig): EtcdConfig {
+  const e = config.etcd;
+  const tls = e.ca || e.cert || e.key ? { ...(e.ca ? { ca: e.ca } : {}), ...(e.cert ? { cert: e.cert } : {}), ...(e.key ? { key: e.key } : {}) } : undefined;
+  return parseEtcdConfig(
+    {
+      endpoints: e.endpoints,
+      namespace: config.namespace,
+      dialTimeout: e.dialTimeout,
+      requestTimeout: e.requestTimeout,
+      ...(tls ? { tls } : {}),
+      ...(e.username !== undefined ? { username: e.username, password: e.password ?? "" } : {}),
+    },
+    "etcd settings",
+  );
+}
+
+export async function createEtcdOperator(config: RuntimeConfig): Promise<Operator> {
+  const etcdConfig = etcdConfigOf(config);
+  const etcd = connectEtcd(etcdConfig);
+  const ns = etcdConfig.namespace;
+  const target = `etcd at ${etcdConfig.endpoints.join(",")} (namespace ${ns})`;
+  const client = new EtcdClient(etcd, ns, { requestTimeout: etcdConfig.requestTimeout, log: silentLogger });
+  // The commander's node name only matters for consuming commands, which an operator never does.
+  const commands = new EtcdTaskCommands(etcd, ns, config.node, silentLogger);
+  const store = new EtcdStateStore(etcd, ns);
+  const operator = new ClusterOperator({
+    target,
+    client,
+    taskCommands: commands,
+    readState: (id) => store.get(id),
+    close: async () => etcd.close(),
+  });
+  // Fail fast and clearly (exit 69) when etcd cannot be reached, before any real work.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      etcd.get(`${ns}/_metafora`).exec(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${etcdConfig.dialTimeout}ms`)), etcdConfig.dialTimeout);
+      }),
+    ]);
+  } catch (err) {
+    etcd.close();
+    const message = err instanceof Error ? err.message : String(err);
+    // Authentication and permission failures are not "unreachable": report them as they are.
+    if (isAuthProblem(err)) throw new OperatorError("failed", `${target} refused the credentials: ${message}`);
+    throw new OperatorError("unavailable", `${target} is unreachable (${message}); check etcd.endpoints / METAFORA_ETCD_ENDPOINTS`);
+  } finally {
+    clearTimeout(timer);
+  }
+  return operator;
+}
+
+function isAuthProblem(err: unknown): boolean {
+  const name = err instanceof Error ? `${err.constructor?.name ?? ""} ${err.name}` : "";
+  return /Auth|Permission|Unauthenticated/i.test(name);
+}

@@ -1,0 +1,92 @@
+/**
+ * What an operator can do to a cluster, independent of how it is reached. Three ways share
+ * this interface: in-process (the node's HTTP API serving requests), etcd (the CLI talking to
+ * etcd directly) and HTTP (the CLI talking to an embedded node's JSON API).
+ */
+import type { NodeCommand, TaskInfo, TaskProps } from "../../types.ts";
+
+/** A state-machine command an operator may send to a stateful task. */
+export type TaskMessageName = "pause" | "resume" | "sleep" | "kill";
+
+export interface TaskCommandRequest {
+  readonly message: TaskMessageName;
+  /** Wake-up time; required for "sleep" only. */
+  readonly until?: Date;
+}
+
+/** A state as operators see it (JSON-friendly: dates as RFC 3339 strings). */
+export interface StateView {
+  readonly code: string;
+  readonly until?: string;
+  readonly errors?: ReadonlyArray<{ readonly timestamp: string; readonly error: string }>;
+}
+
+export interface TaskStateView {
+  readonly id: string;
+  /** Undefined when the task has never run as a stateful task (nothing stored). */
+  readonly state?: StateView;
+  /** When the running node entered this state, if the task is running where we can see it. */
+  readonly since?: string;
+}
+
+export interface NodeView {
+  readonly name: string;
+  /** Tasks this node owns right now. */
+  readonly tasks: number;
+}
+
+export interface Operator {
+  /** Where this operator points, for messages ("node at http://…", "etcd at …"). */
+  readonly target: string;
+  submitTask(id: string, props?: TaskProps): Promise<void>;
+  deleteTask(id: string): Promise<void>;
+  tasks(): Promise<TaskInfo[]>;
+  nodes(): Promise<NodeView[]>;
+  nodeCommand(node: string, command: NodeCommand): Promise<void>;
+  taskCommand(id: string, request: TaskCommandRequest): Promise<void>;
+  taskState(id: string): Promise<TaskStateView>;
+  close(): Promise<void>;
+}
+
+/**
+ * Why an operation failed, in categories every transport maps the same way:
+ * HTTP status on the server, exit code in the CLI.
+ */
+export type OperatorErrorKind =
+  | "invalid" // bad request: the message says what was expected (HTTP 400, exit 2)
+  | "unauthorized" // missing or wrong token (HTTP 401, exit 1)
+  | "forbidden" // refused by policy, e.g. state changes on a public address without a token (HTTP 403, exit 1)
+  | "not-found" // no such task/node (HTTP 404, exit 1)
+  | "conflict" // already exists (HTTP 409, exit 1)
+  | "unsupported" // this node/cluster cannot do it, e.g. no state machine (HTTP 501, exit 1)
+  | "unavailable" // the coordinator or node could not be reached or is not ready (HTTP 503, exit 69)
+  | "failed"; // anything else (HTTP 500, exit 1)
+
+export class OperatorError extends Error {
+  override name = "OperatorError";
+  constructor(readonly kind: OperatorErrorKind, message: string) {
+    super(message);
+  }
+}
+
+const HTTP_STATUS: Record<OperatorErrorKind, number> = {
+  invalid: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  "not-found": 404,
+  conflict: 409,
+  unsupported: 501,
+  unavailable: 503,
+  failed: 500,
+};
+
+export function httpStatusOf(kind: OperatorErrorKind): number {
+  return HTTP_STATUS[kind];
+}
+
+/** Inverse of httpStatusOf, for the HTTP operator reading a node's error replies. */
+export function kindOfHttpStatus(status: number): OperatorErrorKind {
+  for (const [kind, s] of Object.entries(HTTP_STATUS)) if (s === status) return kind as OperatorErrorKind;
+  if (status === 413 || status === 405 || status === 415) return "invalid";
+  return status >= 500 ? "failed" : "invalid";
+}

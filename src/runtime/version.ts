@@ -1,0 +1,4 @@
+/** The version printed by `metafora version` and logged at start-up (from package.json, bundled into the binary). */
+import pkg from "../../package.json" with { type: "json" };
+
+export const VERSION: string = pkg.version;
