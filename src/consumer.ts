@@ -240,7 +240,7 @@ export class Consumer {
       return this.shutdownPromise;
     }
     const timeout = opts.timeout ?? DEFAULT_SHUTDOWN_TIMEOUT;
-    if (!(timeout >= 0)) throw new ConfigError(`shutdown timeout must be a number of ms >= 0, got ${String(opts.timeout)}`);
+    if (!(timeout >= 0)) return Promise.reject(new ConfigError(`shutdown timeout must be a number of ms >= 0, got ${String(opts.timeout)}`));
     this.shutdownPromise = this.doShutdown(timeout);
     return this.shutdownPromise;
   }
@@ -433,6 +433,7 @@ export class Consumer {
   private withdraw(taskId: string): void {
     this.pending.delete(taskId);
     this.held.delete(taskId);
+    this.ignore.forgetWithdrawn(taskId);
   }
 
   private lost(taskId: string, reason: "lost" | "deleted"): void {
@@ -586,7 +587,7 @@ export class Consumer {
         decision = { claim: false, until: Date.now() + RETRY_AFTER_FAILURE_MS };
       }
       if (!decision || !decision.claim) {
-        if (decision && decision.until !== undefined) this.ignore.add(task, decision.until);
+        if (decision && decision.until !== undefined) this.ignore.add(task, decision.until, { dropOnWithdraw: true });
         return;
       }
       if (this.current !== "running" || this.isFrozen) {
@@ -631,7 +632,7 @@ export class Consumer {
       handler: route.name,
       token,
       node: this.node,
-      log: scopedLogger(`task ${task.id}`, this.log),
+      log: () => scopedLogger(`task ${task.id}`, this.log),
       client: this.coordinator.client,
       claimDeadline: () => this.coordinator.claimDeadline(),
     });

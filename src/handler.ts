@@ -12,7 +12,7 @@ import type { Handler, Task, TaskProps } from "./types.ts";
  *     async run(task, ctx) { ... return "release"; },
  *   });
  */
-export function defineHandler<P extends TaskProps = TaskProps>(h: Handler<P> & { name?: string }): Handler<P> {
+export function defineHandler<P extends TaskProps = TaskProps>(h: Handler<P>): Handler<P> {
   return h;
 }
 

@@ -11,6 +11,8 @@ import type { Task } from "./types.ts";
 interface Entry {
   readonly task: Task;
   readonly until: number;
+  /** Forget it when the coordinator withdraws the task (see forgetWithdrawn). */
+  readonly dropOnWithdraw: boolean;
 }
 
 /** setTimeout's largest delay (2^31 − 1 ms); longer waits are re-armed when they fire. */
@@ -33,9 +35,9 @@ export class IgnoreList {
    * Ignore `task` until `until` (epoch ms). Adding an id that is already ignored replaces its
    * deadline. A deadline in the past expires on the next timer turn, never synchronously.
    */
-  add(task: Task, until: number): void {
+  add(task: Task, until: number, opts: { dropOnWithdraw?: boolean } = {}): void {
     if (this.closed || Number.isNaN(until)) return;
-    const entry: Entry = { task, until };
+    const entry: Entry = { task, until, dropOnWithdraw: opts.dropOnWithdraw ?? false };
     this.current.set(task.id, entry);
     this.push(entry);
     if (until < this.timerAt) this.arm();
@@ -43,6 +45,15 @@ export class IgnoreList {
 
   has(id: string): boolean {
     return this.current.has(id);
+  }
+
+  /**
+   * The task was claimed elsewhere or deleted: drop its entry if it was added with
+   * dropOnWithdraw (a balancer's "not now"), so its expiry does not cost a claim that must
+   * fail. Back-off entries stay: a failing task must not bounce between nodes without delay.
+   */
+  forgetWithdrawn(id: string): void {
+    if (this.current.get(id)?.dropOnWithdraw) this.current.delete(id);
   }
 
   /** Stop ignoring `id` without re-announcing it. */

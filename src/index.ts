@@ -24,6 +24,19 @@ export { SleepBalancer, type SleepBalancerOptions } from "./balancers/sleep.ts";
 export { MemoryBroker, MemoryCoordinator, MemoryClient, type BrokerSnapshot, type MemoryBrokerOptions } from "./coordinators/memory/index.ts";
 
 // etcd coordinator (issue 3)
+export { EtcdCoordinator, EtcdClient, connectEtcd, parseEtcdConfig, redactEtcdConfig, DEFAULT_LEASE_TTL, leaseTiming } from "./coordinators/etcd/index.ts";
+export { Keys as EtcdKeys, normalizeNamespace, encodeOwner, decodeOwner } from "./coordinators/etcd/index.ts";
+export type {
+  EtcdConfig,
+  EtcdConfigInput,
+  EtcdTlsConfig,
+  EtcdClientOptions,
+  EtcdCoordinatorEvents,
+  EtcdCoordinatorOptions,
+  EtcdCoordinatorState,
+  EtcdCoordinatorStats,
+  LeaseTiming,
+} from "./coordinators/etcd/index.ts";
 
 // State machine (issue 4)
 export * from "./statemachine/index.ts";

@@ -10,7 +10,8 @@ export interface TaskRunOptions {
   handler: string;
   token: number;
   node: string;
-  log: Logger;
+  /** Builds the task's logger; called at most once, on first use (most tasks never log). */
+  log: () => Logger;
   client: Client;
   claimDeadline: () => number;
 }
@@ -29,19 +30,23 @@ export class TaskRun implements RunningTask {
   private readonly controller = new AbortController();
   private readonly stopListeners = new Set<(reason: StopReason, count: number) => void>();
   private stopCount = 0;
-  private readonly log: Logger;
+  private logger: Logger | undefined;
+  private readonly makeLog: () => Logger;
 
   constructor(opts: TaskRunOptions) {
     this.task = opts.task;
     this.handler = opts.handler;
     this.token = opts.token;
-    this.log = opts.log;
+    this.makeLog = opts.log;
     const listeners = this.stopListeners;
+    const run = this;
     this.context = {
       signal: this.controller.signal,
       token: opts.token,
       node: opts.node,
-      log: opts.log,
+      get log() {
+        return run.log;
+      },
       claimDeadline: opts.claimDeadline,
       client: opts.client,
       onStop(listener) {
@@ -49,6 +54,10 @@ export class TaskRun implements RunningTask {
         return () => listeners.delete(listener);
       },
     };
+  }
+
+  get log(): Logger {
+    return (this.logger ??= this.makeLog());
   }
 
   /**

@@ -77,7 +77,7 @@ export interface Handler<P extends TaskProps = TaskProps> {
    * after `ctx.signal` aborts. A thrown error or rejection releases the task and this node
    * backs off from it; it never deletes the task.
    */
-  run(task: Task<P>, ctx: HandlerContext): Promise<HandlerResult> | HandlerResult;
+  run(task: Task<P>, ctx: HandlerContext): Promise<HandlerResult>;
 }
 
 /** What a coordinator returns for a won claim. */

@@ -17,6 +17,8 @@ export interface Backend {
   readonly client: Client;
   readonly stateStore: StateStore;
   readonly taskCommands: TaskCommander & TaskCommandSource;
+  /** Claims the consumer attempts at once: 1 in memory; more over a network round trip. */
+  readonly claimConcurrency: number;
   /** A stored state without creating one. */
   readState(taskId: string): Promise<State | undefined>;
   /** Feed coordinator figures (lease keepalive latency, loop lag) into the metrics. */

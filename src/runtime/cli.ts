@@ -107,14 +107,20 @@ export function createCli(io: CliIo): Cli {
   });
 
   cli.help();
-  cli.version(VERSION);
+  // Not cac's version(): its text ("metafora/0.1.0 linux-x64 bun-v26") names Bun's Node-compat
+  // version, which confuses more than it tells.
+  cli.option("-v, --version", "Print the version");
 
   return {
     cac: cli,
     async run(): Promise<number> {
       try {
         cli.parse(["metafora", "metafora", ...io.args], { run: false });
-        if (cli.options.help || cli.options.version) return ExitCode.ok; // cac printed it
+        if (cli.options.help) return ExitCode.ok; // cac printed it
+        if (cli.options.version && (!cli.matchedCommand || cli.matchedCommandName === "version")) {
+          io.stdout.write(`metafora ${VERSION} (${runtimeName()})\n`);
+          return ExitCode.ok;
+        }
         if (!cli.matchedCommand) {
           const name = cli.args[0];
           io.stderr.write(name ? `metafora: unknown command "${name}"\n\n` : "metafora: a command is required\n\n");

@@ -13,6 +13,8 @@ import type { Logger } from "../types.ts";
 import type { Backend } from "./backend.ts";
 import type { RuntimeConfig } from "./config/schema.ts";
 
+const ETCD_CLAIM_CONCURRENCY = 8;
+
 export async function openEtcdBackend(config: RuntimeConfig, log: Logger): Promise<Backend> {
   const { etcd: e } = config;
   const tls = e.ca || e.cert || e.key ? { ...(e.ca ? { ca: e.ca } : {}), ...(e.cert ? { cert: e.cert } : {}), ...(e.key ? { key: e.key } : {}) } : undefined;
@@ -41,6 +43,9 @@ export async function openEtcdBackend(config: RuntimeConfig, log: Logger): Promi
     client: coordinator.client,
     stateStore,
     taskCommands,
+    // Each claim is one etcd transaction (a network round trip); a few in flight keep a node
+    // that starts with thousands of unclaimed tasks from ramping up one round trip at a time.
+    claimConcurrency: ETCD_CLAIM_CONCURRENCY,
     readState: (taskId) => stateStore.get(taskId),
     attachMetrics(metrics) {
       detach.push(coordinator.on("keepalive", ({ latencyMs }) => metrics.observeKeepalive(latencyMs)));

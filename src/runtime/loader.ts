@@ -89,10 +89,15 @@ export function validateHandlerExport(file: string, mod: Record<string, unknown>
   if (!exported || typeof exported !== "object") {
     return `default export is ${exported === null ? "null" : typeof exported}; expected an object with run(task, ctx), or a function`;
   }
-  // Own fields plus `run` from a prototype, so class instances work too.
-  const candidate: Record<string, unknown> = { ...(exported as Record<string, unknown>) };
-  const run = (exported as { run?: unknown }).run;
-  if (run !== undefined) candidate.run = run;
+  // A plain object is checked strictly (a misspelt `statefull` is an error). A class instance
+  // keeps its own state in fields, so only the known fields are read from it (run may live on
+  // the prototype).
+  const proto = Object.getPrototypeOf(exported) as unknown;
+  const plain = proto === Object.prototype || proto === null;
+  const source = exported as Record<string, unknown>;
+  const candidate: Record<string, unknown> = plain ? { ...source } : {};
+  if (!plain) for (const k of ["name", "run", "stateful", "errorPolicy"]) if (source[k] !== undefined) candidate[k] = source[k];
+  if (source.run !== undefined) candidate.run = source.run;
   const parsed = handlerObject.safeParse(candidate);
   if (!parsed.success) {
     return parsed.error.issues

@@ -78,6 +78,16 @@ export function registerOperatorCommands(cli: CAC, deps: OperatorCliDeps): void 
     return parsed === undefined || parsed === true ? undefined : String(parsed);
   };
 
+  /**
+   * A positional argument exactly as typed. mri turns a value after a boolean flag into a
+   * number (`submit --json 007` gives 7), so a number is traced back to its argv token.
+   */
+  const typed = (value: unknown): string => {
+    if (typeof value !== "number") return String(value);
+    const token = (cli.rawArgs ?? []).find((a) => !a.startsWith("-") && a.trim() !== "" && Number(a) === value);
+    return token ?? String(value);
+  };
+
   /** Run one command: connect, act, print; every failure becomes a message and an exit code. */
   const act = async (flags: CommonFlags, fn: (op: Operator, out: Output) => Promise<void>): Promise<void> => {
     const out = createOutput({ json: flags.json === true, stdout, stderr });
@@ -111,7 +121,7 @@ export function registerOperatorCommands(cli: CAC, deps: OperatorCliDeps): void 
     .example("metafora submit crawl:example.com --props '{\"depth\":2}'")
     .action((id: string, flags: CommonFlags & { props?: unknown; handler?: unknown }) =>
       act(flags, async (op, out) => {
-        const taskId = checkTaskId(String(id));
+        const taskId = checkTaskId(typed(id));
         const propsText = raw("props", flags.props);
         let props: unknown;
         if (propsText !== undefined) {
@@ -135,7 +145,7 @@ export function registerOperatorCommands(cli: CAC, deps: OperatorCliDeps): void 
     .option("--json", "Print the result as JSON")
     .action((id: string, flags: CommonFlags) =>
       act(flags, async (op, out) => {
-        const taskId = checkTaskId(String(id));
+        const taskId = checkTaskId(typed(id));
         await op.deleteTask(taskId);
         if (out.json) out.printJson({ id: taskId, deleted: true });
         else out.printLine(`deleted task ${taskId}`);
@@ -176,19 +186,19 @@ export function registerOperatorCommands(cli: CAC, deps: OperatorCliDeps): void 
     .example("metafora command node-a stop-task --task crawl:example.com")
     .action((node: string, command: string, flags: CommonFlags & { task?: unknown }) =>
       act(flags, async (op, out) => {
-        const name = String(command);
+        const name = typed(command);
         const task = raw("task", flags.task);
-        if (task !== undefined && name !== "stop-task" && name !== "stop_task") usage(`--task is only used with stop-task`);
-        if ((name === "stop-task" || name === "stop_task") && task === undefined) usage(`stop-task needs --task <id>: the task to stop`);
-        let cmd;
-        try {
-          cmd = checkNodeCommand(name, task === undefined ? undefined : { task });
-        } catch (err) {
-          usage(`command must be one of ${NODE_COMMAND_NAMES.join(", ")}, got ${JSON.stringify(name)}${err instanceof Error && task !== undefined ? ` (${err.message})` : ""}`);
+        const isStop = name === "stop-task" || name === "stop_task";
+        if (!isStop && !(NODE_COMMAND_NAMES as readonly string[]).includes(name)) {
+          usage(`command must be one of ${NODE_COMMAND_NAMES.join(", ")}, got ${JSON.stringify(name)}`);
         }
-        await op.nodeCommand(String(node), cmd!);
-        if (out.json) out.printJson({ node: String(node), ...cmd! });
-        else out.printLine(`sent ${name}${task !== undefined ? ` ${task}` : ""} to node ${node}`);
+        if (task !== undefined && !isStop) usage(`--task is only used with stop-task`);
+        if (isStop && task === undefined) usage(`stop-task needs --task <id>: the task to stop`);
+        const cmd = checkNodeCommand(name, task === undefined ? undefined : { task });
+        const nodeName = typed(node);
+        await op.nodeCommand(nodeName, cmd);
+        if (out.json) out.printJson({ node: nodeName, ...cmd });
+        else out.printLine(`sent ${name}${task !== undefined ? ` ${task}` : ""} to node ${nodeName}`);
       }),
     );
 
@@ -198,7 +208,7 @@ export function registerOperatorCommands(cli: CAC, deps: OperatorCliDeps): void 
       .option("--json", "Print the result as JSON")
       .action((id: string, flags: CommonFlags) =>
         act(flags, async (op, out) => {
-          const taskId = checkTaskId(String(id));
+          const taskId = checkTaskId(typed(id));
           await op.taskCommand(taskId, checkTaskMessage(name, undefined));
           if (out.json) out.printJson({ id: taskId, message: name });
           else out.printLine(`sent ${name} to task ${taskId}`);
@@ -216,8 +226,8 @@ export function registerOperatorCommands(cli: CAC, deps: OperatorCliDeps): void 
     .example("metafora sleep report:daily 2030-01-02T15:04:05Z")
     .action((id: string, until: string, flags: CommonFlags) =>
       act(flags, async (op, out) => {
-        const taskId = checkTaskId(String(id));
-        const when = parseUntil(String(until), now());
+        const taskId = checkTaskId(typed(id));
+        const when = parseUntil(typed(until), now());
         await op.taskCommand(taskId, { message: "sleep", until: when });
         if (out.json) out.printJson({ id: taskId, message: "sleep", until: when.toISOString() });
         else out.printLine(`sent sleep until ${when.toISOString()} to task ${taskId}`);
@@ -229,7 +239,7 @@ export function registerOperatorCommands(cli: CAC, deps: OperatorCliDeps): void 
     .option("--json", "Print the state as JSON")
     .action((id: string, flags: CommonFlags) =>
       act(flags, async (op, out) => {
-        const view = await op.taskState(checkTaskId(String(id)));
+        const view = await op.taskState(checkTaskId(typed(id)));
         if (out.json) return out.printJson(view);
         if (!view.state) {
           out.printLine(`task ${view.id} has no state: it has not run as a stateful task`);

@@ -61,6 +61,7 @@ export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Prom
     handlers: built.handlers,
     maxTasks: config.maxTasks === 0 ? Infinity : config.maxTasks,
     balanceEvery: config.balanceEvery,
+    claimConcurrency: backend.claimConcurrency,
     log,
   });
   // etcd's coordinator measures event-loop lag itself (it needs it for lease safety) and feeds
@@ -154,7 +155,13 @@ export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Prom
       log.error(err.message);
       return ExitCode.config;
     }
-    log.error(`cannot join via ${backend.description}: ${describeError(err)}`);
+    const name = err instanceof Error ? err.name : "";
+    const summary = err instanceof Error ? `${err.name}: ${err.message}` : describeError(err);
+    if (name === "EtcdAuthenticationFailedError" || name === "EtcdPermissionDeniedError") {
+      log.error(`etcd refused this node's credentials (${summary}); check etcd.username and METAFORA_ETCD_PASSWORD, and the user's permissions`);
+      return ExitCode.config;
+    }
+    log.error(`cannot join via ${backend.description}: ${summary}`);
     return config.coordinator === "etcd" ? ExitCode.unavailable : ExitCode.failed;
   }
 

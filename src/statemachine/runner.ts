@@ -17,8 +17,11 @@
  * - On leaving the node, commands already received are not dropped: the listener is stopped
  *   and whatever it delivered is applied to the state (without running the handler) before
  *   returning, so e.g. a `pause` that raced a shutdown is stored and honoured by the next
- *   owner. A faulted task gets its error-policy decision first.
+ *   owner. A faulted task gets its error-policy decision first. Exception: when the claim is
+ *   gone (stop reason lost, deleted or lease), nothing more is written, since another node
+ *   may own the task already; the dropped commands are logged.
  */
+import { StopError } from "../errors.ts";
 import type { HandlerContext, HandlerResult, Logger, Task, TaskProps } from "../types.ts";
 import { StateStoreError } from "./errors.ts";
 import { Mailbox } from "./mailbox.ts";
@@ -76,11 +79,24 @@ export async function runStateMachine<P extends TaskProps>(opts: RunnerOptions<P
     opts.onState?.(state, new Date());
     pumpDone = pumpCommands(opts, mailbox, listening.signal);
 
+    // Draining = leaving this node: the listener is stopped and what it already delivered is
+    // applied without running the handler. A task stopped before it started goes straight there.
     let draining = false;
+    const startDraining = async (): Promise<void> => {
+      draining = true;
+      listening.abort();
+      await settleWithin(pumpDone!, stopTimeout);
+    };
+    if (ctx.signal.aborted) await startDraining();
     for (;;) {
       let step: Step;
       if (!draining) {
         step = await execute(state, opts, mailbox);
+      } else if (claimGone(ctx)) {
+        // Another node may own the task already: writing its state now could overwrite theirs.
+        const dropped = drainAll(mailbox).filter((m) => m.code !== "release");
+        if (dropped.length > 0) log.warn(`claim lost: ${dropped.length} received command(s) not applied: ${dropped.map(describeMessage).join(", ")}`);
+        return "release";
       } else if (state.code === "fault") {
         step = faultStep(state, opts);
       } else {
@@ -106,12 +122,7 @@ export async function runStateMachine<P extends TaskProps>(opts: RunnerOptions<P
       state = next;
       if (isTerminal(state.code)) return "done";
 
-      if (!draining && (message.code === "release" || ctx.signal.aborted)) {
-        // Leaving this node: stop listening, then apply what the listener already delivered.
-        draining = true;
-        listening.abort();
-        await settleWithin(pumpDone, stopTimeout);
-      }
+      if (!draining && (message.code === "release" || ctx.signal.aborted)) await startDraining();
     }
   } finally {
     listening.abort();
@@ -119,6 +130,18 @@ export async function runStateMachine<P extends TaskProps>(opts: RunnerOptions<P
     if (pumpDone) await settleWithin(pumpDone, stopTimeout);
     if (mailbox.size > 0) log.debug(`${mailbox.size} queued message(s) not applied: the task finished first`);
   }
+}
+
+/** The stop means this node no longer (surely) holds the claim. */
+function claimGone(ctx: HandlerContext): boolean {
+  const reason: unknown = ctx.signal.reason;
+  return ctx.signal.aborted && reason instanceof StopError && (reason.reason === "lost" || reason.reason === "deleted" || reason.reason === "lease");
+}
+
+function drainAll(mailbox: Mailbox): Message[] {
+  const out: Message[] = [];
+  for (let m = mailbox.shift(); m !== undefined; m = mailbox.shift()) out.push(m);
+  return out;
 }
 
 /**

@@ -2,9 +2,10 @@
  * A consumer cluster on the memory coordinator, run under Deno (and Bun) as a plain program:
  * 3 nodes, 300 tasks, each handler records its run and finishes "done". Exits 0 when every
  * task ran exactly once and the broker is empty, 1 otherwise (printing why).
- * Run: deno run test/deno/cluster.ts   (imports the library through src/index.ts)
+ * Run: deno run --allow-env --allow-read test/deno/cluster.ts   (imports the library through
+ * src/index.ts; env for consola, read for etcd3's .proto files)
  */
-import { Consumer, MemoryBroker, silentLogger, type Handler } from "../../src/index.ts";
+import { Consumer, defineHandler, MemoryBroker, silentLogger, type Handler } from "../../src/index.ts";
 
 const TASKS = 300;
 const NODES = ["deno-a", "deno-b", "deno-c"];
@@ -16,16 +17,17 @@ async function main(): Promise<string[]> {
   const runs = new Map<string, number>();
   const perNode = new Map<string, number>();
 
-  const handlerFor = (node: string): Handler => ({
-    async run(task, ctx) {
-      runs.set(task.id, (runs.get(task.id) ?? 0) + 1);
-      perNode.set(node, (perNode.get(node) ?? 0) + 1);
-      // Yield once so runs overlap, and check the context is wired.
-      await new Promise((resolve) => setTimeout(resolve, 1));
-      if (ctx.node !== node || !(ctx.token > 0) || ctx.signal.aborted) problems.push(`bad context for ${task.id}`);
-      return "done";
-    },
-  });
+  const handlerFor = (node: string): Handler =>
+    defineHandler({
+      async run(task, ctx) {
+        runs.set(task.id, (runs.get(task.id) ?? 0) + 1);
+        perNode.set(node, (perNode.get(node) ?? 0) + 1);
+        // Yield once so runs overlap, and check the context is wired.
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        if (ctx.node !== node || !(ctx.token > 0) || ctx.signal.aborted) problems.push(`bad context for ${task.id}`);
+        return "done";
+      },
+    });
   const consumers = NODES.map(
     (node) => new Consumer({ coordinator: broker.coordinator(node), node, handler: handlerFor(node), balanceEvery: Infinity, log: silentLogger }),
   );

@@ -2,8 +2,9 @@
  * The library runs on Deno: `deno check` type-checks the public entry point (and the cluster
  * program), and `deno run` executes a consumer cluster on the memory coordinator, which
  * exits 0 only if every task ran exactly once. Deno resolves the bare npm imports from
- * node_modules through package.json (no deno.json needed). The only permission the library
- * needs at run time here is env (consola reads TERM and friends at import).
+ * node_modules through package.json (no deno.json needed). Permissions the library needs at
+ * import: env (consola reads TERM and friends) and read (etcd3 loads its .proto files from
+ * node_modules). Nothing else: no net, no write, no subprocess.
  */
 import { expect, test } from "bun:test";
 import { join } from "node:path";
@@ -34,7 +35,7 @@ test("deno check: src/index.ts and the Deno cluster program type-check", async (
 }, 160_000);
 
 test("deno run: a 3-node consumer cluster on the memory coordinator runs every task exactly once", async () => {
-  const { code, out } = await runDeno(["run", "--allow-env", "test/deno/cluster.ts"], 90_000);
+  const { code, out } = await runDeno(["run", "--allow-env", "--allow-read", "test/deno/cluster.ts"], 90_000);
   if (code !== 0) console.error(out);
   expect(out).toContain("deno: 300 tasks");
   expect(out).toContain("OK: every task ran exactly once");

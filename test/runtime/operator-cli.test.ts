@@ -91,6 +91,11 @@ describe("operator CLI against an embedded node (HTTP API)", () => {
     expect(stop.code).toBe(0);
     expect(JSON.parse(stop.out)).toEqual({ node: "node-1", command: "stop_task", parameters: { task: "007" } });
     expect((await cli("delete", "007")).code).toBe(0);
+    // After a boolean flag, mri would turn "0042" into 42.
+    const afterFlag = await cli("submit", "--json", "0042", "--handler", "work");
+    expect(afterFlag.code).toBe(0);
+    expect(JSON.parse(afterFlag.out).id).toBe("0042");
+    expect((await cli("delete", "--json", "0042")).code).toBe(0);
   });
 
   test("a duplicate submit fails with exit 1 and says why; bad --props is a usage error (exit 2) and submits nothing", async () => {

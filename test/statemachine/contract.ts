@@ -439,6 +439,22 @@ export function runnerContract(getEnv: () => MachineEnv): void {
       expect(store.codes(id)).toEqual(["paused"]);
     });
 
+    test("after a lost claim, commands already received are not written (another node may own the task)", async () => {
+      const id = taskId("lost");
+      await seed(id, { code: "runnable" });
+      const store = new RecordingStore(env().store);
+      const scripted = new ScriptedRun();
+      scripted.script[0] = (ctx) => new Promise((resolve) => ctx.signal.addEventListener("abort", () => resolve("release")));
+      const running = start(handlerFor(env(), store, scripted.run), id);
+      await waitFor("the handler to run", () => scripted.calls === 1);
+      await env().commands("node1").send(id, { code: "pause" });
+      await waitFor("the listener to take the command", () => env().commandTaken(id));
+      running.stop("lost");
+      expect(await running.result).toBe("release");
+      expect(store.count(id)).toBe(0);
+      expect((await env().read(id))?.code).toBe("runnable");
+    });
+
     test("a handler stopped by its abort signal throwing is a release, not a fault", async () => {
       const id = taskId("abort-throw");
       await seed(id, { code: "runnable" });

@@ -8,6 +8,7 @@ import { balance, freeze, stopTask, unfreeze } from "../../src/command.ts";
 import { Consumer } from "../../src/consumer.ts";
 import { MemoryBroker } from "../../src/coordinators/memory/broker.ts";
 import { ConfigError, NodeNameTakenError, StopError } from "../../src/errors.ts";
+import { defineHandler } from "../../src/handler.ts";
 import type { Balancer, ClaimDecision, Handler, StopReason, Task } from "../../src/types.ts";
 import { deferred, staysFalse, waitFor } from "../support/wait.ts";
 import { blockingHandler, captureLog, consumerOn, exposeContext, recordEvents } from "./helpers.ts";
@@ -71,7 +72,7 @@ describe("claiming and finishing (T8–T12)", () => {
 
   test("T10: a handler returning done → coordinator done (task deleted), never released", async () => {
     const broker = new MemoryBroker();
-    const c = track(consumerOn(broker, "n1", { handler: { run: () => "done" } }));
+    const c = track(consumerOn(broker, "n1", { handler: { run: async () => "done" } }));
     const ev = recordEvents(c);
     await c.start();
     await broker.client().submitTask("t1");
@@ -161,7 +162,10 @@ describe("shutdown (T13 adapted: bounded)", () => {
     for (let i = 0; i < 3; i++) await broker.client().submitCommand("n1", balance());
     await waitFor("three balances", () => balances === 3);
     const t0 = Date.now();
-    const report = await c.shutdown({ timeout: 300 });
+    let settled = false;
+    const shutdown = c.shutdown({ timeout: 500 }).finally(() => (settled = true));
+    await staysFalse("shutdown to finish while the handler still runs (within its timeout)", () => settled, 100);
+    const report = await shutdown;
     expect(Date.now() - t0).toBeLessThan(5000);
     expect(report).toEqual({ clean: false, stuck: ["slow"] });
     expect(c.state).toBe("stopped");
@@ -194,7 +198,7 @@ describe("shutdown (T13 adapted: bounded)", () => {
     const inner = broker.coordinator("n1");
     const coordinator = { ...exposeContext(inner), close: () => new Promise<void>(() => {}) };
     const log = captureLog();
-    const c = track(new Consumer({ coordinator, node: "n1", handler: { run: () => "done" }, balanceEvery: Infinity, closeTimeout: 200, log }));
+    const c = track(new Consumer({ coordinator, node: "n1", handler: { run: async () => "done" }, balanceEvery: Infinity, closeTimeout: 200, log }));
     await c.start();
     expect(await c.shutdown({ timeout: 1000 })).toEqual({ clean: true, stuck: [] });
     expect(log.text("warn")).toContain("gave up waiting for memory:n1 to close");
@@ -203,7 +207,7 @@ describe("shutdown (T13 adapted: bounded)", () => {
 
   test("shutdown before start: stopped at once, coordinator never touched; start afterwards rejects", async () => {
     const broker = new MemoryBroker();
-    const c = consumerOn(broker, "n1", { handler: { run: () => "done" } });
+    const c = consumerOn(broker, "n1", { handler: { run: async () => "done" } });
     expect(await c.shutdown()).toEqual({ clean: true, stuck: [] });
     expect(c.state).toBe("stopped");
     expect(await c.run()).toEqual({ clean: true, stuck: [] });
@@ -217,7 +221,7 @@ describe("shutdown (T13 adapted: bounded)", () => {
     const gate = deferred();
     let asked = false;
     const coordinator = { ...exposeContext(inner), claim: async (t: Task) => ((asked = true), await gate.promise, inner.claim(t)) };
-    const c = track(new Consumer({ coordinator, node: "n1", handler: { run: () => "done" }, balanceEvery: Infinity, log: captureLog() }));
+    const c = track(new Consumer({ coordinator, node: "n1", handler: { run: async () => "done" }, balanceEvery: Infinity, log: captureLog() }));
     const ev = recordEvents(c);
     await c.start();
     await broker.client().submitTask("t");
@@ -478,7 +482,7 @@ describe("periodic balance", () => {
     const broker = new MemoryBroker();
     let balances = 0;
     const balancer: Balancer = { canClaim: () => ({ claim: true }), balance: () => (balances++, []) };
-    const c = track(consumerOn(broker, "n1", { handler: { run: () => "done" }, balancer, balanceEvery: 50, balanceJitter: 0 }));
+    const c = track(consumerOn(broker, "n1", { handler: { run: async () => "done" }, balancer, balanceEvery: 50, balanceJitter: 0 }));
     c.freeze();
     await c.start();
     await staysFalse("a balance while frozen", () => balances > 0, 200);
@@ -512,21 +516,21 @@ describe("periodic balance", () => {
 describe("start, options, robustness", () => {
   test("a second live node with the same name fails to start with NodeNameTakenError; run() rejects too", async () => {
     const broker = new MemoryBroker();
-    const c1 = track(consumerOn(broker, "dup", { handler: { run: () => "done" } }));
+    const c1 = track(consumerOn(broker, "dup", { handler: { run: async () => "done" } }));
     await c1.start();
-    const c2 = consumerOn(broker, "dup", { handler: { run: () => "done" } });
+    const c2 = consumerOn(broker, "dup", { handler: { run: async () => "done" } });
     await expect(c2.start()).rejects.toBeInstanceOf(NodeNameTakenError);
     expect(c2.state).toBe("stopped");
     await expect(c2.run()).rejects.toBeInstanceOf(NodeNameTakenError);
     await c1.shutdown();
-    const c3 = track(consumerOn(broker, "dup", { handler: { run: () => "done" } }));
+    const c3 = track(consumerOn(broker, "dup", { handler: { run: async () => "done" } }));
     await c3.start(); // the name is free again
   });
 
   test("bad options fail fast with a ConfigError naming the option", () => {
     const broker = new MemoryBroker();
     const coordinator = broker.coordinator("n");
-    const handler: Handler = { run: () => "done" };
+    const handler: Handler = { run: async () => "done" };
     expect(() => new Consumer({ coordinator, node: "", handler })).toThrow(/"node" must be a non-empty string/);
     expect(() => new Consumer({ coordinator, node: "n" })).toThrow(/needs a "handler" or a "handlers" map/);
     expect(() => new Consumer({ coordinator, node: "n", handler, handlers: {} })).toThrow(ConfigError);
@@ -543,14 +547,14 @@ describe("start, options, robustness", () => {
     const c = track(
       consumerOn(broker, "n1", {
         log,
-        handler: {
+        handler: defineHandler({
           async run(task, ctx) {
             seen.push({ node: ctx.node, token: ctx.token, deadline: ctx.claimDeadline() });
             ctx.log.info("hello");
             if (task.id === "parent") await ctx.client.submitTask("child");
             return "done";
           },
-        },
+        }),
       }),
     );
     await c.start();
@@ -573,7 +577,7 @@ describe("start, options, robustness", () => {
       },
       balance: () => [],
     };
-    const c = track(consumerOn(broker, "n1", { handler: { run: () => "done" }, balancer, log }));
+    const c = track(consumerOn(broker, "n1", { handler: { run: async () => "done" }, balancer, log }));
     c.on("claimed", () => {
       throw new Error("listener bug");
     });

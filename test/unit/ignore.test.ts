@@ -66,3 +66,14 @@ test("after close nothing comes out and adds are ignored", async () => {
   list.add(task("b"), Date.now() + 10);
   await staysFalse("an entry to come out after close", () => out.length > 0, 100);
 });
+
+test("forgetWithdrawn drops only entries added with dropOnWithdraw (balancer deferrals, not back-offs)", () => {
+  const list = new IgnoreList(() => {});
+  list.add(task("deferred"), Date.now() + 60_000, { dropOnWithdraw: true });
+  list.add(task("backoff"), Date.now() + 60_000);
+  list.forgetWithdrawn("deferred");
+  list.forgetWithdrawn("backoff");
+  list.forgetWithdrawn("unknown");
+  expect(list.ids()).toEqual(["backoff"]);
+  list.close();
+});

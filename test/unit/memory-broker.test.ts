@@ -216,7 +216,7 @@ describe("consumers on the memory coordinator (T15, T16)", () => {
     const broker = new MemoryBroker();
     const runs: string[] = [];
     for (const n of ["n1", "n2"]) {
-      live.push(consumerOn(broker, n, { handler: { run: (t) => (runs.push(t.id), "done") } }));
+      live.push(consumerOn(broker, n, { handler: { run: async (t) => (runs.push(t.id), "done") } }));
     }
     await Promise.all(live.map((c) => c.start()));
     for (let i = 0; i < 4; i++) await broker.client().submitTask(`t${i}`);

@@ -3,6 +3,7 @@
  * Metafora's client writes, with its bugs fixed: deletes never reach sibling tasks, nodes()
  * works, and tasks() shows owners and fencing tokens.
  */
+import { Buffer } from "node:buffer";
 import { Range, type Etcd3, type IKeyValue } from "etcd3";
 import { encodeCommand } from "../../command.ts";
 import { TaskExistsError } from "../../errors.ts";

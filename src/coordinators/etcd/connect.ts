@@ -2,6 +2,7 @@
  * An etcd3 client built from an EtcdConfig: endpoints, TLS files, username/password, and a
  * deadline on every unary request so that nothing waits forever on a silent etcd.
  */
+import type { Buffer } from "node:buffer";
 import { readFileSync } from "node:fs";
 import { Etcd3, type IOptions } from "etcd3";
 import { ConfigError } from "../../errors.ts";

@@ -13,6 +13,7 @@
  *    consumer stops every handler by the recorded deadline; then the old lease is revoked and
  *    the node rejoins with a new one.
  */
+import { Buffer } from "node:buffer";
 import { hostname } from "node:os";
 import { Range, type Etcd3, type ICompare, type IRequestOp } from "etcd3";
 import { ConfigError, describeError, NodeNameTakenError } from "../../errors.ts";
@@ -27,6 +28,7 @@ import { encodeMetadata, encodeOwner, Keys } from "./keys.ts";
 import { NodeLease } from "./lease.ts";
 import { NodeCommandInbox } from "./node-commands.ts";
 import { ownerRecord, parseProps, TaskTable } from "./task-table.ts";
+import { errorMessage, retryDelay, sleep } from "./timing.ts";
 import { PrefixMirror, type MirrorEvent, type MirrorKv } from "./watch.ts";
 
 export interface EtcdCoordinatorOptions {
@@ -73,9 +75,6 @@ export interface EtcdCoordinatorStats {
   readonly suspensions: number;
   readonly resyncs: number;
 }
-
-const RETRY_DELAYS = [100, 250, 500, 1000, 2000];
-const retryDelay = (attempt: number): number => RETRY_DELAYS[Math.min(attempt, RETRY_DELAYS.length - 1)] ?? 2000;
 
 export class EtcdCoordinator implements Coordinator {
   readonly name: string;
@@ -218,7 +217,7 @@ export class EtcdCoordinator implements Coordinator {
       try {
         await lease.revoke(this.config.requestTimeout);
       } catch (err) {
-        this.log.warn(`could not revoke lease ${lease.id} (it expires within ${lease.ttlSeconds} s): ${describeError(err)}`);
+        this.log.warn(`could not revoke lease ${lease.id} (it expires within ${lease.ttlSeconds} s): ${errorMessage(err)}`);
       }
     }
     this.claims.clear();
@@ -313,7 +312,7 @@ export class EtcdCoordinator implements Coordinator {
         await old.revoke(this.config.requestTimeout);
         break;
       } catch (err) {
-        this.log[attempt === 0 ? "warn" : "debug"](`cannot revoke lease ${old.id} yet (etcd unreachable?): ${describeError(err)}`);
+        this.log[attempt === 0 ? "warn" : "debug"](`cannot revoke lease ${old.id} yet (etcd unreachable?): ${errorMessage(err)}`);
         await sleep(retryDelay(attempt));
       }
     }
@@ -324,7 +323,7 @@ export class EtcdCoordinator implements Coordinator {
         lease = await this.register();
       } catch (err) {
         if (err instanceof NodeNameTakenError) this.log.error(`cannot rejoin: ${err.message}; retrying`);
-        else this.log[attempt === 0 ? "warn" : "debug"](`cannot rejoin yet: ${describeError(err)}`);
+        else this.log[attempt === 0 ? "warn" : "debug"](`cannot rejoin yet: ${errorMessage(err)}`);
         await sleep(retryDelay(attempt + 2));
       }
     }
@@ -383,7 +382,7 @@ export class EtcdCoordinator implements Coordinator {
         if (kv && kv.lease === lease.id && kv.value.toString() === this.ownerValue) token = Number(kv.create_revision);
       }
     } catch (err) {
-      this.log.debug(`claim of ${id} failed: ${describeError(err)}`);
+      this.log.debug(`claim of ${id} failed: ${errorMessage(err)}`);
       // The txn may have landed even though we got no answer: check later, release if so.
       setTimeout(() => void this.releaseIfOrphan(id), 1000);
     } finally {
@@ -481,7 +480,7 @@ export class EtcdCoordinator implements Coordinator {
       this.log.info(`releasing a claim on ${id} that this node holds but does not run`);
       await this.deleteOwner(id, rev);
     } catch (err) {
-      this.log.debug(`orphan check of ${id} failed: ${describeError(err)}`);
+      this.log.debug(`orphan check of ${id} failed: ${errorMessage(err)}`);
     }
   }
 
@@ -497,7 +496,7 @@ export class EtcdCoordinator implements Coordinator {
       } catch (err) {
         if (this.state === "closed") return;
         if (attempt === 2) {
-          this.log.warn(`could not ${what}, retrying in the background: ${describeError(err)}`);
+          this.log.warn(`could not ${what}, retrying in the background: ${errorMessage(err)}`);
           void this.retryInBackground(what, op);
           return;
         }
@@ -516,7 +515,7 @@ export class EtcdCoordinator implements Coordinator {
         await op();
         return;
       } catch (err) {
-        this.log.debug(`could not ${what} yet: ${describeError(err)}`);
+        this.log.debug(`could not ${what} yet: ${errorMessage(err)}`);
       }
     }
     this.log.error(`gave up trying to ${what}`);
@@ -539,6 +538,7 @@ export class EtcdCoordinator implements Coordinator {
       const wasClaimable = record.exists && !record.owner;
       if (wasClaimable && (!now?.exists || now.owner)) this.ctx?.withdraw(record.id);
     }
+    const claimable: string[] = [];
     for (const record of next.all()) {
       const owner = record.owner;
       if (owner) {
@@ -547,9 +547,14 @@ export class EtcdCoordinator implements Coordinator {
           void this.releaseIfOrphan(record.id, owner.createRevision);
         }
       } else if (record.exists) {
-        this.announce(record.id);
+        claimable.push(record.id);
       }
     }
+    // Every node lists the same backlog; announced in key order, they would all race for the
+    // same task at the same moment and most claims would lose. A random order per node keeps
+    // their attempts mostly disjoint.
+    shuffle(claimable);
+    for (const id of claimable) this.announce(id);
   }
 
   private onTasksEvents(events: MirrorEvent[]): void {
@@ -690,7 +695,7 @@ export class EtcdCoordinator implements Coordinator {
       if (res.succeeded) this.log.warn(`node marker ${this.keys.node(this.node)} was deleted; registered again`);
     } catch (err) {
       // A lease that is gone makes this fail; the keepalive reports that and we rejoin.
-      this.log.debug(`could not re-register the node marker: ${describeError(err)}`);
+      this.log.debug(`could not re-register the node marker: ${errorMessage(err)}`);
     }
   }
 
@@ -701,6 +706,9 @@ export class EtcdCoordinator implements Coordinator {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+function shuffle<T>(items: T[]): void {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [items[i], items[j]] = [items[j]!, items[i]!];
+  }
 }

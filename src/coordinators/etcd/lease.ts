@@ -15,10 +15,10 @@
  * when the answer arrived and only reports loss after 2 × TTL.
  */
 import { EtcdLeaseInvalidError, type Etcd3, type IDuplexStream, type ILeaseKeepAliveRequest, type ILeaseKeepAliveResponse } from "etcd3";
-import { describeError } from "../../errors.ts";
 import { Emitter } from "../../events.ts";
 import type { Logger } from "../../types.ts";
 import { LoopLagMonitor } from "./loop-lag.ts";
+import { errorMessage, withTimeout } from "./timing.ts";
 
 /** Timing derived from the TTL etcd granted. All in ms. */
 export interface LeaseTiming {
@@ -171,7 +171,7 @@ export class NodeLease {
       this.pending.push(Date.now());
       stream.write({ ID: this.id });
     } catch (err) {
-      this.log.debug(`lease ${this.id}: keepalive write failed: ${describeError(err)}`);
+      this.log.debug(`lease ${this.id}: keepalive write failed: ${errorMessage(err)}`);
       this.dropStream();
     }
   }
@@ -193,7 +193,7 @@ export class NodeLease {
       stream.on("end", () => this.onStreamClosed(stream));
       this.sendKeepalive();
     } catch (err) {
-      this.log.debug(`lease ${this.id}: cannot open keepalive stream: ${describeError(err)}`);
+      this.log.debug(`lease ${this.id}: cannot open keepalive stream: ${errorMessage(err)}`);
     } finally {
       this.opening = false;
     }
@@ -262,20 +262,5 @@ export function closeStream(stream: { end(): void; cancel(): void }): void {
     stream.cancel();
   } catch {
     // already closed
-  }
-}
-
-/** Race a promise against a timer; the timer never keeps the process alive after settling. */
-export async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(message)), ms);
-      }),
-    ]);
-  } finally {
-    if (timer) clearTimeout(timer);
   }
 }

@@ -9,10 +9,12 @@
  * a reconnect from the header revision of the last response, which can skip events, and it
  * reports compaction only as an anonymous error.
  */
+import { Buffer } from "node:buffer";
 import { Range, type Etcd3, type IDuplexStream, type IKeyValue, type IWatchRequest, type IWatchResponse } from "etcd3";
 import { describeError } from "../../errors.ts";
 import type { Logger } from "../../types.ts";
 import { closeStream } from "./lease.ts";
+import { errorMessage, retryDelay, sleep } from "./timing.ts";
 
 export interface MirrorKv {
   readonly key: string;
@@ -110,22 +112,23 @@ export class PrefixMirror {
     this.syncing = true;
     let reason = firstReason;
     let attempt = 0;
+    this.options.onResync?.(reason);
     try {
       while (!this.closed) {
-        this.options.onResync?.(reason);
         try {
           await this.listAndWatch(reason);
           attempt = 0;
           if (this.pendingReason === undefined) return;
           reason = this.pendingReason;
           this.pendingReason = undefined;
+          this.options.onResync?.(reason);
           this.dropWatch();
         } catch (err) {
           attempt++;
           const level = attempt === 1 ? "warn" : "debug";
-          this.options.log[level](`cannot list ${this.options.prefix} (attempt ${attempt}), retrying: ${describeError(err)}`);
+          this.options.log[level](`cannot list ${this.options.prefix} (attempt ${attempt}), retrying: ${errorMessage(err)}`);
           this.dropWatch();
-          await delay(Math.min(2000, 100 * 2 ** Math.min(attempt, 5)));
+          await sleep(retryDelay(attempt));
         }
       }
     } finally {
@@ -222,8 +225,4 @@ export class PrefixMirror {
     this.stream = undefined;
     if (stream) closeStream(stream);
   }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

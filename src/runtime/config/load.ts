@@ -4,6 +4,7 @@
  * allowed.
  */
 import { existsSync } from "node:fs";
+import { isIP } from "node:net";
 import { hostname } from "node:os";
 import { isAbsolute, resolve } from "node:path";
 import { ConfigError } from "../../errors.ts";
@@ -88,13 +89,17 @@ export async function loadConfigWithSources(opts: LoadConfigOptions = {}): Promi
 
   const merged = mergeLayers(defaults, fileLayer, fromEnv.layer, fromFlags);
 
-  // Pointing a node at etcd takes one setting: endpoints from env or flags imply the etcd
-  // coordinator unless the coordinator itself is set there too.
-  const endpointsRaw = merged.get("etcd.endpoints");
+  // Pointing a node at etcd takes one setting: endpoints imply the etcd coordinator when they
+  // come from a higher layer than the coordinator setting (the default, or the file when the
+  // endpoints come from env/flags). A coordinator set in env or flags always stands.
+  const endpointsRaw = merged.get("etcd.endpoints")!;
   const coordinatorRaw = merged.get("coordinator")!;
-  const coordinatorExplicit = coordinatorRaw.source.kind === "env" || coordinatorRaw.source.kind === "flag";
-  const endpointsExplicit = endpointsRaw && (endpointsRaw.source.kind === "env" || endpointsRaw.source.kind === "flag");
-  if (endpointsExplicit && !coordinatorExplicit) merged.set("coordinator", { value: "etcd", source: endpointsRaw.source });
+  const rank = { default: 0, file: 1, env: 2, flag: 3 } as const;
+  const coordinatorRank = rank[coordinatorRaw.source.kind];
+  const hasEndpoints = endpointsRaw.source.kind !== "default";
+  if (hasEndpoints && coordinatorRank <= rank.file && rank[endpointsRaw.source.kind] > coordinatorRank) {
+    merged.set("coordinator", { value: "etcd", source: endpointsRaw.source });
+  }
 
   // Validate every key; collect all problems.
   const values = new Map<string, unknown>();
@@ -185,11 +190,32 @@ function crossChecks(values: Map<string, unknown>, sources: Map<string, Source>,
       const p = values.get(k) as string | undefined;
       if (p !== undefined && !existsSync(resolve(cwd, p))) errors.push(`${k} = ${JSON.stringify(p)} (from ${from(k)}): file not found`);
     }
+    // Bun and Deno refuse an IP address as the TLS server name (RFC 6066) and grpc-js always
+    // sends the endpoint's host as one, so TLS to an IP endpoint can never connect: say so now
+    // rather than let the node fail later with an opaque "UNAVAILABLE".
+    const tls = cert !== undefined || values.has("etcd.ca") || endpoints.some((e) => e.startsWith("https://"));
+    if (tls) {
+      const ipEndpoints = endpoints.filter((e) => isIP(endpointHost(e)) !== 0);
+      if (ipEndpoints.length > 0) {
+        errors.push(
+          `etcd.endpoints (from ${from("etcd.endpoints")}): ${ipEndpoints.map((e) => JSON.stringify(e)).join(", ")} ${ipEndpoints.length === 1 ? "is an IP address" : "are IP addresses"}; with TLS the runtime (Bun/Deno) cannot send an IP address as the TLS server name, so use a host name that etcd's certificate names (e.g. "localhost:2379", "etcd-1.internal:2379")`,
+        );
+      }
+    }
     if (values.has("etcd.password") && !values.has("etcd.username")) {
       errors.push(`etcd.password (from ${from("etcd.password")}) is set without etcd.username; set both or neither`);
     }
   }
   return errors;
+}
+
+/** "https://[::1]:2379" → "::1"; "host:2379" → "host". */
+function endpointHost(endpoint: string): string {
+  const rest = endpoint.replace(/^https?:\/\//, "").replace(/\/$/, "");
+  const bracketed = /^\[([^\]]+)\]/.exec(rest);
+  if (bracketed) return bracketed[1]!;
+  const colon = rest.lastIndexOf(":");
+  return colon === -1 ? rest : rest.slice(0, colon);
 }
 
 function formatPath(path: readonly PropertyKey[]): string {

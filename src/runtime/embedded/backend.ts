@@ -52,6 +52,7 @@ export async function openEmbeddedBackend(config: RuntimeConfig, log: Logger): P
       client,
       stateStore,
       taskCommands,
+      claimConcurrency: 1,
       readState: async (taskId) => stateStore.get(taskId),
       attachMetrics() {
         // No lease, no keepalives: nothing coordinator-specific to measure.

@@ -51,7 +51,10 @@ export function checkHost(req: IncomingMessage, policy: AuthPolicy): void {
   if (!policy.loopback || policy.token) return;
   const host = req.headers.host;
   if (host !== undefined && !isLoopbackHostHeader(host)) {
-    throw new HttpError(403, `Host ${JSON.stringify(host)} is not a loopback name; this node only answers to localhost, 127.0.0.1 or [::1] when no token is configured`);
+    throw new HttpError(
+      403,
+      `Host ${JSON.stringify(host)} is not a loopback name; without a token this node only answers to localhost, 127.0.0.1 or [::1] (configure http.token to serve it under other names, e.g. behind a proxy)`,
+    );
   }
 }
 

@@ -138,7 +138,7 @@ export async function startHttpServer(services: HttpServices, opts: HttpServerOp
   if (!policy.loopback && !policy.token) {
     log.warn(`http API on ${address} is not loopback and no token is configured: state-changing requests will be refused (set METAFORA_TOKEN)`);
   }
-  log.info(`http listening on http://${address}${policy.token ? " (token required for changes)" : ""}`);
+  log.debug(`http listening on http://${address}${policy.token ? " (token required for changes)" : ""}`);
 
   let closing: Promise<void> | undefined;
   return {
