@@ -99,17 +99,27 @@ export async function until(what: string, probe: () => boolean | Promise<boolean
 
 /** A consumer in a child process (test/chaos/fixtures/child-consumer.ts). */
 export class ChildNode {
-  private output = "";
+  private tail = "";
+  /** Tasks this child started (its handlers never return unless stopped). */
+  claimed = 0;
+  private isReady = false;
   readonly proc: ChildProcess;
-  constructor(etcd: EtcdServer, namespace: string, readonly name: string, leaseTtl: number) {
+  constructor(etcd: EtcdServer, namespace: string, readonly name: string, leaseTtl: number, claimConcurrency = 1) {
     const script = join(import.meta.dir, "..", "test", "chaos", "fixtures", "child-consumer.ts");
-    this.proc = spawn(process.execPath, [script, etcd.endpoint, namespace, name, String(leaseTtl)], { stdio: ["ignore", "pipe", "inherit"] });
+    this.proc = spawn(process.execPath, [script, etcd.endpoint, namespace, name, String(leaseTtl), String(claimConcurrency)], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     this.proc.stdout?.on("data", (chunk: Buffer) => {
-      this.output = (this.output + chunk.toString()).slice(-100);
+      const lines = (this.tail + chunk.toString()).split("\n");
+      this.tail = lines.pop() ?? "";
+      for (const line of lines) {
+        if (line.startsWith("claimed ")) this.claimed++;
+        else if (line === "ready") this.isReady = true;
+      }
     });
   }
   async ready(): Promise<void> {
-    await until(`child ${this.name} to register`, () => this.output.includes("ready") || this.proc.exitCode !== null, 20_000, 20);
+    await until(`child ${this.name} to register`, () => this.isReady || this.proc.exitCode !== null, 20_000, 20);
     if (this.proc.exitCode !== null) throw new Error(`child ${this.name} exited with ${this.proc.exitCode}`);
   }
   async signal(sig: NodeJS.Signals): Promise<void> {

@@ -21,6 +21,11 @@ export interface Backend {
   readonly claimConcurrency: number;
   /** A stored state without creating one. */
   readState(taskId: string): Promise<State | undefined>;
+  /**
+   * Why joining failed, for the exit code: "credentials" (refused user/password/permissions:
+   * a configuration problem) or "unavailable" (could not reach the cluster).
+   */
+  classifyJoinError(err: unknown): "credentials" | "unavailable" | "other";
   /** Feed coordinator figures (lease keepalive latency, loop lag) into the metrics. */
   attachMetrics(metrics: Metrics): void;
   /** Release files, locks and connections. Called after the consumer has stopped. */

@@ -3,6 +3,7 @@
  * username/password from the config) shared by the coordinator, the state store and the task
  * commands, closed last, after the consumer has released its tasks and revoked its lease.
  */
+import { EtcdAuthenticationFailedError, EtcdPermissionDeniedError, EtcdRoleNotGrantedError } from "etcd3";
 import { connectEtcd } from "../coordinators/etcd/connect.ts";
 import { parseEtcdConfig } from "../coordinators/etcd/config.ts";
 import { EtcdCoordinator } from "../coordinators/etcd/coordinator.ts";
@@ -47,6 +48,10 @@ export async function openEtcdBackend(config: RuntimeConfig, log: Logger): Promi
     // that starts with thousands of unclaimed tasks from ramping up one round trip at a time.
     claimConcurrency: ETCD_CLAIM_CONCURRENCY,
     readState: (taskId) => stateStore.get(taskId),
+    classifyJoinError: (err) =>
+      err instanceof EtcdAuthenticationFailedError || err instanceof EtcdPermissionDeniedError || err instanceof EtcdRoleNotGrantedError
+        ? "credentials"
+        : "unavailable",
     attachMetrics(metrics) {
       detach.push(coordinator.on("keepalive", ({ latencyMs }) => metrics.observeKeepalive(latencyMs)));
       detach.push(coordinator.on("loopLag", ({ maxMs }) => metrics.observeLoopLag(maxMs)));

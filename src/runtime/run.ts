@@ -155,14 +155,14 @@ export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Prom
       log.error(err.message);
       return ExitCode.config;
     }
-    const name = err instanceof Error ? err.name : "";
-    const summary = err instanceof Error ? `${err.name}: ${err.message}` : describeError(err);
-    if (name === "EtcdAuthenticationFailedError" || name === "EtcdPermissionDeniedError") {
+    const summary = err instanceof Error ? err.message : describeError(err);
+    const kind = backend.classifyJoinError(err);
+    if (kind === "credentials") {
       log.error(`etcd refused this node's credentials (${summary}); check etcd.username and METAFORA_ETCD_PASSWORD, and the user's permissions`);
       return ExitCode.config;
     }
     log.error(`cannot join via ${backend.description}: ${summary}`);
-    return config.coordinator === "etcd" ? ExitCode.unavailable : ExitCode.failed;
+    return kind === "unavailable" ? ExitCode.unavailable : ExitCode.failed;
   }
 
   // 6. Declarative tasks: submitted if absent; a task that exists already is left as it is.

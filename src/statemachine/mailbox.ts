@@ -9,6 +9,7 @@
  * the microtask queue is empty and so the machine has already seen any return that happened.
  * A message a handler's read received before it returned counts as taken by the handler.
  */
+import { setImmediate } from "node:timers";
 import type { Message } from "./types.ts";
 
 interface Taker {
@@ -129,10 +130,11 @@ export class Mailbox {
   private schedule(): void {
     if (this.scheduled || this.queue.length === 0 || this.takers.length === 0) return;
     this.scheduled = true;
-    setTimeout(() => {
+    // A macrotask (not a microtask): it runs only once the microtask queue is empty.
+    setImmediate(() => {
       this.scheduled = false;
       this.deliver();
-    }, 0);
+    });
   }
 
   private deliver(): void {

@@ -77,7 +77,8 @@ export async function runStateMachine<P extends TaskProps>(opts: RunnerOptions<P
       return "done";
     }
     opts.onState?.(state, new Date());
-    pumpDone = pumpCommands(opts, mailbox, listening.signal);
+    // A task stopped before it started takes no commands: they stay for the next owner.
+    if (!ctx.signal.aborted) pumpDone = pumpCommands(opts, mailbox, listening.signal);
 
     // Draining = leaving this node: the listener is stopped and what it already delivered is
     // applied without running the handler. A task stopped before it started goes straight there.
@@ -85,7 +86,7 @@ export async function runStateMachine<P extends TaskProps>(opts: RunnerOptions<P
     const startDraining = async (): Promise<void> => {
       draining = true;
       listening.abort();
-      await settleWithin(pumpDone!, stopTimeout);
+      if (pumpDone) await settleWithin(pumpDone, stopTimeout);
     };
     if (ctx.signal.aborted) await startDraining();
     for (;;) {

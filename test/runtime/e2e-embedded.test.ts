@@ -193,6 +193,31 @@ describe("embedded coordinator, compiled binary", () => {
   );
 
   test(
+    "declarative [[tasks]] are submitted at start-up if absent, and only then",
+    async () => {
+      const s = await setup({ "worker.ts": HANDLERS.worker });
+      s.ws.writeConfig(`[[tasks]]\nid = "worker:declared"\n\n[[tasks]]\nid = "nightly"\nhandler = "worker"\nprops = { depth = 2 }\n`);
+      const node = s.start();
+      await node.waitReady(s.url);
+      await node.waitOutput("started worker:declared");
+      await node.waitOutput("started nightly"); // routed by its handler prop
+      expect(node.output()).toContain("declarative tasks: 2 submitted, 0 already present or failed");
+      node.signal("SIGTERM");
+      expect((await node.exited).code).toBe(0);
+
+      const again = s.start();
+      await again.waitReady(s.url);
+      await again.waitOutput("started nightly");
+      expect(again.output()).toContain("declarative tasks: 0 submitted, 2 already present or failed");
+      const rows = await tasksJson(s);
+      expect(rows.map((t) => t.id).sort()).toEqual(["nightly", "worker:declared"]);
+      again.signal("SIGTERM");
+      expect((await again.exited).code).toBe(0);
+    },
+    60_000,
+  );
+
+  test(
     "max_tasks caps the running tasks; a freed slot is filled",
     async () => {
       const s = await setup({ "worker.ts": HANDLERS.worker }, { METAFORA_MAX_TASKS: "2" });

@@ -111,6 +111,21 @@ describe("start-up errors exit 78 and name the problem", () => {
   }, 30_000);
 });
 
+describe("one embedded node per data dir", () => {
+  test("a second node on a data dir in use exits 78 naming the holder", async () => {
+    const ws = workspace();
+    const env = await httpEnv();
+    const first = startNode(bin, { cwd: ws.dir, env });
+    cleanups.push(() => first.stop());
+    await first.waitReady(`http://${env.METAFORA_HTTP}`);
+    const second = await runCli(bin, ["run"], { cwd: ws.dir, env: { ...(await httpEnv()), METAFORA_NODE: "n2" } });
+    expect(second.code).toBe(78);
+    expect(second.stdout + second.stderr).toContain(`is in use by another metafora process (pid ${first.pid})`);
+    first.signal("SIGTERM");
+    expect((await first.exited).code).toBe(0);
+  }, 60_000);
+});
+
 describe("shutdown of handlers that ignore their signal", () => {
   test("ends at shutdown_timeout with exit 3 and names the stuck task", async () => {
     const ws = workspace({ "stubborn.ts": HANDLERS.stubborn });
@@ -142,5 +157,25 @@ describe("shutdown of handlers that ignore their signal", () => {
     const exit = await node.exited;
     expect(exit.code).toBe(4);
     expect(node.output()).toContain("forced shutdown; handlers still running: stubborn:two");
+  }, 60_000);
+});
+
+describe("a misbehaving handler does not take the node down", () => {
+  test("a stray asynchronous throw is logged and the node keeps running its other tasks", async () => {
+    const ws = workspace({
+      "worker.ts": HANDLERS.worker,
+      "stray.ts": `export default { async run(task, ctx) { setTimeout(() => { throw new Error("stray boom from " + task.id); }, 10); await new Promise((r) => ctx.signal.addEventListener("abort", r)); return "release"; } };`,
+    });
+    const env = await httpEnv();
+    const node = startNode(bin, { cwd: ws.dir, env });
+    cleanups.push(() => node.stop());
+    await node.waitReady(`http://${env.METAFORA_HTTP}`);
+    expect((await runCli(bin, ["submit", "stray:x"], { cwd: ws.dir, env })).code).toBe(0);
+    await node.waitOutput("uncaught exception (the node keeps running)");
+    expect(node.output()).toContain("stray boom from stray:x");
+    expect((await runCli(bin, ["submit", "worker:after"], { cwd: ws.dir, env })).code).toBe(0);
+    await node.waitOutput("started worker:after");
+    node.signal("SIGTERM");
+    expect((await node.exited).code).toBe(0);
   }, 60_000);
 });

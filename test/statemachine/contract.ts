@@ -11,7 +11,7 @@ import { errorMessage, sleepMessage } from "../../src/statemachine/messages.ts";
 import { allRules, TRANSITIONS } from "../../src/statemachine/rules.ts";
 import { MESSAGE_CODES, STATE_CODES, isTerminal, type Message, type MessageCode, type State, type StateCode, type StatefulContext } from "../../src/statemachine/types.ts";
 import { staysFalse, waitFor, deferred } from "../support/wait.ts";
-import { fixedPolicy, firstCommand, handlerFor, RecordingStore, ScriptedRun, start, taskId, type MachineEnv } from "./support.ts";
+import { fixedPolicy, firstCommand, handlerFor, makeContext, RecordingStore, ScriptedRun, start, taskId, type MachineEnv } from "./support.ts";
 
 const HOUR = 60 * 60 * 1000;
 
@@ -453,6 +453,20 @@ export function runnerContract(getEnv: () => MachineEnv): void {
       expect(await running.result).toBe("release");
       expect(store.count(id)).toBe(0);
       expect((await env().read(id))?.code).toBe("runnable");
+    });
+
+    test("a task stopped before it starts never runs its handler and leaves a waiting command for the next owner", async () => {
+      const id = taskId("prestopped");
+      await seed(id, { code: "runnable" });
+      await env().commands("node1").send(id, { code: "pause" });
+      const store = new RecordingStore(env().store);
+      const scripted = new ScriptedRun();
+      const { ctx, stop } = makeContext(id);
+      stop("shutdown");
+      expect(await handlerFor(env(), store, scripted.run).run({ id, props: {} }, ctx)).toBe("release");
+      expect(scripted.calls).toBe(0);
+      expect(store.count(id)).toBe(0);
+      expect(await env().commandTaken(id)).toBe(false);
     });
 
     test("a handler stopped by its abort signal throwing is a release, not a fault", async () => {

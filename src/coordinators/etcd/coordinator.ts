@@ -60,6 +60,15 @@ export interface EtcdCoordinatorEvents {
   lost: { taskId: string; reason: "lost" | "deleted" };
 }
 
+/** etcd allows 128 compares per transaction by default (--max-txn-ops); a release needs two. */
+const RELEASE_BATCH = 64;
+
+interface PendingRelease {
+  readonly id: string;
+  readonly token: number;
+  readonly resolve: () => void;
+}
+
 export type EtcdCoordinatorState = "new" | "starting" | "active" | "suspended" | "closing" | "closed";
 
 export interface EtcdCoordinatorStats {
@@ -105,6 +114,10 @@ export class EtcdCoordinator implements Coordinator {
   private suspensions = 0;
   private resyncs = 0;
   private closing: Promise<void> | undefined;
+  private readonly releaseQueue: PendingRelease[] = [];
+  private releaseFlush: ReturnType<typeof setTimeout> | undefined;
+  /** Announcements from one watch response, made once it has been applied (see onTasksEvents). */
+  private readonly toAnnounce = new Set<string>();
 
   constructor(config: EtcdConfig | EtcdConfigInput, options: EtcdCoordinatorOptions = {}) {
     this.config = parseEtcdConfig(config);
@@ -359,6 +372,9 @@ export class EtcdCoordinator implements Coordinator {
     const lease = this.lease;
     const id = task.id;
     if (this.state !== "active" || !lease || this.claims.has(id) || this.claiming.has(id)) return undefined;
+    // Already claimed as far as the watch has seen: save etcd the doomed transaction. (A stale
+    // view only delays this node: the owner's delete event announces the task again.)
+    if (this.table.get(id)?.owner) return undefined;
     const owner = Buffer.from(this.keys.owner(id));
     this.claiming.add(id);
     let token: number | undefined;
@@ -406,7 +422,52 @@ export class EtcdCoordinator implements Coordinator {
     }
     this.claims.delete(task.id);
     if (this.isClosing()) return; // the lease revoke ends the claim
-    await this.deleteOwner(task.id, token);
+    await new Promise<void>((resolve) => {
+      this.releaseQueue.push({ id: task.id, token, resolve });
+      this.releaseFlush ??= setTimeout(() => this.flushReleases(), 0);
+    });
+  }
+
+  /**
+   * Releases that arrive together (a shutdown or suspension releases everything at once) go
+   * to etcd as a few transactions of up to RELEASE_BATCH fenced deletes each instead of one
+   * transaction per task: far less load on etcd exactly when other nodes need it to claim.
+   */
+  private flushReleases(): void {
+    this.releaseFlush = undefined;
+    while (this.releaseQueue.length > 0) {
+      const batch = this.releaseQueue.splice(0, RELEASE_BATCH);
+      void this.releaseBatch(batch).finally(() => {
+        for (const entry of batch) entry.resolve();
+      });
+    }
+  }
+
+  private async releaseBatch(batch: PendingRelease[]): Promise<void> {
+    if (batch.length === 1) {
+      await this.deleteOwner(batch[0]!.id, batch[0]!.token);
+      return;
+    }
+    await this.withRetries(`release ${batch.length} tasks`, async () => {
+      const res = await this.etcd.kv.txn(
+        {
+          compare: batch.flatMap((b) => this.ownerFence(b.id, b.token)),
+          success: batch.map((b) => ({ request_delete_range: { key: Buffer.from(this.keys.owner(b.id)) } })),
+        },
+        { deadline: Date.now() + this.config.requestTimeout },
+      );
+      // Some claim in the batch had already ended (lost, revoked): release the rest one by one.
+      if (!res.succeeded) await Promise.all(batch.map((b) => this.deleteOwner(b.id, b.token)));
+    });
+  }
+
+  /** Compares that hold only while our claim with this token stands unchanged. */
+  private ownerFence(id: string, token: number): ICompare[] {
+    const owner = Buffer.from(this.keys.owner(id));
+    return [
+      { key: owner, target: "Create", result: "Equal", create_revision: token },
+      { key: owner, target: "Value", result: "Equal", value: Buffer.from(this.ownerValue) },
+    ];
   }
 
   async done(task: Task): Promise<void> {
@@ -426,12 +487,7 @@ export class EtcdCoordinator implements Coordinator {
     await this.withRetries(`delete finished task ${id}`, async () => {
       // Fenced: only while our claim stands, or nobody holds one (our lease ended meanwhile).
       const compare: ICompare[] =
-        token !== undefined
-          ? [
-              { key: ownerKey, target: "Create", result: "Equal", create_revision: token },
-              { key: ownerKey, target: "Value", result: "Equal", value: Buffer.from(this.ownerValue) },
-            ]
-          : [{ key: ownerKey, target: "Version", result: "Equal", version: 0 }];
+        token !== undefined ? this.ownerFence(id, token) : [{ key: ownerKey, target: "Version", result: "Equal", version: 0 }];
       const res = await this.etcd.kv.txn(
         { compare, success: deletes, failure: [{ request_range: { key: ownerKey } }] },
         { deadline: Date.now() + this.config.requestTimeout },
@@ -455,13 +511,7 @@ export class EtcdCoordinator implements Coordinator {
     const owner = Buffer.from(this.keys.owner(id));
     await this.withRetries(`release ${id}`, async () => {
       await this.etcd.kv.txn(
-        {
-          compare: [
-            { key: owner, target: "Create", result: "Equal", create_revision: token },
-            { key: owner, target: "Value", result: "Equal", value: Buffer.from(this.ownerValue) },
-          ],
-          success: [{ request_delete_range: { key: owner } }],
-        },
+        { compare: this.ownerFence(id, token), success: [{ request_delete_range: { key: owner } }] },
         { deadline: Date.now() + this.config.requestTimeout },
       );
     });
@@ -567,12 +617,21 @@ export class EtcdCoordinator implements Coordinator {
       else if (part === "owner") this.onOwnerKey(id, ev);
       // tasks/T/commands belongs to the state machine's listener.
     }
+    // A response can carry many tasks at once (a batch release, a bulk submit). Every node gets
+    // the same list; announcing it in a per-node random order keeps their claims apart.
+    const ids = [...this.toAnnounce];
+    this.toAnnounce.clear();
+    shuffle(ids);
+    for (const id of ids) {
+      const record = this.table.get(id);
+      if (record?.exists && !record.owner) this.announce(id);
+    }
   }
 
   private onTaskKey(id: string, ev: MirrorEvent): void {
     if (ev.type === "put") {
       this.table.setExists(id, true);
-      if (!this.table.get(id)?.owner) this.announce(id);
+      if (!this.table.get(id)?.owner) this.toAnnounce.add(id);
       return;
     }
     this.table.setExists(id, false);
@@ -587,7 +646,7 @@ export class EtcdCoordinator implements Coordinator {
     }
     this.table.setProps(id, ev.kv.value, ev.kv.modRevision);
     const record = this.table.get(id);
-    if (record?.exists && !record.owner) this.announce(id); // props arrived after the task key
+    if (record?.exists && !record.owner) this.toAnnounce.add(id); // props arrived after the task key
   }
 
   private onOwnerKey(id: string, ev: MirrorEvent): void {
@@ -596,7 +655,7 @@ export class EtcdCoordinator implements Coordinator {
       const previous = this.table.get(id)?.owner;
       this.table.setOwner(id, undefined);
       if (token !== undefined && previous?.createRevision === token) this.loseClaim(id, "lost");
-      if (this.table.get(id)?.exists) this.announce(id);
+      if (this.table.get(id)?.exists) this.toAnnounce.add(id);
       return;
     }
     const owner = ownerRecord(ev.kv);

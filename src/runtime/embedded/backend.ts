@@ -54,6 +54,7 @@ export async function openEmbeddedBackend(config: RuntimeConfig, log: Logger): P
       taskCommands,
       claimConcurrency: 1,
       readState: async (taskId) => stateStore.get(taskId),
+      classifyJoinError: () => "other",
       attachMetrics() {
         // No lease, no keepalives: nothing coordinator-specific to measure.
       },

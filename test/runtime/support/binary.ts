@@ -4,6 +4,7 @@
  * cache key is the newest mtime under src/ plus package.json).
  */
 import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -30,7 +31,8 @@ export function metaforaBinary(): Promise<string> {
 
 function build(): string {
   const stamp = Math.floor(Math.max(newestMtime(join(REPO, "src")), statSync(join(REPO, "package.json")).mtimeMs));
-  const dir = join(tmpdir(), "metafora-test-binary");
+  // One cache folder per checkout, so two clones on one machine never share a binary.
+  const dir = join(tmpdir(), `metafora-test-binary-${createHash("sha256").update(REPO).digest("hex").slice(0, 12)}`);
   mkdirSync(dir, { recursive: true });
   const target = join(dir, `metafora-${stamp}`);
   if (existsSync(target)) return target;
