@@ -5,7 +5,7 @@
  */
 import { cac, type CAC } from "cac";
 import { ConfigError, describeError } from "../errors.ts";
-import { CONFIG_FLAGS, configFlagsFromArgv } from "./config/flags.ts";
+import { configFlagsFromArgv } from "./config/flags.ts";
 import { loadConfigWithSources, type LoadedConfig } from "./config/load.ts";
 import { renderConfigToml } from "./config/print.ts";
 import { redactConfig } from "./config/redact.ts";
@@ -148,6 +148,3 @@ function runtimeName(): string {
   if (g.Deno) return `deno ${g.Deno.version.deno}`;
   return `node ${process.version}`;
 }
-
-/** Config flag names, for tests and docs. */
-export const GLOBAL_CONFIG_FLAGS = CONFIG_FLAGS;

@@ -13,7 +13,7 @@ import { formatDuration } from "./config/duration.ts";
 import { ExitCode } from "./exit-codes.ts";
 import { buildHandlers } from "./handlers.ts";
 import { startHttpServer, type RunningHttpServer } from "./http/server.ts";
-import { HandlerLoadError, loadHandlerModules } from "./loader.ts";
+import { loadHandlerModules } from "./loader.ts";
 import { setupLogging } from "./logging.ts";
 import { registerMetaforaModule } from "./metafora-module.ts";
 import { attachConsumerMetrics, createMetrics } from "./metrics.ts";

@@ -53,6 +53,11 @@ export interface StateStore {
   load(taskId: string): Promise<State | undefined>;
   /** Persist the task's state (overwrites). */
   store(taskId: string, state: State): Promise<void>;
+  /**
+   * Read the state without recording anything (operators looking at a task must not create
+   * state for it). Optional; stores that have it are preferred for reads.
+   */
+  get?(taskId: string): Promise<State | undefined> | State | undefined;
 }
 
 /** Sends commands (pause, run, kill, ...) to a task, wherever it runs. */

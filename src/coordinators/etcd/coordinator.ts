@@ -63,6 +63,15 @@ export interface EtcdCoordinatorEvents {
 /** etcd allows 128 compares per transaction by default (--max-txn-ops); a release needs two. */
 const RELEASE_BATCH = 64;
 
+/** Claims per transaction: two compares each, within etcd's default 128. */
+const CLAIM_BATCH = 64;
+
+interface PendingClaim {
+  readonly id: string;
+  readonly lease: NodeLease;
+  readonly resolve: (token: number | undefined) => void;
+}
+
 interface PendingRelease {
   readonly id: string;
   readonly token: number;
@@ -115,6 +124,8 @@ export class EtcdCoordinator implements Coordinator {
   private resyncs = 0;
   private closing: Promise<void> | undefined;
   private readonly releaseQueue: PendingRelease[] = [];
+  private readonly claimQueue: PendingClaim[] = [];
+  private claimsInFlight = false;
   private releaseFlush: ReturnType<typeof setTimeout> | undefined;
   /** Announcements from one watch response, made once it has been applied (see onTasksEvents). */
   private readonly toAnnounce = new Set<string>();
@@ -375,32 +386,13 @@ export class EtcdCoordinator implements Coordinator {
     // Already claimed as far as the watch has seen: save etcd the doomed transaction. (A stale
     // view only delays this node: the owner's delete event announces the task again.)
     if (this.table.get(id)?.owner) return undefined;
-    const owner = Buffer.from(this.keys.owner(id));
     this.claiming.add(id);
     let token: number | undefined;
     try {
-      const res = await this.etcd.kv.txn(
-        {
-          compare: [
-            { key: owner, target: "Version", result: "Equal", version: 0 },
-            { key: Buffer.from(this.keys.task(id)), target: "Version", result: "Greater", version: 0 },
-          ],
-          success: [{ request_put: { key: owner, value: Buffer.from(this.ownerValue), lease: lease.id } }],
-          failure: [{ request_range: { key: owner } }],
-        },
-        { deadline: Date.now() + this.config.requestTimeout },
-      );
-      if (res.succeeded) {
-        token = Number(res.header.revision);
-      } else {
-        // etcd3 retries failed requests; an earlier attempt of this very claim may have won.
-        const kv = res.responses[0]?.response_range?.kvs[0];
-        if (kv && kv.lease === lease.id && kv.value.toString() === this.ownerValue) token = Number(kv.create_revision);
-      }
-    } catch (err) {
-      this.log.debug(`claim of ${id} failed: ${errorMessage(err)}`);
-      // The txn may have landed even though we got no answer: check later, release if so.
-      setTimeout(() => void this.releaseIfOrphan(id), 1000);
+      token = await new Promise<number | undefined>((resolve) => {
+        this.claimQueue.push({ id, lease, resolve });
+        if (!this.claimsInFlight) void this.pumpClaims();
+      });
     } finally {
       this.claiming.delete(id);
     }
@@ -412,6 +404,110 @@ export class EtcdCoordinator implements Coordinator {
     }
     this.claims.set(id, token);
     return { token };
+  }
+
+  /**
+   * Claims go to etcd one transaction at a time; claims asked for while one is in flight (a
+   * consumer with claimConcurrency > 1, a backlog) share the next transaction, up to
+   * CLAIM_BATCH of them. With one claim at a time this is exactly ref §2.7's transaction.
+   */
+  private async pumpClaims(): Promise<void> {
+    this.claimsInFlight = true;
+    try {
+      while (this.claimQueue.length > 0) {
+        const batch = this.claimQueue.splice(0, CLAIM_BATCH);
+        const current = batch.filter((c) => c.lease === this.lease && this.state === "active");
+        for (const c of batch) if (!current.includes(c)) c.resolve(undefined);
+        if (current.length === 1) current[0]!.resolve(await this.claimOne(current[0]!.id, current[0]!.lease));
+        else if (current.length > 1) await this.claimMany(current);
+      }
+    } finally {
+      this.claimsInFlight = false;
+    }
+  }
+
+  /** Ref §2.7: owner absent AND task present → owner on our lease. Resolves the token. */
+  private async claimOne(id: string, lease: NodeLease): Promise<number | undefined> {
+    const owner = Buffer.from(this.keys.owner(id));
+    try {
+      const res = await this.etcd.kv.txn(
+        {
+          compare: this.claimConditions(id),
+          success: [this.ownerPut(id, lease)],
+          failure: [{ request_range: { key: owner } }],
+        },
+        { deadline: Date.now() + this.config.requestTimeout },
+      );
+      if (res.succeeded) return Number(res.header.revision);
+      // etcd3 retries failed requests; an earlier attempt of this very claim may have won.
+      const kv = res.responses[0]?.response_range?.kvs[0];
+      if (kv && kv.lease === lease.id && kv.value.toString() === this.ownerValue) return Number(kv.create_revision);
+    } catch (err) {
+      this.log.debug(`claim of ${id} failed: ${errorMessage(err)}`);
+      // The txn may have landed even though we got no answer: check later, release if so.
+      setTimeout(() => void this.releaseIfOrphan(id), 1000);
+    }
+    return undefined;
+  }
+
+  /**
+   * Several claims in one transaction. All conditions must hold for it to succeed; when one
+   * does not, the failure branch reads every owner and task key, the claims that cannot win are
+   * dropped, and the rest are tried again.
+   */
+  private async claimMany(batch: PendingClaim[]): Promise<void> {
+    let remaining = batch;
+    for (let round = 0; remaining.length > 1 && round < 3; round++) {
+      const lease = remaining[0]!.lease;
+      let res;
+      try {
+        res = await this.etcd.kv.txn(
+          {
+            compare: remaining.flatMap((c) => this.claimConditions(c.id)),
+            success: remaining.map((c) => this.ownerPut(c.id, lease)),
+            failure: remaining.flatMap((c) => [
+              { request_range: { key: Buffer.from(this.keys.owner(c.id)) } },
+              { request_range: { key: Buffer.from(this.keys.task(c.id)), count_only: true } },
+            ]),
+          },
+          { deadline: Date.now() + this.config.requestTimeout },
+        );
+      } catch (err) {
+        this.log.debug(`claim of ${remaining.length} tasks failed: ${errorMessage(err)}`);
+        for (const c of remaining) {
+          setTimeout(() => void this.releaseIfOrphan(c.id), 1000);
+          c.resolve(undefined);
+        }
+        return;
+      }
+      if (res.succeeded) {
+        for (const c of remaining) c.resolve(Number(res.header.revision));
+        return;
+      }
+      const next: PendingClaim[] = [];
+      remaining.forEach((c, i) => {
+        const owner = res.responses[2 * i]?.response_range?.kvs[0];
+        const taskExists = Number(res.responses[2 * i + 1]?.response_range?.count ?? 0) > 0;
+        if (owner) {
+          const ours = owner.lease === lease.id && owner.value.toString() === this.ownerValue;
+          c.resolve(ours ? Number(owner.create_revision) : undefined);
+        } else if (!taskExists) c.resolve(undefined);
+        else next.push(c);
+      });
+      remaining = next;
+    }
+    for (const c of remaining) c.resolve(await this.claimOne(c.id, c.lease));
+  }
+
+  private claimConditions(id: string): ICompare[] {
+    return [
+      { key: Buffer.from(this.keys.owner(id)), target: "Version", result: "Equal", version: 0 },
+      { key: Buffer.from(this.keys.task(id)), target: "Version", result: "Greater", version: 0 },
+    ];
+  }
+
+  private ownerPut(id: string, lease: NodeLease): IRequestOp {
+    return { request_put: { key: Buffer.from(this.keys.owner(id)), value: Buffer.from(this.ownerValue), lease: lease.id } };
   }
 
   async release(task: Task): Promise<void> {

@@ -5,7 +5,6 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { MemoryStateStore } from "../../coordinators/memory/state-store.ts";
 import { ConfigError } from "../../errors.ts";
 import { ClusterOperator } from "../operator/cluster-operator.ts";
 import type { Operator } from "../operator/types.ts";
@@ -59,8 +58,8 @@ export async function startHttpServer(services: HttpServices, opts: HttpServerOp
     target: `node "${services.node}"`,
     client: services.client,
     taskCommands: services.taskCommands,
-    // The embedded store can be read without recording anything; other stores only via load().
-    readState: services.readState ?? (stateStore instanceof MemoryStateStore ? async (id) => stateStore.get(id) : undefined),
+    // Reads go through get() where the store has it, so looking at a task never creates state.
+    readState: services.readState ?? (stateStore?.get ? async (id) => stateStore.get?.(id) : undefined),
     loadState: stateStore ? (id) => stateStore.load(id) : undefined,
     liveState: services.stateOf ? (id) => services.stateOf?.(id) : undefined,
   });
