@@ -16,7 +16,7 @@ export default defineHandler<{ every?: number }>({
     }
     // ctx.signal.reason says why: shutdown, balance, lost claim, command...
     ctx.log.info(`${task.id} stopping: ${(ctx.signal.reason as Error).message}`);
-    return "release" as const;
+    return "release";
   },
 });
 
