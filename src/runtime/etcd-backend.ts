@@ -5,33 +5,19 @@
  */
 import { EtcdAuthenticationFailedError, EtcdPermissionDeniedError, EtcdRoleNotGrantedError } from "etcd3";
 import { connectEtcd } from "../coordinators/etcd/connect.ts";
-import { parseEtcdConfig } from "../coordinators/etcd/config.ts";
 import { EtcdCoordinator } from "../coordinators/etcd/coordinator.ts";
 import { EtcdStateStore } from "../coordinators/etcd/state-store.ts";
 import { EtcdTaskCommands } from "../coordinators/etcd/task-commands.ts";
 import { scopedLogger } from "../log.ts";
 import type { Logger } from "../types.ts";
 import type { Backend } from "./backend.ts";
+import { etcdConfigOf } from "./config/etcd.ts";
 import type { RuntimeConfig } from "./config/schema.ts";
 
 const ETCD_CLAIM_CONCURRENCY = 8;
 
 export async function openEtcdBackend(config: RuntimeConfig, log: Logger): Promise<Backend> {
-  const { etcd: e } = config;
-  const tls = e.ca || e.cert || e.key ? { ...(e.ca ? { ca: e.ca } : {}), ...(e.cert ? { cert: e.cert } : {}), ...(e.key ? { key: e.key } : {}) } : undefined;
-  const etcdConfig = parseEtcdConfig(
-    {
-      endpoints: e.endpoints,
-      namespace: config.namespace,
-      node: config.node,
-      leaseTtl: config.leaseTtl,
-      dialTimeout: e.dialTimeout,
-      requestTimeout: e.requestTimeout,
-      ...(tls ? { tls } : {}),
-      ...(e.username !== undefined ? { username: e.username, password: e.password ?? "" } : {}),
-    },
-    "etcd settings",
-  );
+  const etcdConfig = etcdConfigOf(config, { asNode: true });
   const connection = connectEtcd(etcdConfig);
   const coordinator = new EtcdCoordinator(etcdConfig, { etcd: connection, log: scopedLogger(`etcd ${etcdConfig.namespace}`, log) });
   const stateStore = new EtcdStateStore(connection, etcdConfig.namespace);

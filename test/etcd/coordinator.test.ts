@@ -314,3 +314,46 @@ describe("client (T40, T41)", () => {
     expect(c.stats().state).toBe("closed");
   });
 });
+
+describe("batched claims and releases", () => {
+  test("concurrent claims share transactions; ones that cannot win are dropped, the rest still win", async () => {
+    const ns = uniqueNamespace("batch-claim");
+    const a = await started(ns, "node1");
+    const b = await started(ns, "node2");
+    const client = makeClient(etcd, ns, cleanup);
+    const ids = ["b0", "b1", "b2", "b3", "b4", "b5", "b6"];
+    for (const id of ids) await client.submitTask(id);
+    expect(await b.c.claim({ id: "b3", props: {} })).toBeDefined(); // owned elsewhere
+    await client.deleteTask("b5"); // gone
+    // Claims asked for together: b0 goes first, the others queue behind it and share a txn,
+    // whose conditions fail (b3 owned, b5 gone); the remaining four are retried together.
+    const results = await Promise.all(ids.map((id) => a.c.claim({ id, props: {} })));
+    const won = ids.filter((_, i) => results[i]);
+    expect(won).toEqual(["b0", "b1", "b2", "b4", "b6"]);
+    const shared = results[1]!.token;
+    expect([results[2]!.token, results[4]!.token, results[6]!.token]).toEqual([shared, shared, shared]);
+    expect(shared).toBeGreaterThan(results[0]!.token);
+    const infos = await client.tasks();
+    expect(infos.filter((t) => t.owner === "node1").map((t) => [t.id, t.token])).toEqual(won.map((id) => [id, results[ids.indexOf(id)]!.token]));
+    expect(infos.find((t) => t.id === "b3")?.owner).toBe("node2");
+  });
+
+  test("releases sent together go as one fenced transaction; a claim lost meanwhile is left to its new owner", async () => {
+    const ns = uniqueNamespace("batch-release");
+    const a = await started(ns, "node1");
+    const b = await started(ns, "node2");
+    const client = makeClient(etcd, ns, cleanup);
+    const raw = rawClient(etcd, cleanup);
+    const keys = new Keys(ns);
+    const ids = Array.from({ length: 10 }, (_, i) => `r${i}`);
+    for (const id of ids) await client.submitTask(id);
+    for (const id of ids) expect(await a.c.claim({ id, props: {} })).toBeDefined();
+    // r7's claim is taken over (owner deleted, node2 claims) before node1 learns of it.
+    await raw.delete().key(keys.owner("r7")).exec();
+    const stolen = await waitFor("node2 to claim r7", () => b.c.claim({ id: "r7", props: {} }));
+    await Promise.all(ids.map((id) => a.c.release({ id, props: {} })));
+    const infos = await client.tasks();
+    expect(infos.filter((t) => t.owner).map((t) => [t.id, t.owner, t.token])).toEqual([["r7", "node2", stolen.token]]);
+    expect(a.c.stats().claims).toBe(0);
+  });
+});

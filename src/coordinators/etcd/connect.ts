@@ -28,6 +28,10 @@ export function etcdOptions(config: EtcdConfig): IOptions {
       "grpc.max_reconnect_backoff_ms": 2000,
       // Listings are paginated, but props can be large: do not fail a page at grpc's 4 MiB.
       "grpc.max_receive_message_length": 256 * 1024 * 1024,
+      // Notice a dead connection (etcd host gone, half-open TCP) even when no request is due:
+      // a silent watch stream would otherwise miss changes. etcd accepts pings every 5 s+.
+      "grpc.keepalive_time_ms": 30_000,
+      "grpc.keepalive_timeout_ms": 10_000,
     },
   };
   const tls = config.tls;

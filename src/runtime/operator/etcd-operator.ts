@@ -4,31 +4,14 @@
  * acts on what it writes).
  */
 import { EtcdClient } from "../../coordinators/etcd/client.ts";
-import { parseEtcdConfig, type EtcdConfig } from "../../coordinators/etcd/config.ts";
 import { connectEtcd } from "../../coordinators/etcd/connect.ts";
 import { EtcdStateStore } from "../../coordinators/etcd/state-store.ts";
 import { EtcdTaskCommands } from "../../coordinators/etcd/task-commands.ts";
 import { silentLogger } from "../../log.ts";
+import { etcdConfigOf } from "../config/etcd.ts";
 import type { RuntimeConfig } from "../config/schema.ts";
 import { ClusterOperator } from "./cluster-operator.ts";
 import { OperatorError, type Operator } from "./types.ts";
-
-/** The etcd settings of a runtime config, in the etcd coordinator's own (validated) shape. */
-export function etcdConfigOf(config: RuntimeConfig): EtcdConfig {
-  const e = config.etcd;
-  const tls = e.ca || e.cert || e.key ? { ...(e.ca ? { ca: e.ca } : {}), ...(e.cert ? { cert: e.cert } : {}), ...(e.key ? { key: e.key } : {}) } : undefined;
-  return parseEtcdConfig(
-    {
-      endpoints: e.endpoints,
-      namespace: config.namespace,
-      dialTimeout: e.dialTimeout,
-      requestTimeout: e.requestTimeout,
-      ...(tls ? { tls } : {}),
-      ...(e.username !== undefined ? { username: e.username, password: e.password ?? "" } : {}),
-    },
-    "etcd settings",
-  );
-}
 
 export async function createEtcdOperator(config: RuntimeConfig): Promise<Operator> {
   const etcdConfig = etcdConfigOf(config);

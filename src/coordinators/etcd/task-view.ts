@@ -1,0 +1,202 @@
+/**
+ * What this node knows about tasks, and what it tells its consumer. It applies the tasks/
+ * mirror's snapshots and events to the task table, keeps the node's own claims (task id →
+ * fencing token), and turns changes into consumer calls:
+ *
+ *   task key put, unowned           → announce       task key deleted, ours  → lost "deleted"
+ *   owner put by someone else       → withdraw       owner deleted, task left → announce
+ *   our owner key deleted/replaced  → lost "lost"    owner with our name that no claim
+ *                                                     accounts for → released (orphan)
+ *
+ * A snapshot (first listing or relist after watch trouble) is reconciled against the claims,
+ * so a claim that ended while the watch was down is reported lost all the same.
+ * Malformed props skip the task and malformed owners count as someone else's, each logged
+ * once per value.
+ */
+import { describeError } from "../../errors.ts";
+import type { CoordinatorContext, Logger } from "../../types.ts";
+import type { Keys } from "./keys.ts";
+import { ownerRecord, parseProps, TaskTable } from "./task-table.ts";
+import type { MirrorEvent, MirrorKv } from "./watch.ts";
+
+export interface TaskViewOptions {
+  readonly keys: Keys;
+  readonly node: string;
+  readonly log: Logger;
+  /** The consumer's callbacks (absent before init). */
+  context(): CoordinatorContext | undefined;
+  /** An owner key with our name that no claim of ours accounts for. */
+  orphan(id: string, createRevision: number): void;
+  /** A claim ended without the consumer asking (for metrics). */
+  lost(id: string, reason: "lost" | "deleted"): void;
+}
+
+export class TaskView {
+  table = new TaskTable();
+  /** Claims this node holds: task id → fencing token (owner key create revision). */
+  readonly claims = new Map<string, number>();
+  /** Claims in flight: their owner events must not be mistaken for orphans. */
+  readonly claiming = new Set<string>();
+  /** Highest revision applied (snapshot or event). */
+  revision = 0;
+  private readonly toAnnounce = new Set<string>();
+  private readonly warned = new Set<string>();
+
+  constructor(private readonly o: TaskViewOptions) {}
+
+  /** The node holds or is making a claim on this task. */
+  isHeld(id: string): boolean {
+    return this.claims.has(id) || this.claiming.has(id);
+  }
+
+  /** A claim that won at `token` but that the watch has already seen end. */
+  endedAlready(id: string, token: number): boolean {
+    return this.revision >= token && this.table.get(id)?.owner?.createRevision !== token;
+  }
+
+  snapshot(kvs: readonly MirrorKv[], revision: number): void {
+    const previous = this.table;
+    const next = TaskTable.fromSnapshot(kvs, this.o.keys);
+    this.table = next;
+    this.revision = revision;
+    for (const [id, token] of [...this.claims]) {
+      if (token > revision) continue; // claimed after this listing; the watch covers it
+      const record = next.get(id);
+      if (record?.owner?.createRevision !== token) this.loseClaim(id, record?.exists ? "lost" : "deleted");
+    }
+    for (const record of previous.all()) {
+      const now = next.get(record.id);
+      const wasClaimable = record.exists && !record.owner;
+      if (wasClaimable && (!now?.exists || now.owner)) this.o.context()?.withdraw(record.id);
+    }
+    const claimable: string[] = [];
+    for (const record of next.all()) {
+      const owner = record.owner;
+      if (owner) {
+        if (owner.node === undefined) this.warnMalformedOwner(record.id, owner.raw, owner.createRevision);
+        else if (owner.node === this.o.node && !this.isHeld(record.id)) this.o.orphan(record.id, owner.createRevision);
+      } else if (record.exists) {
+        claimable.push(record.id);
+      }
+    }
+    // Every node lists the same backlog; announced in key order, they would all race for the
+    // same task at the same moment and most claims would lose. A random order per node keeps
+    // their attempts mostly disjoint.
+    shuffle(claimable);
+    for (const id of claimable) this.announce(id);
+  }
+
+  events(events: readonly MirrorEvent[]): void {
+    for (const ev of events) {
+      if (ev.kv.modRevision > this.revision) this.revision = ev.kv.modRevision;
+      const parsed = this.o.keys.parseTaskKey(ev.kv.key);
+      if (!parsed) continue;
+      const { id, part } = parsed;
+      if (part === "task") this.onTaskKey(id, ev);
+      else if (part === "props") this.onPropsKey(id, ev);
+      else if (part === "owner") this.onOwnerKey(id, ev);
+      // tasks/T/commands belongs to the state machine's listener.
+    }
+    // A response can carry many tasks at once (a batch release, an expired lease). Every node
+    // gets the same list; announcing it in a per-node random order keeps their claims apart.
+    const ids = [...this.toAnnounce];
+    this.toAnnounce.clear();
+    shuffle(ids);
+    for (const id of ids) {
+      const record = this.table.get(id);
+      if (record?.exists && !record.owner) this.announce(id);
+    }
+  }
+
+  /** Report a claim as ended (also used when a snapshot contradicts it). */
+  loseClaim(id: string, reason: "lost" | "deleted"): void {
+    this.claims.delete(id);
+    this.o.log.warn(reason === "deleted" ? `task ${id} was deleted while this node ran it` : `lost the claim on ${id} (owner key deleted or replaced)`);
+    this.o.lost(id, reason);
+    try {
+      this.o.context()?.lost(id, reason);
+    } catch (err) {
+      this.o.log.error(`consumer lost(${id}) failed: ${describeError(err)}`);
+    }
+  }
+
+  private onTaskKey(id: string, ev: MirrorEvent): void {
+    if (ev.type === "put") {
+      this.table.setExists(id, true);
+      if (!this.table.get(id)?.owner) this.toAnnounce.add(id);
+      return;
+    }
+    this.table.setExists(id, false);
+    if (this.claims.has(id)) this.loseClaim(id, "deleted");
+    else this.o.context()?.withdraw(id);
+  }
+
+  private onPropsKey(id: string, ev: MirrorEvent): void {
+    if (ev.type === "delete") {
+      this.table.setProps(id, undefined, 0);
+      return;
+    }
+    this.table.setProps(id, ev.kv.value, ev.kv.modRevision);
+    const record = this.table.get(id);
+    if (record?.exists && !record.owner) this.toAnnounce.add(id); // props arrived after the task key
+  }
+
+  private onOwnerKey(id: string, ev: MirrorEvent): void {
+    const token = this.claims.get(id);
+    if (ev.type === "delete") {
+      const previous = this.table.get(id)?.owner;
+      this.table.setOwner(id, undefined);
+      if (token !== undefined && previous?.createRevision === token) this.loseClaim(id, "lost");
+      if (this.table.get(id)?.exists) this.toAnnounce.add(id);
+      return;
+    }
+    const owner = ownerRecord(ev.kv);
+    this.table.setOwner(id, owner);
+    if (owner.node === undefined) this.warnMalformedOwner(id, owner.raw, owner.createRevision);
+    if (token !== undefined) {
+      if (owner.createRevision !== token || owner.node !== this.o.node) this.loseClaim(id, "lost");
+      return;
+    }
+    if (owner.node === this.o.node) {
+      if (!this.claiming.has(id)) this.o.orphan(id, owner.createRevision);
+      return;
+    }
+    this.o.context()?.withdraw(id);
+  }
+
+  private announce(id: string): void {
+    const record = this.table.get(id);
+    if (!record) return;
+    const props = parseProps(record.propsRaw);
+    if (!props.ok) {
+      this.warnOnce(`props ${id} ${record.propsRevision}`, `skipping task ${id}: props at ${this.o.keys.props(id)} are ${props.error}`);
+      return;
+    }
+    try {
+      this.o.context()?.announce({ id, props: props.props });
+    } catch (err) {
+      this.o.log.error(`consumer announce(${id}) failed: ${describeError(err)}`);
+    }
+  }
+
+  private warnMalformedOwner(id: string, raw: string, revision: number): void {
+    this.warnOnce(
+      `owner ${id} ${revision}`,
+      `owner value at ${this.o.keys.owner(id)} is not {"node": string} (${JSON.stringify(raw.slice(0, 100))}); treating the task as claimed by someone else`,
+    );
+  }
+
+  private warnOnce(key: string, message: string): void {
+    if (this.warned.has(key)) return;
+    if (this.warned.size > 10_000) this.warned.clear();
+    this.warned.add(key);
+    this.o.log.warn(message);
+  }
+}
+
+function shuffle<T>(items: T[]): void {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [items[i], items[j]] = [items[j]!, items[i]!];
+  }
+}
