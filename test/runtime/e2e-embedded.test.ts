@@ -261,6 +261,35 @@ describe("embedded coordinator, compiled binary", () => {
     },
     60_000,
   );
+
+  test(
+    "a task command no handler has taken yet survives kill -9 and is applied after the restart",
+    async () => {
+      const s = await setup({ "job.ts": STATEFUL_JOB });
+      const node = s.start();
+      await node.waitReady(s.url);
+      // Frozen, the node does not claim: the command has nobody to take it and must wait.
+      node.signal("SIGTSTP");
+      await node.waitOutput("SIGTSTP: freezing");
+      expect((await s.cli("submit", "job:later")).code).toBe(0);
+      expect((await s.cli("pause", "job:later")).code).toBe(0);
+      expect(node.output()).not.toContain("job started job:later");
+      expect((await s.cli("state", "job:later", "--json")).stdout).not.toContain('"paused"');
+
+      node.signal("SIGKILL");
+      expect((await node.exited).signal).toBe("SIGKILL");
+
+      const again = s.start();
+      await again.waitReady(s.url);
+      await again.waitOutput("1 waiting command(s) restored");
+      await waitFor("job:later paused by the command sent before the crash", async () =>
+        (await s.cli("state", "job:later", "--json")).stdout.includes('"paused"'),
+      );
+      again.signal("SIGTERM");
+      expect((await again.exited).code).toBe(0);
+    },
+    90_000,
+  );
 });
 
 /** Submits a follow-up task through ctx.client, then finishes. */

@@ -3,6 +3,9 @@
  * etcd's `tasks/T/commands` (ref §2.12). A command waits in the task's slot (a newer one
  * overwrites it) until the task's running instance takes it; only the most recently started
  * listener of a task takes commands, which is the current owner's.
+ *
+ * `onChange` sees every change of a slot (a command waiting, or gone because it was taken or
+ * its task finished), so the embedded runtime can keep waiting commands on disk.
  */
 import { messageProblem } from "../../statemachine/messages.ts";
 import type { Message, TaskCommander, TaskCommandSource } from "../../statemachine/types.ts";
@@ -11,16 +14,35 @@ interface Listener {
   wake(): void;
 }
 
+export interface MemoryTaskCommandsOptions {
+  /** Commands waiting from a previous run, by task id. */
+  waiting?: Iterable<readonly [string, Message]>;
+  /** Called synchronously on every slot change; `undefined` means the slot emptied. */
+  onChange?: (taskId: string, message: Message | undefined) => void;
+}
+
 export class MemoryTaskCommands implements TaskCommander, TaskCommandSource {
-  private readonly slots = new Map<string, Message>();
+  private readonly slots: Map<string, Message>;
   private readonly listeners = new Map<string, Listener[]>();
+  private readonly onChange: (taskId: string, message: Message | undefined) => void;
+
+  constructor(opts: MemoryTaskCommandsOptions = {}) {
+    this.slots = new Map(opts.waiting ?? []);
+    this.onChange = opts.onChange ?? (() => {});
+  }
 
   async send(taskId: string, message: Message): Promise<void> {
     const problem = messageProblem(message);
     if (problem !== undefined) throw new TypeError(`command for task "${taskId}" is invalid: ${problem}`);
+    this.onChange(taskId, message);
     this.slots.set(taskId, message);
     const current = this.listeners.get(taskId)?.at(-1);
     current?.wake();
+  }
+
+  /** Drop a task's waiting command because the task is gone (etcd: done deletes tasks/T/). */
+  forget(taskId: string): void {
+    if (this.slots.delete(taskId)) this.onChange(taskId, undefined);
   }
 
   /** The command waiting for a task, if any (for operators and tests). */
@@ -39,6 +61,7 @@ export class MemoryTaskCommands implements TaskCommander, TaskCommandSource {
         const message = this.listeners.get(taskId)?.at(-1) === me ? this.slots.get(taskId) : undefined;
         if (message !== undefined) {
           this.slots.delete(taskId);
+          this.onChange(taskId, undefined);
           yield message;
           continue;
         }

@@ -1,14 +1,14 @@
 /**
  * The embedded coordinator: the memory broker (one node, no etcd) with its tasks and the state
  * machine's states kept under data_dir, durable across restarts and kill -9 (see
- * durable-map.ts). Pending task commands (pause/resume/...) are not persisted: like a claim,
- * an undelivered command dies with the process; the state it would have produced is what
- * counts, and states are persisted.
+ * durable-map.ts), and so are task commands (pause/resume/...) that no handler has taken yet:
+ * an acknowledged `metafora pause` survives kill -9 like an acknowledged submit.
  */
 import { MemoryBroker } from "../../coordinators/memory/broker.ts";
 import { MemoryTaskCommands } from "../../coordinators/memory/commander.ts";
 import { MemoryStateStore, type StateSnapshotData } from "../../coordinators/memory/state-store.ts";
-import { encodeState } from "../../statemachine/codec.ts";
+import { decodeMessage, encodeMessage, encodeState } from "../../statemachine/codec.ts";
+import type { Message } from "../../statemachine/types.ts";
 import type { Logger, TaskProps } from "../../types.ts";
 import type { Backend } from "../backend.ts";
 import type { RuntimeConfig } from "../config/schema.ts";
@@ -23,26 +23,36 @@ export async function openEmbeddedBackend(config: RuntimeConfig, log: Logger): P
   let tasks: DurableMap<TaskProps> | undefined;
   let states: DurableMap<Record<string, unknown>> | undefined;
   let meta: DurableMap<number> | undefined;
+  let commands: DurableMap<string> | undefined;
   try {
     tasks = DurableMap.open<TaskProps>(config.dataDir, "tasks", log);
     states = DurableMap.open<Record<string, unknown>>(config.dataDir, "states", log);
     meta = DurableMap.open<number>(config.dataDir, "meta", log);
+    commands = DurableMap.open<string>(config.dataDir, "commands", log);
     const stateMap = states;
     const metaMap = meta;
+    const commandMap = commands;
+    const taskCommands = new MemoryTaskCommands({
+      waiting: restoreCommands(commandMap, log),
+      // Synchronous, inside send(): the command is on disk before send() resolves.
+      onChange: (taskId, message) => (message ? commandMap.set(taskId, encodeMessage(message)) : commandMap.delete(taskId)),
+    });
+    const forgetTask = (id: string): void => taskCommands.forget(id);
     const tokens = new TokenReservation(meta);
 
     const broker = new MemoryBroker({
       snapshot: { version: 1, lastToken: tokens.floor, tasks: [...tasks.entries()].map(([id, props]) => ({ id, props })) },
     });
-    const client = persistedClient(broker.client(), tasks);
-    const coordinator = persistedCoordinator(broker.coordinator(config.node), tasks, client, tokens);
+    const client = persistedClient(broker.client(), tasks, forgetTask);
+    const coordinator = persistedCoordinator(broker.coordinator(config.node), tasks, client, tokens, forgetTask);
     const stateStore = new MemoryStateStore({
       snapshot: Object.fromEntries(stateMap.entries()) as StateSnapshotData,
       // Called synchronously inside store(): the state is on disk before store() resolves.
       onChange: (taskId, state) => stateMap.set(taskId, JSON.parse(encodeState(state)) as Record<string, unknown>),
     });
-    const taskCommands = new MemoryTaskCommands();
-    log.info(`embedded coordinator: ${tasks.size} task(s) and ${stateMap.size} state(s) restored from ${config.dataDir}`);
+    log.info(
+      `embedded coordinator: ${tasks.size} task(s), ${stateMap.size} state(s) and ${commandMap.size} waiting command(s) restored from ${config.dataDir}`,
+    );
 
     const openTasks = tasks;
     return {
@@ -62,6 +72,7 @@ export async function openEmbeddedBackend(config: RuntimeConfig, log: Logger): P
         openTasks.close();
         stateMap.close();
         metaMap.close();
+        commandMap.close();
         lock.release();
       },
     };
@@ -69,7 +80,22 @@ export async function openEmbeddedBackend(config: RuntimeConfig, log: Logger): P
     tasks?.close();
     states?.close();
     meta?.close();
+    commands?.close();
     lock.release();
     throw err;
   }
+}
+
+/** Waiting commands from disk; one that no longer decodes is logged and dropped, never fatal. */
+function restoreCommands(map: DurableMap<string>, log: Logger): Array<[string, Message]> {
+  const waiting: Array<[string, Message]> = [];
+  for (const [taskId, text] of [...map.entries()]) {
+    try {
+      waiting.push([taskId, decodeMessage(text)]);
+    } catch (err) {
+      log.warn(`dropping the unreadable waiting command of task ${taskId}: ${(err as Error).message}`);
+      map.delete(taskId);
+    }
+  }
+  return waiting;
 }

@@ -12,7 +12,8 @@ import { TaskExistsError } from "../../errors.ts";
 import type { Client, Coordinator, NodeCommand, TaskInfo, TaskProps } from "../../types.ts";
 import type { DurableMap } from "./durable-map.ts";
 
-export function persistedClient(inner: Client, tasks: DurableMap<TaskProps>): Client {
+/** `onGone` hears of every task deleted or done, so what hangs off a task can go with it. */
+export function persistedClient(inner: Client, tasks: DurableMap<TaskProps>, onGone: (id: string) => void = () => {}): Client {
   return {
     async submitTask(id: string, props: TaskProps = {}): Promise<void> {
       if (typeof id === "string" && tasks.has(id)) throw new TaskExistsError(id);
@@ -28,7 +29,10 @@ export function persistedClient(inner: Client, tasks: DurableMap<TaskProps>): Cl
       }
     },
     async deleteTask(id: string): Promise<boolean> {
-      if (typeof id === "string") tasks.delete(id);
+      if (typeof id === "string") {
+        tasks.delete(id);
+        onGone(id);
+      }
       return inner.deleteTask(id);
     },
     submitCommand: (node: string, cmd: NodeCommand) => inner.submitCommand(node, cmd),
@@ -67,7 +71,13 @@ export class TokenReservation {
   }
 }
 
-export function persistedCoordinator(inner: Coordinator, tasks: DurableMap<TaskProps>, client: Client, tokens: TokenReservation): Coordinator {
+export function persistedCoordinator(
+  inner: Coordinator,
+  tasks: DurableMap<TaskProps>,
+  client: Client,
+  tokens: TokenReservation,
+  onGone: (id: string) => void = () => {},
+): Coordinator {
   return {
     get name() {
       return inner.name;
@@ -81,6 +91,7 @@ export function persistedCoordinator(inner: Coordinator, tasks: DurableMap<TaskP
     release: (task) => inner.release(task),
     async done(task) {
       tasks.delete(task.id);
+      onGone(task.id);
       await inner.done(task);
     },
     claimDeadline: () => inner.claimDeadline(),
