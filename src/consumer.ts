@@ -126,6 +126,9 @@ export class Consumer {
   private readonly idleWaiters = new Set<() => void>();
 
   private drainScheduled = false;
+  /** Event-loop turns seen by the claim workers (see watchLoopTurn). */
+  private loopTurns = 0;
+  private loopTurnArmed = false;
   private workers = 0;
   private balanceTimer: ReturnType<typeof setTimeout> | undefined;
   private balanceDue = false;
@@ -546,14 +549,32 @@ export class Consumer {
     while (this.claimable()) {
       const next = this.takeNext();
       if (!next) return;
+      const turn = this.watchLoopTurn();
       await this.attemptClaim(next.task, next.route);
-      if (++attempts >= YIELD_EVERY_ATTEMPTS || Date.now() - lastYield >= YIELD_EVERY_MS) {
+      if (this.loopTurns !== turn) {
+        // The claim waited for I/O: timers and I/O have just run, no need to yield again. (An
+        // extra turn here would also make this worker miss the coordinator's next batch.)
+        attempts = 0;
+        lastYield = Date.now();
+      } else if (++attempts >= YIELD_EVERY_ATTEMPTS || Date.now() - lastYield >= YIELD_EVERY_MS) {
         // Claims on a fast coordinator resolve as microtasks; let timers and I/O run.
         await new Promise<void>((resolve) => setImmediate(resolve));
         attempts = 0;
         lastYield = Date.now();
       }
     }
+  }
+
+  /** The current event-loop turn number; it changes once the loop has run timers and I/O. */
+  private watchLoopTurn(): number {
+    if (!this.loopTurnArmed) {
+      this.loopTurnArmed = true;
+      setImmediate(() => {
+        this.loopTurnArmed = false;
+        this.loopTurns++;
+      });
+    }
+    return this.loopTurns;
   }
 
   /** The next pending task worth a claim attempt, marked in flight. */

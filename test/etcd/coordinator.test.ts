@@ -338,6 +338,40 @@ describe("batched claims and releases", () => {
     expect(infos.find((t) => t.id === "b3")?.owner).toBe("node2");
   });
 
+  test("a batch that keeps losing races is retried as a batch, not claim by claim", async () => {
+    const ns = uniqueNamespace("batch-race");
+    const b = await started(ns, "node2");
+    const client = makeClient(etcd, ns, cleanup);
+    const ids = Array.from({ length: 10 }, (_, i) => `race${i}`);
+    for (const id of ids) await client.submitTask(id);
+    // node1's connection lets node2 win one more task of the batch before each of node1's
+    // batched transactions, five times: five rounds in a row fail on a new lost race.
+    const conn = rawClient(etcd, cleanup);
+    const send = conn.kv.txn.bind(conn.kv);
+    const stolen: string[] = [];
+    conn.kv.txn = async (...args: Parameters<typeof send>) => {
+      const batched = (args[0].compare?.length ?? 0) > 2;
+      if (batched && stolen.length < 5) {
+        const victim = ids[1 + stolen.length]!;
+        expect(await b.c.claim({ id: victim, props: {} })).toBeDefined();
+        stolen.push(victim);
+      }
+      return send(...args);
+    };
+    const a = makeCoordinator({ etcd, namespace: ns, node: "node1", cleanup, options: { etcd: conn } });
+    await a.init(new RecordingContext("node1"));
+    // race0 goes alone; the nine asked for while it is in flight share the next transactions.
+    const results = await Promise.all(ids.map((id) => a.claim({ id, props: {} })));
+    expect(stolen).toEqual(["race1", "race2", "race3", "race4", "race5"]);
+    expect(ids.filter((_, i) => results[i])).toEqual(["race0", "race6", "race7", "race8", "race9"]);
+    // The four survivors won together, in one transaction (one token), after the lost rounds.
+    const tokens = new Set(ids.slice(6).map((_, i) => results[6 + i]!.token));
+    expect(tokens.size).toBe(1);
+    const infos = await client.tasks();
+    expect(infos.filter((t) => t.owner === "node2").map((t) => t.id)).toEqual(stolen);
+    expect(infos.filter((t) => t.owner === "node1").map((t) => t.id)).toEqual(["race0", "race6", "race7", "race8", "race9"]);
+  });
+
   test("releases sent together go as one fenced transaction; a claim lost meanwhile is left to its new owner", async () => {
     const ns = uniqueNamespace("batch-release");
     const a = await started(ns, "node1");

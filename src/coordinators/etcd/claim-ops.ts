@@ -7,6 +7,7 @@
  * ends.
  */
 import { Buffer } from "node:buffer";
+import { setImmediate } from "node:timers";
 import { Range, type Etcd3, type ICompare, type IRequestOp } from "etcd3";
 import type { Logger } from "../../types.ts";
 import type { Keys } from "./keys.ts";
@@ -131,6 +132,10 @@ export class ClaimOps {
         for (const c of batch) if (c.lease !== lease) c.resolve(undefined);
         if (current.length === 1) current[0]!.resolve(await this.claimOne(current[0]!.id, current[0]!.lease));
         else if (current.length > 1) await this.claimMany(current);
+        // Claimants that just got their answer usually ask again at once (a consumer's claim
+        // workers do): let them join the next transaction. Sending it straight away would split
+        // them into two halves taking turns, twice the transactions for the same claims.
+        await new Promise<void>((resolve) => setImmediate(resolve));
       }
     } finally {
       this.claimsInFlight = false;
@@ -163,11 +168,15 @@ export class ClaimOps {
   /**
    * Several claims in one transaction. All conditions must hold for it to succeed; when one
    * does not, the failure branch reads every owner and task key, the claims that cannot win
-   * are dropped, and the rest are tried again.
+   * are dropped, and the rest are tried again together. The failure branch reads the very
+   * state that failed the compare, so every failed round settles at least one claim: the
+   * rounds are bounded by the batch size. (Falling back to one transaction per claim after a
+   * few rounds stalled every later claim of this node behind them while another node raced
+   * it for the same tasks.)
    */
   private async claimMany(batch: PendingClaim[]): Promise<void> {
     let remaining = batch;
-    for (let round = 0; remaining.length > 1 && round < 3; round++) {
+    while (remaining.length > 1) {
       const lease = remaining[0]!.lease;
       let res;
       try {
@@ -204,6 +213,12 @@ export class ClaimOps {
         } else if (!taskExists) c.resolve(undefined);
         else next.push(c);
       });
+      if (next.length === remaining.length) {
+        // Cannot happen with a well-behaved etcd; never loop on it.
+        this.o.log.warn(`claim of ${remaining.length} tasks failed without a reason etcd reported; claiming them one by one`);
+        for (const c of next) c.resolve(await this.claimOne(c.id, c.lease));
+        return;
+      }
       remaining = next;
     }
     for (const c of remaining) c.resolve(await this.claimOne(c.id, c.lease));
