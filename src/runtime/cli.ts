@@ -54,18 +54,23 @@ export function createCli(io: CliIo): Cli {
     cli.option(`--${spec.flag} <value>`, `${spec.doc} (file: ${spec.key}${spec.env ? `, env: ${spec.env}` : ""})`);
   }
 
+  /** The config, or undefined after reporting why it could not be loaded (exit code set). */
+  const loadOrReport = async (): Promise<LoadedConfig | undefined> => {
+    try {
+      return await load();
+    } catch (err) {
+      exitCode = reportConfigError(err);
+      return undefined;
+    }
+  };
+
   cli
     .command("run", "Run a node: load the handler folder, join the cluster, run tasks until SIGTERM/SIGINT")
     .example("metafora run --handlers ./handlers")
     .example("METAFORA_ETCD_ENDPOINTS=10.0.0.1:2379 metafora run")
     .action(async () => {
-      let loaded: LoadedConfig;
-      try {
-        loaded = await load();
-      } catch (err) {
-        exitCode = reportConfigError(err);
-        return;
-      }
+      const loaded = await loadOrReport();
+      if (!loaded) return;
       const { runNode } = await import("./run.ts");
       exitCode = await runNode(loaded.config);
     });
@@ -74,13 +79,8 @@ export function createCli(io: CliIo): Cli {
     .command("config", "Print the effective configuration (flags > env > file > defaults), secrets redacted")
     .option("--json", "Print JSON instead of TOML")
     .action(async (flags: { json?: boolean }) => {
-      let loaded: LoadedConfig;
-      try {
-        loaded = await load();
-      } catch (err) {
-        exitCode = reportConfigError(err);
-        return;
-      }
+      const loaded = await loadOrReport();
+      if (!loaded) return;
       if (flags.json) {
         const sources = Object.fromEntries([...loaded.sources].map(([k, s]) => [k, s]));
         io.stdout.write(JSON.stringify({ config: redactConfig(loaded.config), sources, file: loaded.file ?? null }, null, 2) + "\n");
