@@ -279,6 +279,11 @@ export class Consumer {
     this.scheduleDrain();
   }
 
+  /** Until when this node ignores a task (back-off after a handler error, or a deferral), epoch ms. */
+  ignoredUntil(taskId: string): number | undefined {
+    return this.ignore.until(taskId);
+  }
+
   /** Ids this node currently ignores (back-off or balancer deferral), in no particular order. */
   ignores(): string[] {
     return this.ignore.ids();

@@ -8,6 +8,15 @@ import type { State, StateStore, TaskCommander, TaskCommandSource } from "../sta
 import type { Client, Coordinator, Logger } from "../types.ts";
 import type { RuntimeConfig } from "./config/schema.ts";
 import type { Metrics } from "./metrics.ts";
+import type { TaskHistory } from "./task-history.ts";
+
+/** Where a backend keeps checkpoints (embedded: its database); values are JSON text. */
+export interface CheckpointStore {
+  putCheckpoint(taskId: string, checkpoint: { value: string; token: number; at: string }): Promise<void>;
+  getCheckpoint(taskId: string): { value: string; token: number; at: string } | undefined;
+  /** Size in bytes (of the JSON text) and time of every stored checkpoint. */
+  checkpointInfos(): Map<string, { bytes: number; at: string }>;
+}
 
 export interface Backend {
   readonly kind: RuntimeConfig["coordinator"];
@@ -19,6 +28,10 @@ export interface Backend {
   readonly taskCommands: TaskCommander & TaskCommandSource;
   /** Claims the consumer attempts at once: 1 in memory; more over a network round trip. */
   readonly claimConcurrency: number;
+  /** What happened to each task (persisted on embedded; this node's memory on etcd). */
+  readonly history: TaskHistory;
+  /** Present where the backend stores checkpoints itself (embedded). */
+  readonly checkpoints?: CheckpointStore;
   /** A stored state without creating one. */
   readState(taskId: string): Promise<State | undefined>;
   /**

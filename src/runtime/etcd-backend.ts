@@ -13,6 +13,7 @@ import type { Logger } from "../types.ts";
 import type { Backend } from "./backend.ts";
 import { etcdConfigOf } from "./config/etcd.ts";
 import type { RuntimeConfig } from "./config/schema.ts";
+import { MemoryTaskHistory } from "./task-history.ts";
 
 const ETCD_CLAIM_CONCURRENCY = 8;
 
@@ -33,6 +34,8 @@ export async function openEtcdBackend(config: RuntimeConfig, log: Logger): Promi
     // Each claim is one etcd transaction (a network round trip); a few in flight keep a node
     // that starts with thousands of unclaimed tasks from ramping up one round trip at a time.
     claimConcurrency: ETCD_CLAIM_CONCURRENCY,
+    // etcd stores no history: this node remembers what it saw of the tasks it ran.
+    history: new MemoryTaskHistory(),
     readState: (taskId) => stateStore.get(taskId),
     classifyJoinError: (err) =>
       err instanceof EtcdAuthenticationFailedError || err instanceof EtcdPermissionDeniedError || err instanceof EtcdRoleNotGrantedError

@@ -13,6 +13,7 @@ import { formatDuration } from "./config/duration.ts";
 import { ExitCode } from "./exit-codes.ts";
 import { buildHandlers } from "./handlers.ts";
 import { startHttpServer, type RunningHttpServer } from "./http/server.ts";
+import { recordConsumerHistory, recordingStateStore } from "./history-recorder.ts";
 import { loadHandlerModules } from "./loader.ts";
 import { setupLogging } from "./logging.ts";
 import { registerMetaforaModule } from "./metafora-module.ts";
@@ -54,7 +55,8 @@ export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Prom
     return err instanceof ConfigError || (err as Error)?.name === "DataDirBusyError" ? ExitCode.config : ExitCode.failed;
   }
 
-  const built = buildHandlers(modules, backend);
+  // State changes are recorded in the task history as the state machine stores them.
+  const built = buildHandlers(modules, { stateStore: recordingStateStore(backend.stateStore, backend.history, config.node), taskCommands: backend.taskCommands });
   const consumer = new Consumer({
     coordinator: backend.coordinator,
     node: config.node,
@@ -74,6 +76,7 @@ export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Prom
   });
   backend.attachMetrics(metrics);
   logConsumerEvents(consumer, log);
+  const detachHistory = recordConsumerHistory(consumer, backend.history, config.node);
 
   let ready = false;
   const services: RuntimeServices = {
@@ -86,6 +89,9 @@ export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Prom
     stateStore: backend.stateStore,
     readState: (id) => backend.readState(id),
     stateOf: (id) => built.stateOf(id),
+    history: backend.history,
+    checkpoints: backend.checkpoints,
+    retryAt: (id) => consumer.ignoredUntil(id),
     handlerNames: built.names,
     isReady: () => ready && consumer.state === "running",
     log,
@@ -126,6 +132,7 @@ export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Prom
   const cleanup = async (http: RunningHttpServer | undefined): Promise<void> => {
     signals.dispose();
     detachMetrics();
+    detachHistory();
     metrics.close();
     if (http) await http.close().catch((err: unknown) => log.warn(`closing the HTTP server failed: ${describeError(err)}`));
     await backend.close().catch((err: unknown) => log.warn(`closing the ${backend.kind} coordinator failed: ${describeError(err)}`));

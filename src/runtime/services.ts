@@ -6,7 +6,9 @@ import type { Consumer } from "../consumer.ts";
 import type { State, StateStore, TaskCommander } from "../statemachine/types.ts";
 import type { Client, Logger } from "../types.ts";
 import type { RuntimeConfig } from "./config/schema.ts";
+import type { CheckpointStore } from "./backend.ts";
 import type { Metrics } from "./metrics.ts";
+import type { TaskHistory } from "./task-history.ts";
 
 export interface RuntimeServices {
   config: RuntimeConfig;
@@ -20,6 +22,12 @@ export interface RuntimeServices {
   readState?(taskId: string): Promise<State | undefined>;
   /** State of a stateful task running on this node, and since when. */
   stateOf?(taskId: string): { state: State; since: Date } | undefined;
+  /** What happened to each task (embedded: persisted; etcd: what this node saw). */
+  history?: TaskHistory;
+  /** Checkpoint sizes and times, where the backend stores them. */
+  checkpoints?: Pick<CheckpointStore, "checkpointInfos">;
+  /** When this node will next consider a task it backs off from (epoch ms), if it does. */
+  retryAt?(taskId: string): number | undefined;
   handlerNames: string[];
   /** Registered with the coordinator and watching. */
   isReady(): boolean;

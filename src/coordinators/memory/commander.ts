@@ -17,14 +17,17 @@ interface Listener {
 export interface MemoryTaskCommandsOptions {
   /** Commands waiting from a previous run, by task id. */
   waiting?: Iterable<readonly [string, Message]>;
-  /** Called synchronously on every slot change; `undefined` means the slot emptied. */
-  onChange?: (taskId: string, message: Message | undefined) => void;
+  /**
+   * Called on every slot change; `undefined` means the slot emptied. send() resolves only once
+   * a promise it returns has (the command is then durable); other changes do not wait for it.
+   */
+  onChange?: (taskId: string, message: Message | undefined) => void | Promise<void>;
 }
 
 export class MemoryTaskCommands implements TaskCommander, TaskCommandSource {
   private readonly slots: Map<string, Message>;
   private readonly listeners = new Map<string, Listener[]>();
-  private readonly onChange: (taskId: string, message: Message | undefined) => void;
+  private readonly onChange: (taskId: string, message: Message | undefined) => void | Promise<void>;
 
   constructor(opts: MemoryTaskCommandsOptions = {}) {
     this.slots = new Map(opts.waiting ?? []);
@@ -34,7 +37,7 @@ export class MemoryTaskCommands implements TaskCommander, TaskCommandSource {
   async send(taskId: string, message: Message): Promise<void> {
     const problem = messageProblem(message);
     if (problem !== undefined) throw new TypeError(`command for task "${taskId}" is invalid: ${problem}`);
-    this.onChange(taskId, message);
+    await this.onChange(taskId, message);
     this.slots.set(taskId, message);
     const current = this.listeners.get(taskId)?.at(-1);
     current?.wake();

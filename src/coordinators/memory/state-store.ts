@@ -12,13 +12,16 @@ export type StateSnapshotData = Record<string, Record<string, unknown>>;
 export interface MemoryStateStoreOptions {
   /** Restore from a snapshot() taken earlier. Entries that do not decode are rejected. */
   snapshot?: StateSnapshotData;
-  /** Called after every write (including the first-load write), e.g. to persist the store. */
-  onChange?: (taskId: string, state: State) => void;
+  /**
+   * Called after every write (including the first-load write), e.g. to persist the store;
+   * store() resolves only once a returned promise has (the write is then durable).
+   */
+  onChange?: (taskId: string, state: State) => unknown;
 }
 
 export class MemoryStateStore implements StateStore {
   private readonly states = new Map<string, string>();
-  private readonly onChange: ((taskId: string, state: State) => void) | undefined;
+  private readonly onChange: ((taskId: string, state: State) => unknown) | undefined;
 
   constructor(opts: MemoryStateStoreOptions = {}) {
     this.onChange = opts.onChange;
@@ -45,7 +48,7 @@ export class MemoryStateStore implements StateStore {
   async store(taskId: string, state: State): Promise<void> {
     const json = encodeState(state);
     this.states.set(taskId, json);
-    this.onChange?.(taskId, decodeState(json));
+    await this.onChange?.(taskId, decodeState(json));
   }
 
   /** The stored state without creating one (for operators and tests). */

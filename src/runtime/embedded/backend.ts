@@ -1,60 +1,69 @@
 /**
- * The embedded coordinator: the memory broker (one node, no etcd) with its tasks and the state
- * machine's states kept under data_dir, durable across restarts and kill -9 (see
- * durable-map.ts), and so are task commands (pause/resume/...) that no handler has taken yet:
- * an acknowledged `metafora pause` survives kill -9 like an acknowledged submit.
+ * The embedded coordinator: the memory broker (one node, no etcd) with its tasks, the state
+ * machine's states, task commands no handler has taken yet, checkpoints and task history kept
+ * in one SQLite database under data_dir (sqlite-store.ts), durable across restarts and
+ * kill -9: an acknowledged submit or `metafora pause` is committed before it is answered.
+ *
+ * A data dir still in the journal format of earlier versions is imported on first start and
+ * its files are kept aside as a backup (journal-import.ts).
  */
+import { mkdirSync } from "node:fs";
 import { MemoryBroker } from "../../coordinators/memory/broker.ts";
 import { MemoryTaskCommands } from "../../coordinators/memory/commander.ts";
 import { MemoryStateStore, type StateSnapshotData } from "../../coordinators/memory/state-store.ts";
 import { decodeMessage, encodeMessage, encodeState } from "../../statemachine/codec.ts";
 import type { Message } from "../../statemachine/types.ts";
-import type { Logger, TaskProps } from "../../types.ts";
+import type { Logger } from "../../types.ts";
 import type { Backend } from "../backend.ts";
 import type { RuntimeConfig } from "../config/schema.ts";
 import { lockDataDir } from "./data-dir-lock.ts";
-import { DurableMap } from "./durable-map.ts";
+import { journalFiles, moveJournalAside, readJournalDataDir, type JournalData } from "./journal-import.ts";
 import { persistedClient, persistedCoordinator, TokenReservation } from "./persisted.ts";
+import { SqliteTaskHistory } from "./sqlite-history.ts";
+import { EmbeddedStore } from "./sqlite-store.ts";
 
 export async function openEmbeddedBackend(config: RuntimeConfig, log: Logger): Promise<Backend> {
-  const { mkdirSync } = await import("node:fs");
   mkdirSync(config.dataDir, { recursive: true });
   const lock = lockDataDir(config.dataDir);
-  let tasks: DurableMap<TaskProps> | undefined;
-  let states: DurableMap<Record<string, unknown>> | undefined;
-  let meta: DurableMap<number> | undefined;
-  let commands: DurableMap<string> | undefined;
+  let store: EmbeddedStore | undefined;
   try {
-    tasks = DurableMap.open<TaskProps>(config.dataDir, "tasks", log);
-    states = DurableMap.open<Record<string, unknown>>(config.dataDir, "states", log);
-    meta = DurableMap.open<number>(config.dataDir, "meta", log);
-    commands = DurableMap.open<string>(config.dataDir, "commands", log);
-    const stateMap = states;
-    const metaMap = meta;
-    const commandMap = commands;
+    store = openStore(config.dataDir, log);
+    const db = store;
+    const waiting = restoreCommands(db, log);
     const taskCommands = new MemoryTaskCommands({
-      waiting: restoreCommands(commandMap, log),
-      // Synchronous, inside send(): the command is on disk before send() resolves.
-      onChange: (taskId, message) => (message ? commandMap.set(taskId, encodeMessage(message)) : commandMap.delete(taskId)),
+      waiting,
+      // send() awaits this: the command is committed before send() resolves.
+      onChange: (taskId, message) => {
+        const write = db.putCommand(taskId, message ? encodeMessage(message) : undefined);
+        if (message) return write;
+        // A command taken or dropped: if that write is lost in a crash the command is simply
+        // delivered again after the restart.
+        write.catch((err: unknown) => log.warn(`could not record that task ${taskId}'s command was taken: ${(err as Error).message}`));
+      },
     });
-    const forgetTask = (id: string): void => taskCommands.forget(id);
-    const tokens = new TokenReservation(meta);
-
-    const broker = new MemoryBroker({
-      snapshot: { version: 1, lastToken: tokens.floor, tasks: [...tasks.entries()].map(([id, props]) => ({ id, props })) },
-    });
-    const client = persistedClient(broker.client(), tasks, forgetTask);
-    const coordinator = persistedCoordinator(broker.coordinator(config.node), tasks, client, tokens, forgetTask);
+    const tokens = await TokenReservation.open(db);
+    const history = new SqliteTaskHistory(db, log);
+    const stored = db.tasks();
+    const known = new Set(stored.map((t) => t.id));
+    const broker = new MemoryBroker({ snapshot: { version: 1, lastToken: tokens.floor, tasks: stored } });
+    const hooks = {
+      onSubmitted: (id: string) => history.record(id, { at: new Date().toISOString(), kind: "submitted" }),
+      onGone: (id: string, why: "deleted" | "done") => {
+        taskCommands.forget(id);
+        // "done" is recorded from the consumer's event (with the node); a delete is recorded here.
+        if (why === "deleted") history.record(id, { at: new Date().toISOString(), kind: "deleted" });
+      },
+    };
+    const client = persistedClient(broker.client(), db, known, hooks);
+    const coordinator = persistedCoordinator(broker.coordinator(config.node), db, known, client, tokens, hooks);
+    const states = db.states();
     const stateStore = new MemoryStateStore({
-      snapshot: Object.fromEntries(stateMap.entries()) as StateSnapshotData,
-      // Called synchronously inside store(): the state is on disk before store() resolves.
-      onChange: (taskId, state) => stateMap.set(taskId, JSON.parse(encodeState(state)) as Record<string, unknown>),
+      snapshot: Object.fromEntries(states.map(([id, text]) => [id, JSON.parse(text) as Record<string, unknown>])) as StateSnapshotData,
+      // store() awaits this: the state is committed before store() resolves.
+      onChange: (taskId, state) => db.putState(taskId, encodeState(state)),
     });
-    log.info(
-      `embedded coordinator: ${tasks.size} task(s), ${stateMap.size} state(s) and ${commandMap.size} waiting command(s) restored from ${config.dataDir}`,
-    );
+    log.info(`embedded coordinator: ${stored.length} task(s), ${states.length} state(s) and ${waiting.length} waiting command(s) restored from ${db.file}`);
 
-    const openTasks = tasks;
     return {
       kind: "embedded",
       description: `embedded (data in ${config.dataDir})`,
@@ -63,38 +72,74 @@ export async function openEmbeddedBackend(config: RuntimeConfig, log: Logger): P
       stateStore,
       taskCommands,
       claimConcurrency: 1,
+      history,
+      checkpoints: db,
       readState: async (taskId) => stateStore.get(taskId),
       classifyJoinError: () => "other",
       attachMetrics() {
         // No lease, no keepalives: nothing coordinator-specific to measure.
       },
       async close() {
-        openTasks.close();
-        stateMap.close();
-        metaMap.close();
-        commandMap.close();
+        db.close();
         lock.release();
       },
     };
   } catch (err) {
-    tasks?.close();
-    states?.close();
-    meta?.close();
-    commands?.close();
+    store?.close();
     lock.release();
     throw err;
   }
 }
 
+/** Open (or create) the database; a journal-format data dir is imported into a new one. */
+function openStore(dataDir: string, log: Logger): EmbeddedStore {
+  const oldFiles = journalFiles(dataDir);
+  let imported: JournalData | undefined;
+  const store = EmbeddedStore.open(dataDir, log, {
+    seed(s) {
+      if (oldFiles.length === 0) return;
+      imported = readJournalDataDir(dataDir, log);
+      importJournal(s, imported, log);
+      s.setMeta("imported_from_journal", new Date().toISOString());
+    },
+  });
+  if (oldFiles.length > 0) {
+    if (imported) {
+      const backup = moveJournalAside(dataDir, oldFiles);
+      log.warn(
+        `imported the journal-format data in ${dataDir} into ${store.file}: ${imported.tasks.size} task(s), ${imported.states.size} state(s), ${imported.commands.size} waiting command(s); the old files are kept in ${backup} (remove them once satisfied)`,
+      );
+    } else if (store.meta("imported_from_journal")) {
+      // Imported before, but the start stopped before the old files were moved.
+      const backup = moveJournalAside(dataDir, oldFiles);
+      log.warn(`moved the already-imported journal-format files of ${dataDir} to ${backup}`);
+    } else {
+      log.warn(`${dataDir} holds journal-format files (${oldFiles.join(", ")}) next to ${store.file}; they are ignored (the database is what counts)`);
+    }
+  }
+  return store;
+}
+
+function importJournal(store: EmbeddedStore, data: JournalData, log: Logger): void {
+  for (const [id, props] of data.tasks) store.putTaskNow(id, JSON.stringify(props ?? {}));
+  for (const [id, state] of data.states) store.putStateNow(id, JSON.stringify(state));
+  for (const [id, message] of data.commands) {
+    if (typeof message === "string") store.putCommandNow(id, message);
+    else log.warn(`importing: the waiting command of task ${id} is not text; dropped`);
+  }
+  const ceiling = data.meta.get("tokenCeiling");
+  if (typeof ceiling === "number" && Number.isSafeInteger(ceiling) && ceiling > 0) store.setMeta("token_ceiling", String(ceiling));
+}
+
 /** Waiting commands from disk; one that no longer decodes is logged and dropped, never fatal. */
-function restoreCommands(map: DurableMap<string>, log: Logger): Array<[string, Message]> {
+function restoreCommands(store: EmbeddedStore, log: Logger): Array<[string, Message]> {
   const waiting: Array<[string, Message]> = [];
-  for (const [taskId, text] of [...map.entries()]) {
+  for (const [taskId, text] of store.commands()) {
     try {
       waiting.push([taskId, decodeMessage(text)]);
     } catch (err) {
       log.warn(`dropping the unreadable waiting command of task ${taskId}: ${(err as Error).message}`);
-      map.delete(taskId);
+      void store.putCommand(taskId, undefined);
     }
   }
   return waiting;

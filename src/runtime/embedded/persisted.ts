@@ -1,37 +1,56 @@
 /**
  * Durable wrappers around the memory broker's Coordinator and Client: every change to the set
- * of tasks (submit, delete, done) is written to the DurableMap BEFORE it is applied in memory
+ * of tasks (submit, delete, done) is committed to the store BEFORE it is applied in memory
  * and before the caller hears back, so an acknowledged submit survives kill -9. Claims and
  * releases are not persisted: they die with the process, which is what a restart wants.
  *
- * The map mirrors the broker's tasks exactly because every change goes through these wrappers:
- * the consumer uses the wrapped coordinator, and handlers (ctx.client), the HTTP API and the
- * declarative tasks use the wrapped client.
+ * The store mirrors the broker's tasks exactly because every change goes through these
+ * wrappers: the consumer uses the wrapped coordinator, and handlers (ctx.client), the HTTP API
+ * and the declarative tasks use the wrapped client.
  */
 import { TaskExistsError } from "../../errors.ts";
 import type { Client, Coordinator, NodeCommand, TaskInfo, TaskProps } from "../../types.ts";
-import type { DurableMap } from "./durable-map.ts";
+import type { EmbeddedStore } from "./sqlite-store.ts";
 
-/** `onGone` hears of every task deleted or done, so what hangs off a task can go with it. */
-export function persistedClient(inner: Client, tasks: DurableMap<TaskProps>, onGone: (id: string) => void = () => {}): Client {
+/** Hooks for what hangs off a task: `onSubmitted` after a durable submit, `onGone` after delete/done. */
+export interface TaskLifecycleHooks {
+  onSubmitted?(id: string): void;
+  onGone?(id: string, why: "deleted" | "done"): void;
+}
+
+/** `known` holds the ids stored or being stored, so a concurrent duplicate submit is refused. */
+export function persistedClient(inner: Client, store: EmbeddedStore, known: Set<string>, hooks: TaskLifecycleHooks = {}): Client {
   return {
     async submitTask(id: string, props: TaskProps = {}): Promise<void> {
-      if (typeof id === "string" && tasks.has(id)) throw new TaskExistsError(id);
-      // Journal first: once the broker has the task a consumer may claim and finish it at once,
-      // and that "done" must find the task in the journal to remove it.
-      const journaled = typeof id === "string";
-      if (journaled) tasks.set(id, props);
+      const durable = typeof id === "string";
+      if (durable && known.has(id)) throw new TaskExistsError(id);
+      // Store first: once the broker has the task a consumer may claim and finish it at once,
+      // and that "done" must find the task stored to remove it.
+      if (durable) {
+        known.add(id);
+        try {
+          await store.putTask(id, props);
+        } catch (err) {
+          known.delete(id);
+          throw err;
+        }
+      }
       try {
         await inner.submitTask(id, props);
       } catch (err) {
-        if (journaled && !(err instanceof TaskExistsError)) tasks.delete(id);
+        if (durable && !(err instanceof TaskExistsError)) {
+          known.delete(id);
+          await store.removeTask(id);
+        }
         throw err;
       }
+      if (durable) hooks.onSubmitted?.(id);
     },
     async deleteTask(id: string): Promise<boolean> {
-      if (typeof id === "string") {
-        tasks.delete(id);
-        onGone(id);
+      if (typeof id === "string" && known.has(id)) {
+        await store.removeTask(id);
+        known.delete(id);
+        hooks.onGone?.(id, "deleted");
       }
       return inner.deleteTask(id);
     },
@@ -52,31 +71,45 @@ export class TokenReservation {
   /** Every token handed out before this process started is at or below this. */
   readonly floor: number;
   private ceiling: number;
+  private extending: Promise<void> | undefined;
 
-  constructor(private readonly meta: DurableMap<number>) {
-    const stored = meta.get("tokenCeiling");
-    this.floor = typeof stored === "number" && Number.isSafeInteger(stored) && stored > 0 ? stored : 0;
+  private constructor(private readonly store: EmbeddedStore) {
+    this.floor = store.tokenCeiling();
     this.ceiling = this.floor;
-    this.extend(this.floor);
   }
 
-  /** Call with every token handed out; extends the reservation long before it is reached. */
-  observe(token: number): void {
-    if (token > this.ceiling - TokenReservation.BLOCK / 2) this.extend(token);
+  /** Reserve the first block before any claim. */
+  static async open(store: EmbeddedStore): Promise<TokenReservation> {
+    const r = new TokenReservation(store);
+    await r.extend(r.floor);
+    return r;
   }
 
-  private extend(from: number): void {
-    this.ceiling = from + TokenReservation.BLOCK;
-    this.meta.set("tokenCeiling", this.ceiling);
+  /**
+   * Call with every token handed out; extends the reservation long before it is reached. The
+   * promise (awaited by the claim) resolves once the new ceiling is on disk.
+   */
+  observe(token: number): Promise<void> | undefined {
+    if (token > this.ceiling - TokenReservation.BLOCK / 2 && !this.extending) {
+      this.extending = this.extend(token).finally(() => (this.extending = undefined));
+    }
+    return this.extending;
+  }
+
+  private async extend(from: number): Promise<void> {
+    const next = from + TokenReservation.BLOCK;
+    await this.store.setTokenCeiling(next);
+    this.ceiling = next;
   }
 }
 
 export function persistedCoordinator(
   inner: Coordinator,
-  tasks: DurableMap<TaskProps>,
+  store: EmbeddedStore,
+  known: Set<string>,
   client: Client,
   tokens: TokenReservation,
-  onGone: (id: string) => void = () => {},
+  hooks: TaskLifecycleHooks = {},
 ): Coordinator {
   return {
     get name() {
@@ -85,13 +118,14 @@ export function persistedCoordinator(
     init: (ctx) => inner.init(ctx),
     async claim(task) {
       const claim = await inner.claim(task);
-      if (claim) tokens.observe(claim.token);
+      if (claim) await tokens.observe(claim.token);
       return claim;
     },
     release: (task) => inner.release(task),
     async done(task) {
-      tasks.delete(task.id);
-      onGone(task.id);
+      await store.removeTask(task.id);
+      known.delete(task.id);
+      hooks.onGone?.(task.id, "done");
       await inner.done(task);
     },
     claimDeadline: () => inner.claimDeadline(),
