@@ -12,6 +12,7 @@ import { redactConfig } from "./config/redact.ts";
 import { KEYS, type RuntimeConfig } from "./config/schema.ts";
 import type { Env } from "./config/env.ts";
 import { ExitCode } from "./exit-codes.ts";
+import { registerStoreCommands } from "./store-cli.ts";
 import { registerOperatorCommands } from "./operator-cli.ts";
 import { VERSION } from "./version.ts";
 
@@ -100,6 +101,13 @@ export function createCli(io: CliIo): Cli {
     });
 
   registerOperatorCommands(cli, {
+    loadConfig: async (): Promise<RuntimeConfig> => (await load()).config,
+    stdout: io.stdout,
+    stderr: io.stderr,
+    setExitCode: (code) => (exitCode = code),
+  });
+
+  registerStoreCommands(cli, {
     loadConfig: async (): Promise<RuntimeConfig> => (await load()).config,
     stdout: io.stdout,
     stderr: io.stderr,

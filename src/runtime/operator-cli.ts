@@ -16,8 +16,14 @@ import type { RuntimeConfig } from "./config/schema.ts";
 import { ExitCode } from "./exit-codes.ts";
 import { connectOperator } from "./operator/connect.ts";
 import { describeState } from "./operator/state-view.ts";
-import { OperatorError, type Operator, type OperatorErrorKind, type TaskMessageName } from "./operator/types.ts";
+import { OperatorError, type Operator, type OperatorErrorKind, type TaskMessageName, type TaskRow } from "./operator/types.ts";
 import { checkNodeCommand, checkProps, checkTaskId, checkTaskMessage, NODE_COMMAND_NAMES, parseUntil } from "./operator/validate.ts";
+
+/** The STATE column: the state machine's state, else whether a node runs the task. */
+function stateCell(t: TaskRow): string {
+  if (t.state) return describeState({ code: t.state.code, ...(t.state.until ? { until: t.state.until } : {}) }) + (t.state.errors ? ` (${t.state.errors} error${t.state.errors === 1 ? "" : "s"})` : "");
+  return t.owner ? "running" : "pending";
+}
 
 export interface OperatorCliDeps {
   /** The effective configuration (flags > env > file > defaults), loaded when a command runs. */
@@ -153,16 +159,58 @@ export function registerOperatorCommands(cli: CAC, deps: OperatorCliDeps): void 
     );
 
   cli
-    .command("tasks", "List every task with its owner, fencing token and handler")
-    .option("--json", "Print the tasks as JSON")
+    .command("tasks", "List every task with its owner, token, handler, state, attempts/errors, last error and next retry")
+    .option("--json", "Print the tasks as JSON (every field)")
     .action((flags: CommonFlags) =>
       act(flags, async (op, out) => {
         const tasks = await op.tasks();
         if (out.json) return out.printJson(tasks);
         out.printTable(
-          ["ID", "OWNER", "TOKEN", "HANDLER", "PROPS"],
-          tasks.map((t) => [t.id, t.owner ?? "-", t.token === undefined ? "-" : String(t.token), routeTask(t), truncate(JSON.stringify(t.props ?? {}))]),
+          ["ID", "OWNER", "TOKEN", "HANDLER", "STATE", "ATTEMPTS/ERRORS", "LAST ERROR", "NEXT RETRY", "PROPS"],
+          tasks.map((t) => [
+            t.id,
+            t.owner ?? "-",
+            t.token === undefined ? "-" : String(t.token),
+            t.handler ?? routeTask(t),
+            stateCell(t),
+            t.attempts === undefined ? "-" : `${t.attempts}/${t.errors ?? 0}`,
+            t.lastError ? truncate(t.lastError.message, 40) : "-",
+            t.nextRetry ?? "-",
+            truncate(JSON.stringify(t.props ?? {}), 40),
+          ]),
           "no tasks",
+        );
+      }),
+    );
+
+  cli
+    .command("task <id>", "Show one task: owner, token, state, attempts, last error, next retry, checkpoint and its history")
+    .option("--json", "Print the task and its history as JSON")
+    .action((id: string, flags: CommonFlags) =>
+      act(flags, async (op, out) => {
+        const detail = await op.task(checkTaskId(typed(id)));
+        if (out.json) return out.printJson(detail);
+        const t = detail.task;
+        const rows: string[][] = [
+          ["task", t.id],
+          ["handler", t.handler],
+          ["owner", t.owner ?? "-"],
+          ["token", t.token === undefined ? "-" : String(t.token)],
+          ["state", stateCell(t)],
+        ];
+        if (t.attempts !== undefined) rows.push(["attempts", String(t.attempts)], ["errors", String(t.errors ?? 0)]);
+        if (t.lastError) rows.push(["last error", `${t.lastError.at} ${truncate(t.lastError.message, 120)}`]);
+        if (t.nextRetry) rows.push(["next retry", t.nextRetry]);
+        if (t.waiting) rows.push(["waiting", t.waiting]);
+        if (t.checkpoint) rows.push(["checkpoint", `${t.checkpoint.bytes} bytes at ${t.checkpoint.at}`]);
+        rows.push(["props", truncate(JSON.stringify(t.props ?? {}), 120)]);
+        out.printTable(["FIELD", "VALUE"], rows);
+        out.printLine("");
+        if (detail.historyNote) out.printLine(`history: ${detail.historyNote}`);
+        out.printTable(
+          ["AT", "EVENT", "NODE", "TOKEN", "DETAIL"],
+          detail.history.map((e) => [e.at, e.kind, e.node ?? "-", e.token === undefined ? "-" : String(e.token), truncate(e.message ?? e.reason ?? "", 80)]),
+          "no history",
         );
       }),
     );

@@ -51,6 +51,11 @@ export interface StoredTask {
 export interface StoreOpenOptions {
   /** Read only and without the open/closed bookkeeping (store check, store export). */
   readOnly?: boolean;
+  /**
+   * Salvage mode (store check, store export): read only, and open whatever is there without
+   * refusing on damage, so what is readable can be reported or exported.
+   */
+  salvage?: boolean;
   /** Create the database when the data dir has none (default true; false for check/export). */
   create?: boolean;
   /** Called once, inside the creating transaction, to fill a new database (journal import). */
@@ -74,7 +79,7 @@ export class EmbeddedStore {
   ) {
     this.file = join(dataDir, DATABASE_FILE);
     const walFile = `${this.file}-wal`;
-    const marker = readMarker(dataDir);
+    const marker = opts.salvage ? undefined : readMarker(dataDir);
     const exists = existsSync(this.file);
     if (!exists && marker) {
       throw new StoreDamagedError(
@@ -87,7 +92,7 @@ export class EmbeddedStore {
     if (exists && statSync(this.file).size === 0 && marker) {
       throw new StoreDamagedError(this.file, "is empty (0 bytes) but this data dir had a database");
     }
-    if (exists) this.checkWalBeforeOpen(walFile, marker);
+    if (exists && !opts.salvage) this.checkWalBeforeOpen(walFile, marker);
     this.created = !exists;
     try {
       this.db = new DatabaseSync(this.file, opts.readOnly ? { readOnly: true } : {});
@@ -95,7 +100,7 @@ export class EmbeddedStore {
       throw new StoreDamagedError(this.file, `cannot be opened (${(err as Error).message})`);
     }
     try {
-      this.setUp(marker);
+      if (!opts.salvage) this.setUp(marker);
     } catch (err) {
       this.db.close();
       if (err instanceof StoreDamagedError) throw err;
@@ -105,7 +110,7 @@ export class EmbeddedStore {
   }
 
   static open(dataDir: string, log: Logger, opts: StoreOpenOptions = {}): EmbeddedStore {
-    return new EmbeddedStore(dataDir, log, opts);
+    return new EmbeddedStore(dataDir, log, opts.salvage ? { ...opts, readOnly: true, create: false } : opts);
   }
 
   private checkWalBeforeOpen(walFile: string, marker: StoreMarker | undefined): void {

@@ -62,6 +62,10 @@ export async function startHttpServer(services: HttpServices, opts: HttpServerOp
     readState: services.readState ?? (stateStore?.get ? async (id) => stateStore.get?.(id) : undefined),
     loadState: stateStore ? (id) => stateStore.load(id) : undefined,
     liveState: services.stateOf ? (id) => services.stateOf?.(id) : undefined,
+    history: services.history,
+    historyNote: services.history?.scope === "this node (memory)" ? `history kept in memory by node "${services.node}": events this node saw since it started` : undefined,
+    checkpointInfos: services.checkpoints ? () => services.checkpoints!.checkpointInfos() : undefined,
+    retryAt: services.retryAt,
   });
 
   // Filled in once bound: the policy depends on the address actually bound, not the text.

@@ -4,6 +4,7 @@ import type { State, StateStore, TaskCommander } from "../../statemachine/types.
 import type { Client, Logger } from "../../types.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Operator } from "../operator/types.ts";
+import type { TaskHistory } from "../task-history.ts";
 import type { IncomingMessage } from "node:http";
 
 export interface HttpServices {
@@ -20,6 +21,10 @@ export interface HttpServices {
    */
   readState?(taskId: string): Promise<State | undefined>;
   stateOf?(taskId: string): { state: State; since: Date } | undefined;
+  /** Task history, checkpoint sizes and back-off deadlines for the enriched task rows. */
+  history?: TaskHistory;
+  checkpoints?: { checkpointInfos(): Map<string, { bytes: number; at: string }> };
+  retryAt?(taskId: string): number | undefined;
   isReady(): boolean;
   log: Logger;
   metrics: Pick<Metrics, "text" | "contentType">;

@@ -7,12 +7,16 @@ import { GRPCDeadlineExceededError, GRPCUnavailableError, isRecoverableError } f
 import { TaskExistsError } from "../../errors.ts";
 import type { Message, State, TaskCommander } from "../../statemachine/types.ts";
 import type { Client, NodeCommand, TaskInfo, TaskProps } from "../../types.ts";
+import type { TaskHistory } from "../task-history.ts";
 import { toStateView } from "./state-view.ts";
+import { toTaskRow, type RowSources } from "./task-rows.ts";
 import {
   OperatorError,
   type NodeView,
   type Operator,
   type TaskCommandRequest,
+  type TaskDetail,
+  type TaskRow,
   type TaskStateView,
 } from "./types.ts";
 import { checkNodeName, checkTaskId } from "./validate.ts";
@@ -32,6 +36,16 @@ export interface ClusterOperatorParts {
   loadState?(taskId: string): Promise<State | undefined>;
   /** Live state of a task running in this process (services.stateOf), with when it began. */
   liveState?(taskId: string): { state: State; since: Date } | undefined;
+  /** Stored states of every task in one read (etcd: one range read); else readState per task. */
+  readStates?(): Promise<Map<string, State>>;
+  /** Task history (attempts, errors, events); absent where none is kept. */
+  history?: TaskHistory;
+  /** Said with a task's history, e.g. why it is empty. */
+  historyNote?: string;
+  /** Checkpoint sizes and times. */
+  checkpointInfos?(): Map<string, { bytes: number; at: string }>;
+  /** When this node will try a task it backs off from again (epoch ms). */
+  retryAt?(taskId: string): number | undefined;
   /** Frees what the operator opened (etcd connection); nothing by default. */
   close?(): Promise<void>;
 }
@@ -54,8 +68,51 @@ export class ClusterOperator implements Operator {
     if (!deleted) throw new OperatorError("not-found", `task "${id}" not found`);
   }
 
-  tasks(): Promise<TaskInfo[]> {
-    return this.call("list tasks", async () => [...(await this.parts.client.tasks())].sort(byId));
+  tasks(): Promise<TaskRow[]> {
+    return this.call("list tasks", async () => {
+      const infos = [...(await this.parts.client.tasks())].sort(byId);
+      const sources = await this.rowSources(infos);
+      return infos.map((t) => toTaskRow(t, sources));
+    });
+  }
+
+  async task(id: string): Promise<TaskDetail> {
+    checkTaskId(id);
+    const info = await this.call("list tasks", async () => (await this.parts.client.tasks()).find((t) => t.id === id));
+    if (!info) throw new OperatorError("not-found", `task "${id}" not found`);
+    const sources = await this.rowSources([info]);
+    const history = this.parts.history;
+    const events = history ? await this.call(`read the history of task "${id}"`, () => history.events(id)) : [];
+    const note = this.parts.historyNote;
+    return { task: toTaskRow(info, sources), history: events, ...(note ? { historyNote: note } : {}) };
+  }
+
+  /** What rows are enriched from, read once per listing. */
+  private async rowSources(infos: readonly TaskInfo[]): Promise<RowSources> {
+    const { readStates, readState, history, checkpointInfos, liveState, retryAt } = this.parts;
+    let states: Map<string, State> | undefined;
+    if (readStates) states = await readStates();
+    else if (readState) {
+      states = new Map();
+      for (const t of infos) {
+        const s = await readState(t.id);
+        if (s) states.set(t.id, s);
+      }
+    }
+    let summaries;
+    if (history) {
+      if (infos.length === 1) {
+        const one = await history.summary(infos[0]!.id);
+        summaries = new Map(one ? [[infos[0]!.id, one]] : []);
+      } else summaries = await history.summaries();
+    }
+    return {
+      ...(states ? { states } : {}),
+      ...(summaries ? { summaries } : {}),
+      ...(checkpointInfos ? { checkpoints: checkpointInfos() } : {}),
+      ...(liveState ? { liveState: (id: string) => liveState(id)?.state } : {}),
+      ...(retryAt ? { retryAt } : {}),
+    };
   }
 
   async nodes(): Promise<NodeView[]> {

@@ -5,6 +5,9 @@
  */
 import { EtcdClient } from "../../coordinators/etcd/client.ts";
 import { connectEtcd } from "../../coordinators/etcd/connect.ts";
+import { Keys } from "../../coordinators/etcd/keys.ts";
+import { decodeState } from "../../statemachine/codec.ts";
+import type { State } from "../../statemachine/types.ts";
 import { EtcdStateStore } from "../../coordinators/etcd/state-store.ts";
 import { EtcdTaskCommands } from "../../coordinators/etcd/task-commands.ts";
 import { silentLogger } from "../../log.ts";
@@ -27,6 +30,8 @@ export async function createEtcdOperator(config: RuntimeConfig): Promise<Operato
     client,
     taskCommands: commands,
     readState: (id) => store.get(id),
+    readStates: () => readAllStates(etcd, ns),
+    historyNote: "etcd keeps no task history: it is held in memory by the node that ran the task (ask that node: GET /api/tasks/<id>)",
     close: async () => etcd.close(),
   });
   // Fail fast and clearly (exit 69) when etcd cannot be reached, before any real work.
@@ -53,4 +58,19 @@ export async function createEtcdOperator(config: RuntimeConfig): Promise<Operato
 function isAuthProblem(err: unknown): boolean {
   const name = err instanceof Error ? `${err.constructor?.name ?? ""} ${err.name}` : "";
   return /Auth|Permission|Unauthenticated/i.test(name);
+}
+
+/** Every `state/T` in one range read; a value that does not decode is left out of the rows. */
+async function readAllStates(etcd: ReturnType<typeof connectEtcd>, ns: string): Promise<Map<string, State>> {
+  const prefix = new Keys(ns).statePrefix;
+  const all = await etcd.getAll().prefix(prefix).strings();
+  const states = new Map<string, State>();
+  for (const [key, value] of Object.entries(all)) {
+    try {
+      states.set(key.slice(prefix.length), decodeState(value));
+    } catch {
+      // `metafora state <id>` reports the unreadable value itself
+    }
+  }
+  return states;
 }

@@ -3,13 +3,15 @@
  * coordinator (its tasks live inside that process). Errors come back as {"error": "..."}
  * with a status, which map back onto OperatorError kinds.
  */
-import type { NodeCommand, TaskInfo, TaskProps } from "../../types.ts";
+import type { NodeCommand, TaskProps } from "../../types.ts";
 import {
   OperatorError,
   kindOfHttpStatus,
   type NodeView,
   type Operator,
   type TaskCommandRequest,
+  type TaskDetail,
+  type TaskRow,
   type TaskStateView,
 } from "./types.ts";
 
@@ -52,8 +54,12 @@ export class HttpOperator implements Operator {
     await this.request("DELETE", `/api/tasks/${encodeURIComponent(id)}`);
   }
 
-  async tasks(): Promise<TaskInfo[]> {
-    return ((await this.request("GET", "/api/tasks")) as { tasks: TaskInfo[] }).tasks;
+  async tasks(): Promise<TaskRow[]> {
+    return ((await this.request("GET", "/api/tasks")) as { tasks: TaskRow[] }).tasks;
+  }
+
+  async task(id: string): Promise<TaskDetail> {
+    return (await this.request("GET", `/api/tasks/${encodeURIComponent(id)}`)) as TaskDetail;
   }
 
   async nodes(): Promise<NodeView[]> {

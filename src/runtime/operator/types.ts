@@ -4,6 +4,9 @@
  * etcd directly) and HTTP (the CLI talking to an embedded node's JSON API).
  */
 import type { NodeCommand, TaskInfo, TaskProps } from "../../types.ts";
+import type { HistoryEvent } from "../task-history.ts";
+
+export type { HistoryEvent, HistoryKind } from "../task-history.ts";
 
 /** A state-machine command an operator may send to a stateful task. */
 export type TaskMessageName = "pause" | "resume" | "sleep" | "kill";
@@ -29,6 +32,40 @@ export interface TaskStateView {
   readonly since?: string;
 }
 
+/**
+ * A task as operators list it: the coordinator's {id, props, owner?, token?} plus what is known
+ * about it. Fields are absent when unknown (etcd keeps no attempts or errors; a node knows
+ * those only for the tasks it ran).
+ */
+export interface TaskRow extends TaskInfo {
+  /** The handler the task routes to (props.handler, else the id before the first ':'). */
+  readonly handler: string;
+  /** The state machine's state; errors is how many errors the state holds. */
+  readonly state?: { readonly code: string; readonly until?: string; readonly errors?: number };
+  /** Times the task was claimed (each claim is one attempt to run it). */
+  readonly attempts?: number;
+  /** Handler errors (thrown or rejected runs), counted with attempts. */
+  readonly errors?: number;
+  readonly lastError?: { readonly at: string; readonly message: string };
+  /** RFC 3339: when the task will be tried again (a node backing off after an error, a sleep). */
+  readonly nextRetry?: string;
+  /** Why it is not running, in words (set by a separate function). */
+  readonly waiting?: string;
+  /** The latest checkpoint's size (bytes of JSON) and time. */
+  readonly checkpoint?: { readonly bytes: number; readonly at: string };
+  /** Set when the task's props could not be read. */
+  readonly propsError?: string;
+}
+
+/** `metafora task <id>`, GET /api/tasks/:id. */
+export interface TaskDetail {
+  readonly task: TaskRow;
+  /** Oldest first, the last 50 events at most. */
+  readonly history: readonly HistoryEvent[];
+  /** Where the history comes from, or why there is none (etcd read directly keeps none). */
+  readonly historyNote?: string;
+}
+
 export interface NodeView {
   readonly name: string;
   /** Tasks this node owns right now. */
@@ -40,7 +77,9 @@ export interface Operator {
   readonly target: string;
   submitTask(id: string, props?: TaskProps): Promise<void>;
   deleteTask(id: string): Promise<void>;
-  tasks(): Promise<TaskInfo[]>;
+  tasks(): Promise<TaskRow[]>;
+  /** One task with its history; not-found when it does not exist. */
+  task(id: string): Promise<TaskDetail>;
   nodes(): Promise<NodeView[]>;
   nodeCommand(node: string, command: NodeCommand): Promise<void>;
   taskCommand(id: string, request: TaskCommandRequest): Promise<void>;

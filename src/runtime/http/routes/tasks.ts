@@ -1,6 +1,7 @@
 /**
  * JSON API for tasks: list, submit, delete, state-machine commands, state.
- *   GET    /api/tasks                  → {tasks: [{id, props, owner?, token?}]}
+ *   GET    /api/tasks                  → {tasks: [{id, props, owner?, token?, handler, state?, attempts?, lastError?, nextRetry?, checkpoint?}]}
+ *   GET    /api/tasks/:id              → {task: <row>, history: [{at, kind, node?, token?, reason?, message?}], historyNote?}
  *   POST   /api/tasks                  {id, props?, handler?} → 201 {id, props}; 409 if it exists
  *   DELETE /api/tasks/:id              → {id, deleted: true}; 404 if absent
  *   POST   /api/tasks/:id/commands     {message: pause|resume|sleep|kill, until?} → 202
@@ -31,6 +32,13 @@ export const taskRoutes: Route[] = [
       const props = checkProps(b.props, b.handler);
       await operator.submitTask(id, props);
       return { status: 201, json: { id, props: props ?? {} } };
+    },
+  },
+  {
+    method: "GET",
+    path: "/api/tasks/:id",
+    async handle({ operator, params }) {
+      return { status: 200, json: await operator.task(checkTaskId(params.id)) };
     },
   },
   {
