@@ -73,13 +73,45 @@ describe("operator CLI against an embedded node (HTTP API)", () => {
     const table = await cli("tasks");
     expect(table.code).toBe(0);
     const lines = table.out.trimEnd().split("\n");
-    expect(lines[0]).toMatch(/^ID\s+OWNER\s+TOKEN\s+HANDLER\s+PROPS$/);
+    expect(lines[0]).toMatch(/^ID\s+OWNER\s+TOKEN\s+HANDLER\s+STATE\s+ATTEMPTS\/ERRORS\s+LAST ERROR\s+NEXT RETRY\s+PROPS$/);
     const row = lines.find((l) => l.startsWith("work:a"));
-    expect(row).toMatch(/^work:a\s+node-1\s+\d+\s+work\s+\{"url":"https:\/\/example.com","n":1\}$/);
+    expect(row).toMatch(/^work:a\s+node-1\s+\d+\s+work\s+running\s+1\/0\s+-\s+-\s+\{"url":"https:\/\/example.com","n":1\}$/);
 
     const json = await cli("tasks", "--json");
     const tasks = JSON.parse(json.out);
     expect(tasks.find((t: { id: string }) => t.id === "work:a")).toMatchObject({ id: "work:a", owner: "node-1", props: { url: "https://example.com", n: 1 } });
+  });
+
+  test("task <id> shows the row and its history; tasks shows attempts/errors, last error and next retry", async () => {
+    expect((await cli("submit", "fails:x")).code).toBe(0);
+    const detail = await waitFor("fails:x failed once and waits for its retry", async () => {
+      const d = JSON.parse((await cli("task", "fails:x", "--json")).out);
+      return d.task.errors >= 1 && d.task.nextRetry && !d.task.owner ? d : undefined;
+    });
+    expect(detail.task).toMatchObject({ id: "fails:x", handler: "fails" });
+    expect(detail.task.attempts).toBeGreaterThanOrEqual(1);
+    expect(detail.task.lastError.message).toBe("boom: the downstream service said no");
+    expect(Date.parse(detail.task.nextRetry)).toBeGreaterThan(Date.parse(detail.task.lastError.at));
+    const kinds = detail.history.map((e: { kind: string }) => e.kind);
+    expect(kinds.slice(0, 3)).toEqual(["claimed", "error", "released"]);
+    expect(detail.history[0]).toMatchObject({ node: "node-1" });
+    expect(detail.history[0].token).toBeGreaterThan(0);
+    expect(detail.historyNote).toContain("in memory by node");
+
+    const row = (await cli("tasks")).out.split("\n").find((l) => l.startsWith("fails:x"));
+    expect(row).toMatch(/^fails:x\s+-\s+-\s+fails\s+pending\s+\d+\/\d+\s+boom: the downstream service said no\s+\d{4}-\d\d-\d\dT/);
+    const text = (await cli("task", "fails:x")).out;
+    expect(text).toMatch(/^FIELD\s+VALUE\ntask\s+fails:x\nhandler\s+fails\n/);
+    expect(text).toMatch(/AT\s+EVENT\s+NODE\s+TOKEN\s+DETAIL\n\S+\s+claimed\s+node-1\s+\d+/);
+    expect(text).toContain("handler error");
+
+    const api = await fetch(`http://127.0.0.1:${node.server.address.port}/api/tasks/fails:x`);
+    expect(api.status).toBe(200);
+    expect(((await api.json()) as { task: { id: string } }).task.id).toBe("fails:x");
+    const missing = await cli("task", "nope:1");
+    expect(missing.code).toBe(1);
+    expect(missing.err).toContain('task "nope:1" not found');
+    expect((await cli("delete", "fails:x")).code).toBe(0);
   });
 
   test("values that look like numbers arrive exactly as typed (ids, --handler, --task)", async () => {
@@ -254,7 +286,7 @@ describe("operator CLI against etcd (direct)", () => {
     expect(dup.code).toBe(1);
     expect(dup.err).toContain("already exists");
     const tasks = JSON.parse((await cli("tasks", "--json")).out);
-    expect(tasks).toEqual([{ id: "work:e1", props: { a: 1 } }]);
+    expect(tasks).toEqual([{ id: "work:e1", props: { a: 1 }, handler: "work" }]);
     expect((await cli("nodes")).out).toBe("no live nodes\n");
     expect((await cli("delete", "work:e1")).code).toBe(0);
     expect((await cli("delete", "work:e1")).code).toBe(1);
@@ -292,6 +324,11 @@ describe("operator CLI against etcd (direct)", () => {
     const shown = await cli("state", "sm:e3");
     expect(shown.out).toContain("fault (1 error)");
     expect(shown.out).toMatch(/ERROR AT\s+ERROR\n2030-01-01T00:00:00.000Z\s+boom\n/);
+    // The enriched row from etcd: the state from state/T; no history (etcd keeps none).
+    const detail = JSON.parse((await cli("task", "sm:e3", "--json")).out);
+    expect(detail).toMatchObject({ task: { id: "sm:e3", handler: "sm", state: { code: "fault", errors: 1 } }, history: [] });
+    expect(detail.historyNote).toContain("etcd keeps no task history");
+    expect((await cli("tasks")).out).toMatch(/\nsm:e3\s+-\s+-\s+sm\s+fault \(1 error\)\s+-/);
     expect((await cli("pause", "sm:nope")).code).toBe(1);
   });
 });
@@ -328,7 +365,7 @@ describe("wiring through D1's createCli", () => {
     const cli = cac("metafora");
     registerOperatorCommands(cli, { loadConfig: () => Promise.reject(new Error("not used")) });
     const names = cli.commands.map((c) => c.name);
-    expect(names).toEqual(["submit", "delete", "tasks", "nodes", "command", "pause", "resume", "kill", "sleep", "state"]);
+    expect(names).toEqual(["submit", "delete", "tasks", "task", "nodes", "command", "pause", "resume", "kill", "sleep", "state"]);
     for (const c of cli.commands) {
       expect(c.description.length).toBeGreaterThan(20);
       expect(c.options.some((o) => o.name === "json")).toBe(true);

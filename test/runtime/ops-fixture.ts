@@ -10,6 +10,8 @@ import { MemoryStateStore } from "../../src/coordinators/memory/state-store.ts";
 import { startHttpServer, type RunningHttpServer } from "../../src/runtime/http/server.ts";
 import type { HttpServices } from "../../src/runtime/http/types.ts";
 import { attachConsumerMetrics, createMetrics, type Metrics } from "../../src/runtime/metrics.ts";
+import { recordConsumerHistory, recordingStateStore } from "../../src/runtime/history-recorder.ts";
+import { MemoryTaskHistory } from "../../src/runtime/task-history.ts";
 import { statefulHandler } from "../../src/statemachine/stateful.ts";
 import type { Handler, Logger } from "../../src/types.ts";
 
@@ -35,6 +37,13 @@ export function capturingLogger(lines: string[]): Logger {
 }
 
 /** Runs until stopped; "finish" is not needed by these tests. */
+/** Throws at once (history: an error, then a back-off with a next retry). */
+export const failingHandler: Handler = {
+  run: async () => {
+    throw new Error("boom: the downstream service said no");
+  },
+};
+
 export const blockingHandler: Handler = {
   run: (_task, ctx) =>
     new Promise((resolve) => {
@@ -50,9 +59,10 @@ export async function startOpsNode(opts: { token?: string; start?: boolean; node
   const broker = new MemoryBroker();
   const commands = new MemoryTaskCommands();
   const store = new MemoryStateStore();
+  const history = new MemoryTaskHistory();
   const sm = statefulHandler({
     name: "sm",
-    store,
+    store: recordingStateStore(store, history, node),
     commands,
     // Waits for a command and hands it to the machine (pause, sleep, kill, ...).
     async run(_task, ctx) {
@@ -60,7 +70,8 @@ export async function startOpsNode(opts: { token?: string; start?: boolean; node
       return "release";
     },
   });
-  const consumer = new Consumer({ coordinator: broker.coordinator(node), node, handlers: { work: blockingHandler, sm }, log, balanceEvery: Infinity });
+  const consumer = new Consumer({ coordinator: broker.coordinator(node), node, handlers: { work: blockingHandler, fails: failingHandler, sm }, log, balanceEvery: Infinity });
+  recordConsumerHistory(consumer, history, node);
   const metrics = createMetrics({ loopLagSampleEvery: false });
   attachConsumerMetrics(metrics, consumer, { stateOf: (id) => sm.stateOf(id) });
   const state = { ready: false };
@@ -73,6 +84,8 @@ export async function startOpsNode(opts: { token?: string; start?: boolean; node
     taskCommands: commands,
     stateStore: store,
     stateOf: (id) => sm.stateOf(id),
+    history,
+    retryAt: (id) => consumer.ignoredUntil(id),
     isReady: () => state.ready,
     log,
     metrics,
