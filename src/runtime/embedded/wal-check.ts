@@ -67,7 +67,9 @@ export function checkWal(path: string): WalVerdict {
       return { kind: "damaged", problem: `frame ${firstInvalid + 1} of ${frameCount} is damaged and committed frames follow it (SQLite would silently drop them)` };
     }
   }
-  if (firstInvalid < 0) return { kind: "ok", frames: valid };
+  // Bytes after the last whole frame: a frame whose write was cut short.
+  const partial = (buf.length - HEADER) % frameSize !== 0 && (firstInvalid < 0 ? valid === frameCount : true);
+  if (firstInvalid < 0 && !partial) return { kind: "ok", frames: valid };
   return { kind: "torn-tail", validFrames: valid, ignoredBytes: buf.length - HEADER - valid * frameSize };
 }
 
