@@ -112,11 +112,11 @@ describe("embedded coordinator, compiled binary", () => {
       expect((await s.cli("pause", "job:nightly")).code).toBe(0);
       await waitFor("job:nightly paused", async () => (await s.cli("state", "job:nightly", "--json")).stdout.includes('"paused"'));
 
-      // Submits in flight from 8 concurrent clients; SIGKILL once 100 are acknowledged.
+      // Submits in flight from 8 concurrent clients; SIGKILL once 1,000 are acknowledged.
       const acknowledged: string[] = [];
       let killed = false;
       const submitter = async (worker: number): Promise<void> => {
-        for (let i = 0; i < 100 && !killed; i++) {
+        for (let i = 0; i < 400 && !killed; i++) {
           const id = `worker:w${worker}-${i}`;
           try {
             const res = await fetch(`${s.url}/api/tasks`, {
@@ -129,7 +129,7 @@ describe("embedded coordinator, compiled binary", () => {
           } catch {
             return; // the node died under us: this submit was never acknowledged
           }
-          if (acknowledged.length >= 100 && !killed) {
+          if (acknowledged.length >= 1000 && !killed) {
             killed = true;
             node.signal("SIGKILL");
           }
@@ -138,7 +138,7 @@ describe("embedded coordinator, compiled binary", () => {
       await Promise.all(Array.from({ length: 8 }, (_, w) => submitter(w)));
       if (!killed) node.signal("SIGKILL");
       expect((await node.exited).signal).toBe("SIGKILL");
-      expect(acknowledged.length).toBeGreaterThanOrEqual(100);
+      expect(acknowledged.length).toBeGreaterThanOrEqual(1000);
 
       const again = s.start();
       await again.waitReady(s.url);
