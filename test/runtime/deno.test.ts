@@ -34,7 +34,7 @@ test("deno check: the runtime entry point and the example handlers type-check un
   expect(res.status).toBe(0);
 }, 250_000);
 
-test("deno run: `metafora run` from source runs a submitted task and shuts down cleanly", async () => {
+test("deno run: `metafora run` from source runs a submitted task, shuts down cleanly, and restarts with its tasks (SQLite via node:sqlite)", async () => {
   const ws = makeWorkspace({ "worker.ts": HANDLERS.worker });
   cleanups.push(() => ws.remove());
   const port = await freePort();
@@ -61,4 +61,15 @@ test("deno run: `metafora run` from source runs a submitted task and shuts down 
   expect(exit.code).toBe(0);
   expect(node.output()).toContain("stopping worker:on-deno");
   expect(node.output()).toContain("shut down cleanly");
-}, 180_000);
+
+  // The embedded store under Deno: a restart has the task and runs it again.
+  const again = startNode(wrapper, { cwd: ws.dir, env: { METAFORA_HTTP: `127.0.0.1:${port}`, METAFORA_NODE: "deno-node", NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" } });
+  cleanups.push(() => again.stop());
+  await again.waitReady(url, 120_000);
+  expect(again.output()).toContain("1 task(s)");
+  await again.waitOutput("started worker:on-deno token", 30_000);
+  const detail = (await (await fetch(`${url}/api/tasks/worker:on-deno`)).json()) as { task: { attempts: number }; history: Array<{ kind: string }> };
+  expect(detail.history.map((e) => e.kind)).toEqual(["submitted", "claimed", "released", "claimed"]);
+  again.signal("SIGTERM");
+  expect((await again.exited).code).toBe(0);
+}, 240_000);
