@@ -202,7 +202,7 @@ describe("damage is never silent", () => {
     const dir = await closedCleanly();
     const file = join(dir, "metafora.db");
     const bytes = readFileSync(file);
-    for (let p = 4096; p < bytes.length; p += 4096) bytes[p + 3] ^= 0xff; // each page's cell count
+    for (let p = 4096; p < bytes.length; p += 4096) bytes[p + 3] = bytes[p + 3]! ^ 0xff; // each page's cell count
     writeFileSync(file, bytes);
     expect(refusal(() => EmbeddedStore.open(dir, silentLogger)).message).toContain(file);
   });
@@ -245,7 +245,7 @@ describe("damage is never silent", () => {
     const wal = join(image, "metafora.db-wal");
     const bytes = readFileSync(wal);
     const middle = Buffer.from(bytes);
-    middle[32 + 24 + 100] ^= 0xff; // the first frame's page
+    middle[32 + 24 + 100] = middle[32 + 24 + 100]! ^ 0xff; // the first frame's page
     writeFileSync(wal, middle);
     expect(refusal(() => EmbeddedStore.open(image, silentLogger)).message).toContain(wal);
 

@@ -17,7 +17,7 @@
  * refuses the start with a StoreDamagedError (exit 78) naming the file and what to do.
  */
 import { randomUUID } from "node:crypto";
-import { existsSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { Logger, TaskProps } from "../../types.ts";
@@ -31,9 +31,11 @@ import { checkWal } from "./wal-check.ts";
 export const DATABASE_FILE = "metafora.db";
 /**
  * integrity_check reads every page and cross-checks every index; quick_check skips the index
- * cross-check and is several times faster. Row checksums catch value damage either way.
+ * cross-check and is about 3× faster (bench/embedded-store.ts: 144 ms vs 46 ms for 100,000
+ * tasks, 10 MiB). Above 64 MiB (~1 s of integrity_check) the start uses quick_check; row
+ * checksums catch value damage either way, and `metafora store check` always runs the full one.
  */
-export const QUICK_CHECK_ABOVE = 256 * 1024 * 1024;
+export const QUICK_CHECK_ABOVE = 64 * 1024 * 1024;
 
 /** A checkpoint as stored: the value as JSON text, the fencing token it was written under. */
 export interface CheckpointRecord {
@@ -110,6 +112,7 @@ export class EmbeddedStore {
   }
 
   static open(dataDir: string, log: Logger, opts: StoreOpenOptions = {}): EmbeddedStore {
+    if (!opts.salvage && opts.create !== false) mkdirSync(dataDir, { recursive: true });
     return new EmbeddedStore(dataDir, log, opts.salvage ? { ...opts, readOnly: true, create: false } : opts);
   }
 
@@ -179,9 +182,9 @@ export class EmbeddedStore {
     if (problems.length > 0) throw new StoreDamagedError(this.file, `fails SQLite's integrity check: ${problems.slice(0, 5).join("; ")}${problems.length > 5 ? ` (and ${problems.length - 5} more)` : ""}`);
   }
 
-  pageProblems(): string[] {
+  pageProblems(full = false): string[] {
     const size = statSync(this.file).size;
-    const pragma = size > QUICK_CHECK_ABOVE ? "quick_check" : "integrity_check";
+    const pragma = !full && size > QUICK_CHECK_ABOVE ? "quick_check" : "integrity_check";
     const rows = this.db.prepare(`PRAGMA ${pragma}(20)`).all() as Array<Record<string, unknown>>;
     const messages = rows.map((r) => String(Object.values(r)[0]));
     return messages.length === 1 && messages[0] === "ok" ? [] : messages;
@@ -366,7 +369,7 @@ export class EmbeddedStore {
 
   /** Every problem found: pages, and rows whose checksum or JSON does not match. */
   check(): string[] {
-    const problems = this.pageProblems().map((p) => `sqlite: ${p}`);
+    const problems = this.pageProblems(true).map((p) => `sqlite: ${p}`);
     const tables: Array<[string, string, (r: Record<string, unknown>) => number]> = [
       ["tasks", "SELECT id AS k, props, sum FROM tasks", (r) => rowSum(String(r.k), String(r.props))],
       ["states", "SELECT task_id AS k, state, sum FROM states", (r) => rowSum(String(r.k), String(r.state))],
