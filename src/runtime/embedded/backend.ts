@@ -43,6 +43,8 @@ export async function openEmbeddedBackend(config: RuntimeConfig, log: Logger): P
     });
     const tokens = await TokenReservation.open(db);
     const history = new SqliteTaskHistory(db, log);
+    // History of tasks long gone is bounded (the most recent 1000 gone tasks keep theirs).
+    db.pruneGoneHistory().catch((err: unknown) => log.warn(`pruning old task history failed: ${(err as Error).message}`));
     const stored = db.tasks();
     const known = new Set(stored.map((t) => t.id));
     const broker = new MemoryBroker({ snapshot: { version: 1, lastToken: tokens.floor, tasks: stored } });
