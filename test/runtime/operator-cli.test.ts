@@ -196,6 +196,12 @@ describe("operator CLI against an embedded node (HTTP API)", () => {
     expect(JSON.parse(slept.out)).toEqual({ id: "sm:x", message: "sleep", until: new Date(fixed + 90 * 60_000).toISOString() });
     await waitFor("sleeping", async () => JSON.parse((await cli("state", "sm:x", "--json")).out).state?.code === "sleeping");
     expect((await cli("state", "sm:x")).out).toContain(`sleeping until ${new Date(fixed + 90 * 60_000).toISOString()}`);
+    // The row shows the state and its wake-up as the next try; the history has each change.
+    const detail = JSON.parse((await cli("task", "sm:x", "--json")).out);
+    expect(detail.task.state).toEqual({ code: "sleeping", until: new Date(fixed + 90 * 60_000).toISOString() });
+    expect(detail.task.nextRetry).toBe(new Date(fixed + 90 * 60_000).toISOString());
+    const states = detail.history.filter((e: { kind: string }) => e.kind === "state").map((e: { reason: string }) => e.reason);
+    expect(states).toEqual(["paused", "runnable", "sleeping"]);
 
     const rfc = await cli("sleep", "sm:x", "2031-05-06T07:08:09Z");
     expect(rfc.out).toBe("sent sleep until 2031-05-06T07:08:09.000Z to task sm:x\n");
