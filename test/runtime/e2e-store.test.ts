@@ -126,6 +126,43 @@ describe("embedded database damage, compiled binary", () => {
   );
 
   test(
+    "a journal-format data dir (fixture written by the former code) is imported on first start, kept aside, and runs",
+    async () => {
+      const s = await workspace();
+      s.ws.writeHandler("job.ts", `import { defineStatefulHandler } from "metafora";
+export default defineStatefulHandler({ async run(task, ctx) { ctx.log.info("job started " + task.id); const n = await ctx.commands[Symbol.asyncIterator]().next(); return n.done ? "release" : n.value; } });`);
+      const dir = join(s.ws.dir, ".metafora");
+      cpSync(join(import.meta.dir, "fixtures/journal-v1"), dir, { recursive: true });
+      rmSync(join(dir, "README.md"));
+      const node = s.start(dir);
+      await node.waitReady(s.url);
+      expect(node.output()).toContain("imported the journal-format data");
+      expect(node.output()).toContain("journal-backup-");
+      const tasks = ((await (await fetch(`${s.url}/api/tasks`)).json()) as { tasks: Array<{ id: string; token?: number; owner?: string }> }).tasks;
+      expect(tasks.length).toBe(9);
+      // The waiting pause from before the import is applied; tokens continue above the old ceiling.
+      await waitFor("job:commanded paused", async () => {
+        const st = (await (await fetch(`${s.url}/api/tasks/job:commanded/state`)).json()) as { state?: { code: string } };
+        return st.state?.code === "paused";
+      });
+      const owned = await waitFor("tasks claimed", async () => {
+        const rows = ((await (await fetch(`${s.url}/api/tasks`)).json()) as { tasks: Array<{ token?: number }> }).tasks;
+        return rows.filter((t) => t.token !== undefined).length >= 5 ? rows : undefined;
+      });
+      for (const t of owned) if (t.token !== undefined) expect(t.token).toBeGreaterThan(30_000);
+      node.signal("SIGTERM");
+      expect((await node.exited).code).toBe(0);
+      const again = s.start(dir);
+      await again.waitReady(s.url);
+      expect(again.output()).not.toContain("imported");
+      expect(again.output()).toContain("9 task(s)");
+      again.signal("SIGTERM");
+      expect((await again.exited).code).toBe(0);
+    },
+    60_000,
+  );
+
+  test(
     "task history is persisted: `metafora task <id>` shows submitted, claimed (node, token), released and attempts across a restart",
     async () => {
       const s = await workspace();
