@@ -34,6 +34,8 @@ export interface Backend {
   readonly checkpoints?: CheckpointStore;
   /** A stored state without creating one. */
   readState(taskId: string): Promise<State | undefined>;
+  /** Every stored state in one read, where one read per task would cost a round trip each (etcd). */
+  readStates?(): Promise<Map<string, State>>;
   /**
    * Why joining failed, for the exit code: "credentials" (refused user/password/permissions:
    * a configuration problem) or "unavailable" (could not reach the cluster).

@@ -13,6 +13,7 @@ import type { Logger } from "../types.ts";
 import type { Backend } from "./backend.ts";
 import { etcdConfigOf } from "./config/etcd.ts";
 import type { RuntimeConfig } from "./config/schema.ts";
+import { readAllEtcdStates } from "./operator/etcd-states.ts";
 import { MemoryTaskHistory } from "./task-history.ts";
 
 const ETCD_CLAIM_CONCURRENCY = 8;
@@ -37,6 +38,7 @@ export async function openEtcdBackend(config: RuntimeConfig, log: Logger): Promi
     // etcd stores no history: this node remembers what it saw of the tasks it ran.
     history: new MemoryTaskHistory(),
     readState: (taskId) => stateStore.get(taskId),
+    readStates: () => readAllEtcdStates(connection, etcdConfig.namespace),
     classifyJoinError: (err) =>
       err instanceof EtcdAuthenticationFailedError || err instanceof EtcdPermissionDeniedError || err instanceof EtcdRoleNotGrantedError
         ? "credentials"

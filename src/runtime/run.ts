@@ -88,6 +88,7 @@ export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Prom
     taskCommands: backend.taskCommands,
     stateStore: backend.stateStore,
     readState: (id) => backend.readState(id),
+    ...(backend.readStates ? { readStates: () => backend.readStates!() } : {}),
     stateOf: (id) => built.stateOf(id),
     history: backend.history,
     checkpoints: backend.checkpoints,

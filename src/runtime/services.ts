@@ -20,6 +20,8 @@ export interface RuntimeServices {
   stateStore?: StateStore;
   /** A stored state without creating one (the store's load() records "runnable" for new ids). */
   readState?(taskId: string): Promise<State | undefined>;
+  /** Every stored state in one read (etcd: one range read instead of one get per task). */
+  readStates?(): Promise<Map<string, State>>;
   /** State of a stateful task running on this node, and since when. */
   stateOf?(taskId: string): { state: State; since: Date } | undefined;
   /** What happened to each task (embedded: persisted; etcd: what this node saw). */

@@ -62,6 +62,7 @@ export async function startHttpServer(services: HttpServices, opts: HttpServerOp
     readState: services.readState ?? (stateStore?.get ? async (id) => stateStore.get?.(id) : undefined),
     loadState: stateStore ? (id) => stateStore.load(id) : undefined,
     liveState: services.stateOf ? (id) => services.stateOf?.(id) : undefined,
+    readStates: services.readStates,
     history: services.history,
     historyNote: services.history?.scope === "this node (memory)" ? `history kept in memory by node "${services.node}": events this node saw since it started` : undefined,
     checkpointInfos: services.checkpoints ? () => services.checkpoints!.checkpointInfos() : undefined,

@@ -21,6 +21,8 @@ export interface HttpServices {
    */
   readState?(taskId: string): Promise<State | undefined>;
   stateOf?(taskId: string): { state: State; since: Date } | undefined;
+  /** Every stored state in one read, for listing tasks (etcd: one range read). */
+  readStates?(): Promise<Map<string, State>>;
   /** Task history, checkpoint sizes and back-off deadlines for the enriched task rows. */
   history?: TaskHistory;
   checkpoints?: { checkpointInfos(): Map<string, { bytes: number; at: string }> };

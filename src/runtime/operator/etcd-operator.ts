@@ -5,15 +5,13 @@
  */
 import { EtcdClient } from "../../coordinators/etcd/client.ts";
 import { connectEtcd } from "../../coordinators/etcd/connect.ts";
-import { Keys } from "../../coordinators/etcd/keys.ts";
-import { decodeState } from "../../statemachine/codec.ts";
-import type { State } from "../../statemachine/types.ts";
 import { EtcdStateStore } from "../../coordinators/etcd/state-store.ts";
 import { EtcdTaskCommands } from "../../coordinators/etcd/task-commands.ts";
 import { silentLogger } from "../../log.ts";
 import { etcdConfigOf } from "../config/etcd.ts";
 import type { RuntimeConfig } from "../config/schema.ts";
 import { ClusterOperator } from "./cluster-operator.ts";
+import { readAllEtcdStates } from "./etcd-states.ts";
 import { OperatorError, type Operator } from "./types.ts";
 
 export async function createEtcdOperator(config: RuntimeConfig): Promise<Operator> {
@@ -30,7 +28,7 @@ export async function createEtcdOperator(config: RuntimeConfig): Promise<Operato
     client,
     taskCommands: commands,
     readState: (id) => store.get(id),
-    readStates: () => readAllStates(etcd, ns),
+    readStates: () => readAllEtcdStates(etcd, ns),
     historyNote: "etcd keeps no task history: it is held in memory by the node that ran the task (ask that node: GET /api/tasks/<id>)",
     close: async () => etcd.close(),
   });
@@ -60,17 +58,3 @@ function isAuthProblem(err: unknown): boolean {
   return /Auth|Permission|Unauthenticated/i.test(name);
 }
 
-/** Every `state/T` in one range read; a value that does not decode is left out of the rows. */
-async function readAllStates(etcd: ReturnType<typeof connectEtcd>, ns: string): Promise<Map<string, State>> {
-  const prefix = new Keys(ns).statePrefix;
-  const all = await etcd.getAll().prefix(prefix).strings();
-  const states = new Map<string, State>();
-  for (const [key, value] of Object.entries(all)) {
-    try {
-      states.set(key.slice(prefix.length), decodeState(value));
-    } catch {
-      // `metafora state <id>` reports the unreadable value itself
-    }
-  }
-  return states;
-}
