@@ -62,9 +62,10 @@ export class GroupCommit {
       this.db.exec("COMMIT");
     } catch (err) {
       try {
-        if (this.db.isTransaction) this.db.exec("ROLLBACK");
+        this.db.exec("ROLLBACK");
       } catch {
-        // the connection is unusable; every caller hears of the original failure
+        // no transaction was open (BEGIN failed), or the connection is unusable; every caller
+        // hears of the original failure either way
       }
       for (const p of batch) p.reject(err);
       return;
