@@ -58,7 +58,7 @@ async function refused(start: () => NodeProcess, file: string): Promise<string> 
 
 describe("embedded database damage, compiled binary", () => {
   test(
-    "flipped bytes, a truncated file, a deleted database, a WAL removed after kill -9: each refused with exit 78 naming the file",
+    "flipped bytes, a truncated file, a deleted database, a WAL removed or damaged after kill -9: each refused with exit 78 naming the file",
     async () => {
       const s = await workspace();
       const base = join(s.ws.dir, ".metafora");
@@ -114,6 +114,14 @@ describe("embedded database damage, compiled binary", () => {
       const walless = variant("crashed-walless", crashed);
       rmSync(join(walless, "metafora.db-wal"));
       await refused(() => s.start(walless), join(walless, "metafora.db-wal"));
+      // A WAL damaged in its first frame (committed frames follow): SQLite would drop them all.
+      const damagedWal = variant("crashed-damaged-wal", crashed);
+      const walFile = join(damagedWal, "metafora.db-wal");
+      const wal = readFileSync(walFile);
+      expect(wal.length).toBeGreaterThan(32 + 24 + 4096 * 2);
+      wal[32 + 24 + 200] = wal[32 + 24 + 200]! ^ 0xff;
+      writeFileSync(walFile, wal);
+      await refused(() => s.start(damagedWal), walFile);
       // The crashed data dir itself, WAL intact, restarts with everything.
       const again = s.start(crashed);
       await again.waitReady(s.url);
