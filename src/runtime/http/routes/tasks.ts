@@ -1,13 +1,17 @@
 /**
  * JSON API for tasks: list, submit, delete, state-machine commands, state.
- *   GET    /api/tasks                  → {tasks: [{id, props, owner?, token?}]}
+ *   GET    /api/tasks                  → {tasks: [{id, props, owner?, token?, …}], total}
+ *          ?state&handler&node&q&offset&limit filter and page on the server (task-query.ts):
+ *                                         → {tasks, total, offset, limit?}
  *   POST   /api/tasks                  {id, props?, handler?} → 201 {id, props}; 409 if it exists
  *   DELETE /api/tasks/:id              → {id, deleted: true}; 404 if absent
  *   POST   /api/tasks/:id/commands     {message: pause|resume|sleep|kill, until?} → 202
  *   GET    /api/tasks/:id/state        → {id, state?: {code, until?, errors?}, since?}
  */
 import { checkProps, checkTaskId, checkTaskMessage } from "../../operator/validate.ts";
+import type { Operator } from "../../operator/types.ts";
 import { asObject } from "../json.ts";
+import { applyTaskQuery, handlerOf, needsStoredState, parseTaskQuery, type TaskRow } from "../task-query.ts";
 import type { Route } from "../types.ts";
 
 const SUBMIT_SHAPE = '{"id": "<task id>", "props"?: {...}, "handler"?: "<handler name>"}';
@@ -17,8 +21,18 @@ export const taskRoutes: Route[] = [
   {
     method: "GET",
     path: "/api/tasks",
-    async handle({ operator }) {
-      return { status: 200, json: { tasks: await operator.tasks() } };
+    async handle({ operator, url }) {
+      const query = parseTaskQuery(url.searchParams);
+      const rows = (await operator.tasks()) as TaskRow[];
+      if (!query.paged) return { status: 200, json: { tasks: rows, total: rows.length } };
+      // Rows without a handler field come from an operator that does not enrich them with
+      // state; then states are read here, for every row only when the filter needs them.
+      const bare = rows.length > 0 && !rows.some((r) => typeof r.handler === "string");
+      const everyState = bare && needsStoredState(query);
+      const pool = everyState ? await withStates(operator, rows) : rows;
+      const { tasks, total } = applyTaskQuery(pool, query);
+      const page = bare && !everyState ? await withStates(operator, tasks) : tasks;
+      return { status: 200, json: { tasks: page, total, offset: query.offset, ...(query.limit === undefined ? {} : { limit: query.limit }) } };
     },
   },
   {
@@ -63,3 +77,28 @@ export const taskRoutes: Route[] = [
     },
   },
 ];
+
+/** Add handler, state and since to rows from an operator that lists only id, props, owner, token. */
+async function withStates(operator: Operator, rows: TaskRow[]): Promise<TaskRow[]> {
+  const out: TaskRow[] = new Array(rows.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < rows.length) {
+      const i = next++;
+      const row = rows[i]!;
+      const enriched: TaskRow = { ...row, handler: handlerOf(row) };
+      try {
+        const view = await operator.taskState(row.id);
+        if (view.state) {
+          enriched.state = { code: view.state.code, ...(view.state.until ? { until: view.state.until } : {}), ...(view.state.errors?.length ? { errors: view.state.errors.length } : {}) };
+        }
+        if (view.since) enriched.since = view.since;
+      } catch {
+        // Deleted meanwhile, or no state store: the row simply has no state.
+      }
+      out[i] = enriched;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(16, rows.length) }, worker));
+  return out;
+}
