@@ -6,6 +6,7 @@ import type { Consumer } from "../consumer.ts";
 import type { State, StateStore, TaskCommander } from "../statemachine/types.ts";
 import type { Client, Logger } from "../types.ts";
 import type { RuntimeConfig } from "./config/schema.ts";
+import type { ConsoleSources } from "./http/types.ts";
 import type { Metrics } from "./metrics.ts";
 
 export interface RuntimeServices {
@@ -25,4 +26,6 @@ export interface RuntimeServices {
   isReady(): boolean;
   log: Logger;
   metrics: Metrics;
+  /** The operator console's timeline and node figures. */
+  console?: ConsoleSources;
 }
