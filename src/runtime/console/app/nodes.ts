@@ -16,24 +16,26 @@ export function NodesPanel({ nodes, self, unclaimed, onAction }: { nodes: readon
       <span><b>${owned + unclaimed}</b> tasks in all</span>
     </div>
     <div class="scroll"><table class="grid" data-testid="nodes-table">
-      <thead><tr><th>Node</th><th>Tasks</th><th>Frozen</th><th>Lease TTL</th><th>Keepalive</th><th>Loop lag</th><th>Version</th><th></th></tr></thead>
+      <thead><tr><th>Node</th><th>Tasks</th><th>Frozen</th><th>Lease TTL</th><th>Keepalive</th><th>Loop lag</th><th>Version</th></tr></thead>
       <tbody>
         ${nodes.map((n) => {
           const me = n.name === self.name;
           const unknown = html`<span class="muted" title="only the node serving this page reports these">—</span>`;
           return html`<tr key=${n.name} data-node=${n.name}>
-            <td>${n.name}${me ? html` <span class="tag">this node</span>` : null}</td>
+            <td>
+              ${n.name}${me ? html` <span class="tag">this node</span>` : null}
+              <div class="actions node-actions">
+                <button type="button" onClick=${() => onAction(n.name, "freeze")}>Freeze</button>
+                <button type="button" onClick=${() => onAction(n.name, "unfreeze")}>Unfreeze</button>
+                <button type="button" onClick=${() => onAction(n.name, "balance")}>Balance</button>
+              </div>
+            </td>
             <td class="num" data-testid="node-tasks">${n.tasks}</td>
             <td>${me ? (self.frozen ? html`<span class="state state-paused">frozen</span>` : "no") : unknown}</td>
             <td>${me ? (self.leaseTtlMs === undefined ? "no lease" : seconds(self.leaseTtlMs)) : unknown}</td>
             <td>${me ? ms(self.keepaliveMs) : unknown}</td>
             <td>${me ? ms(self.loopLagMs) : unknown}</td>
             <td>${me ? self.version : unknown}</td>
-            <td class="actions">
-              <button type="button" onClick=${() => onAction(n.name, "freeze")}>Freeze</button>
-              <button type="button" onClick=${() => onAction(n.name, "unfreeze")}>Unfreeze</button>
-              <button type="button" onClick=${() => onAction(n.name, "balance")}>Balance</button>
-            </td>
           </tr>`;
         })}
       </tbody>
