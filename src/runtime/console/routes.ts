@@ -25,10 +25,18 @@ function loadAssets(): Promise<Assets> {
     assets = undefined;
     throw new HttpError(
       501,
-      `the console is not available in this runtime: its page is bundled by Bun (run the compiled binary, or npm start under Bun); ${err instanceof Error ? err.message : String(err)}`,
+      `the console is not available in this runtime: its page is bundled by Bun (run the compiled binary, or npm start under Bun); ${firstLine(err)}`,
     );
   });
   return assets;
+}
+
+const ANSI_COLOUR = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g");
+
+/** The cause in one plain line (runtimes colour their module errors with ANSI escapes). */
+function firstLine(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return (text.split("\n")[0] ?? "").replace(ANSI_COLOUR, "").trim();
 }
 
 const SECURITY_HEADERS = {
