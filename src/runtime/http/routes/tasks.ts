@@ -9,10 +9,10 @@
  *   GET    /api/tasks/:id/state        → {id, state?: {code, until?, errors?}, since?}
  */
 import { checkProps, checkTaskId, checkTaskMessage } from "../../operator/validate.ts";
-import type { Operator } from "../../operator/types.ts";
+import { toStateView } from "../../operator/state-view.ts";
 import { asObject } from "../json.ts";
 import { applyTaskQuery, handlerOf, needsStoredState, parseTaskQuery, type TaskRow } from "../task-query.ts";
-import type { Route } from "../types.ts";
+import type { HttpServices, Route } from "../types.ts";
 
 const SUBMIT_SHAPE = '{"id": "<task id>", "props"?: {...}, "handler"?: "<handler name>"}';
 const COMMAND_SHAPE = '{"message": "pause" | "resume" | "sleep" | "kill", "until"?: "<RFC 3339 time or duration like 10m, for sleep>"}';
@@ -21,7 +21,7 @@ export const taskRoutes: Route[] = [
   {
     method: "GET",
     path: "/api/tasks",
-    async handle({ operator, url }) {
+    async handle({ operator, services, url }) {
       const query = parseTaskQuery(url.searchParams);
       const rows = (await operator.tasks()) as TaskRow[];
       if (!query.paged) return { status: 200, json: { tasks: rows, total: rows.length } };
@@ -29,9 +29,9 @@ export const taskRoutes: Route[] = [
       // state; then states are read here, for every row only when the filter needs them.
       const bare = rows.length > 0 && !rows.some((r) => typeof r.handler === "string");
       const everyState = bare && needsStoredState(query);
-      const pool = everyState ? await withStates(operator, rows) : rows;
+      const pool = everyState ? await withStates(services, rows) : rows;
       const { tasks, total } = applyTaskQuery(pool, query);
-      const page = bare && !everyState ? await withStates(operator, tasks) : tasks;
+      const page = bare && !everyState ? await withStates(services, tasks) : tasks;
       return { status: 200, json: { tasks: page, total, offset: query.offset, ...(query.limit === undefined ? {} : { limit: query.limit }) } };
     },
   },
@@ -78,8 +78,14 @@ export const taskRoutes: Route[] = [
   },
 ];
 
-/** Add handler, state and since to rows from an operator that lists only id, props, owner, token. */
-async function withStates(operator: Operator, rows: TaskRow[]): Promise<TaskRow[]> {
+/**
+ * Add handler, state and since to rows from an operator that lists only id, props, owner and
+ * token: the live state where the task runs here, else the stored one (read without creating
+ * one, and without the per-task existence check taskState() makes, which lists every task).
+ */
+async function withStates(services: HttpServices, rows: TaskRow[]): Promise<TaskRow[]> {
+  const store = services.stateStore;
+  const read = services.readState ?? (store?.get ? async (id: string) => store.get?.(id) : undefined);
   const out: TaskRow[] = new Array(rows.length);
   let next = 0;
   const worker = async (): Promise<void> => {
@@ -88,13 +94,15 @@ async function withStates(operator: Operator, rows: TaskRow[]): Promise<TaskRow[
       const row = rows[i]!;
       const enriched: TaskRow = { ...row, handler: handlerOf(row) };
       try {
-        const view = await operator.taskState(row.id);
-        if (view.state) {
-          enriched.state = { code: view.state.code, ...(view.state.until ? { until: view.state.until } : {}), ...(view.state.errors?.length ? { errors: view.state.errors.length } : {}) };
+        const live = services.stateOf?.(row.id);
+        const state = live?.state ?? (await read?.(row.id));
+        if (state) {
+          const view = toStateView(state);
+          enriched.state = { code: view.code, ...(view.until ? { until: view.until } : {}), ...(view.errors?.length ? { errors: view.errors.length } : {}) };
         }
-        if (view.since) enriched.since = view.since;
+        if (live) enriched.since = live.since.toISOString();
       } catch {
-        // Deleted meanwhile, or no state store: the row simply has no state.
+        // Unreadable right now: the row simply has no state.
       }
       out[i] = enriched;
     }
