@@ -73,7 +73,8 @@ function App() {
   );
 
   useEffect(() => {
-    const t = setInterval(refresh, REFRESH_MS);
+    // A hidden tab does not poll: each refetch costs the node a listing of every task.
+    const t = setInterval(() => document.hidden || refresh(), REFRESH_MS);
     return () => clearInterval(t);
   }, []);
 
