@@ -31,7 +31,7 @@ export const taskRoutes: Route[] = [
       const everyState = bare && needsStoredState(query);
       const pool = everyState ? await withStates(services, rows) : rows;
       const { tasks, total } = applyTaskQuery(pool, query);
-      const page = bare && !everyState ? await withStates(services, tasks) : tasks;
+      const page = withSince(services, bare && !everyState ? await withStates(services, tasks) : tasks);
       return { status: 200, json: { tasks: page, total, offset: query.offset, ...(query.limit === undefined ? {} : { limit: query.limit }) } };
     },
   },
@@ -109,4 +109,13 @@ async function withStates(services: HttpServices, rows: TaskRow[]): Promise<Task
   };
   await Promise.all(Array.from({ length: Math.min(16, rows.length) }, worker));
   return out;
+}
+
+/** Rows of tasks running on this node without a `since` get the time their handler started. */
+function withSince(services: HttpServices, rows: TaskRow[]): TaskRow[] {
+  const started = new Map(services.consumer.tasks().map((rt) => [rt.task.id, rt.started]));
+  return rows.map((row) => {
+    const at = started.get(row.id);
+    return row.since === undefined && at !== undefined ? { ...row, since: new Date(at).toISOString() } : row;
+  });
 }
