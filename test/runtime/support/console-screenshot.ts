@@ -43,7 +43,7 @@ try {
   await page.waitForSelector('tr[data-task="batch:nightly"][data-state="paused"]', { timeout: 20_000 });
   await page.click('tr[data-task="batch:nightly"] button.link');
   await sleep(2500);
-  await page.screenshot({ path: out });
+  await page.screenshot({ path: out, fullPage: true });
   console.log(`wrote ${out}; requests off 127.0.0.1: ${browser.offSiteRequests().length}`);
 } finally {
   await browser.close();

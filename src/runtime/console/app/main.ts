@@ -202,8 +202,13 @@ function App() {
     </header>
     ${notice ? html`<div class=${`notice ${notice.ok ? "ok" : "bad"}`} role="alert" data-testid="notice">${notice.text} <button type="button" class="link" onClick=${() => setNotice(undefined)}>dismiss</button></div>` : null}
     <main>
-      <div class="columns">
-        <div class="col-main">
+      <div class="layout">
+        ${self ? html`<${NodesPanel} nodes=${live?.nodes ?? []} self=${self} unclaimed=${live?.unclaimed ?? 0} onAction=${nodeAction} />` : html`<section class="panel"><p class="muted">Waiting for the node…</p></section>`}
+        <section class="panel" aria-labelledby="chart-title">
+          <h2 id="chart-title">Tasks per node</h2>
+          <${TasksPerNodeChart} samples=${samples} />
+        </section>
+        <div class="span2">
           <${TasksPanel} page=${page} error=${listError} filters=${filters} offset=${offset} nodes=${nodeNames} handlers=${self?.handlers ?? []} selected=${selected}
             onFilters=${(f: Filters) => {
               setFilters(f);
@@ -214,22 +219,17 @@ function App() {
               setSelected(id);
             }}
             onSubmit=${() => setDialog({ kind: "submit" })} />
-          ${selected ? html`<${TaskDetail} id=${selected} row=${detail.row} history=${detail.history} note=${detail.note} onAction=${(a: TaskAction, arg?: string) => taskAction(selected, a, arg)} onClose=${() => setSelected(undefined)} />` : null}
         </div>
-        <div class="col-side">
-          ${self ? html`<${NodesPanel} nodes=${live?.nodes ?? []} self=${self} unclaimed=${live?.unclaimed ?? 0} onAction=${nodeAction} />` : null}
-          <section class="panel" aria-labelledby="chart-title">
-            <h2 id="chart-title">Tasks per node</h2>
-            <${TasksPerNodeChart} samples=${samples} />
-          </section>
-          <section class="panel" aria-labelledby="timeline-title">
-            <h2 id="timeline-title">Timeline${self ? html` <span class="muted small">(events on ${self.name})</span>` : null}</h2>
-            <${TimelineStrip} events=${events} now=${Date.now()} />
-            <ol class="events" data-testid="timeline">
-              ${[...events].reverse().slice(0, 60).map((e) => html`<li key=${e.seq} data-kind=${e.kind}><time>${time(e.at)}</time> <b style=${{ color: kindColor(e.kind) }}>${e.kind}</b> ${e.task ?? ""}${e.token !== undefined ? ` (token ${e.token})` : ""}${e.reason ? ` · ${e.reason}` : ""}${e.message ? ` · ${e.message}` : ""}</li>`)}
-            </ol>
-          </section>
-        </div>
+        ${selected
+          ? html`<${TaskDetail} id=${selected} row=${detail.row} history=${detail.history} note=${detail.note} onAction=${(a: TaskAction, arg?: string) => taskAction(selected, a, arg)} onClose=${() => setSelected(undefined)} />`
+          : html`<section class="panel"><h2>Task</h2><p class="muted">Select a task to see its props, state, history and checkpoint, and to act on it.</p></section>`}
+        <section class="panel" aria-labelledby="timeline-title">
+          <h2 id="timeline-title">Timeline${self ? html` <span class="muted small">(events on ${self.name})</span>` : null}</h2>
+          <${TimelineStrip} events=${events} now=${Date.now()} />
+          <ol class="events" data-testid="timeline">
+            ${[...events].reverse().slice(0, 60).map((e) => html`<li key=${e.seq} data-kind=${e.kind}><time>${time(e.at)}</time> <b style=${{ color: kindColor(e.kind) }}>${e.kind}</b> ${e.task ?? ""}${e.token !== undefined ? ` (token ${e.token})` : ""}${e.reason ? ` · ${e.reason}` : ""}${e.message ? ` · ${e.message}` : ""}</li>`)}
+          </ol>
+        </section>
       </div>
     </main>
     ${dialog?.kind === "confirm"
