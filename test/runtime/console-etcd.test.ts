@@ -33,7 +33,7 @@ describe("operator console, compiled binaries, etcd", () => {
     async () => {
       const ws = makeWorkspace({ "worker.ts": HANDLERS.worker });
       cleanups.push(() => ws.remove());
-      const cluster = { METAFORA_ETCD_ENDPOINTS: etcd.endpoint, METAFORA_NAMESPACE: `/console-${Date.now()}`, METAFORA_LEASE_TTL: "3s" };
+      const cluster = { METAFORA_ETCD_ENDPOINTS: etcd.endpoint, METAFORA_NAMESPACE: `/console-${Date.now()}` };
       const start = async (name: string): Promise<{ node: NodeProcess; url: string }> => {
         const port = await freePort();
         const node = startNode(bin, { cwd: ws.dir, env: { ...cluster, METAFORA_NODE: name, METAFORA_HTTP: `127.0.0.1:${port}` } });
@@ -69,7 +69,7 @@ describe("operator console, compiled binaries, etcd", () => {
         expect(await page.textContent("[data-testid=self-name]")).toBe(n === a ? "a" : "b");
         // This node's own figures: an etcd lease, and its keepalive round trip once one is confirmed.
         const self = `[data-testid=nodes-table] tr[data-node="${n === a ? "a" : "b"}"]`;
-        expect(await page.textContent(`${self} td:nth-child(4)`)).toBe("3 s");
+        expect(await page.textContent(`${self} td:nth-child(4)`)).toBe("10 s"); // the default lease_ttl
         await page.waitForFunction((sel) => /ms$/.test(document.querySelector(`${sel} td:nth-child(5)`)?.textContent ?? ""), self, { timeout: UI_WAIT });
         await page.close();
       }
