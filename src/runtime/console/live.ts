@@ -54,7 +54,10 @@ export class LiveFeed {
     send(res, "hello", hello);
     if (this.streams.size >= MAX_STREAMS) {
       const oldest = this.streams.values().next().value;
-      if (oldest) this.drop(oldest);
+      if (oldest) {
+        this.drop(oldest);
+        oldest.res.end();
+      }
     }
     this.streams.add(stream);
     res.on("close", () => this.drop(stream));
