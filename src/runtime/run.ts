@@ -8,6 +8,8 @@ import { ConfigError, describeError, NodeNameTakenError, TaskExistsError } from 
 import type { Logger, ShutdownReport } from "../types.ts";
 import { openBackend, type Backend } from "./backend.ts";
 import { redactConfig } from "./config/redact.ts";
+import { Timeline } from "./console/timeline.ts";
+import { NodeVitals } from "./console/vitals.ts";
 import type { RuntimeConfig } from "./config/schema.ts";
 import { formatDuration } from "./config/duration.ts";
 import { ExitCode } from "./exit-codes.ts";
@@ -74,7 +76,17 @@ export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Prom
     node: config.node,
     stateOf: (id) => built.stateOf(id),
   });
-  backend.attachMetrics(metrics);
+  // The console's own figures: the last keepalive round trip rides along with the metrics feed.
+  const vitals = new NodeVitals(backend.kind === "etcd" ? config.leaseTtl * 1000 : undefined).start();
+  const timeline = new Timeline(consumer, { node: config.node, cluster: backend.coordinator.cluster }).start();
+  backend.attachMetrics(
+    Object.assign(Object.create(metrics) as typeof metrics, {
+      observeKeepalive(ms: number) {
+        vitals.observeKeepalive(ms);
+        metrics.observeKeepalive(ms);
+      },
+    }),
+  );
   logConsumerEvents(consumer, log);
   const detachHistory = recordConsumerHistory(consumer, backend.history, config.node);
 
@@ -97,6 +109,7 @@ export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Prom
     isReady: () => ready && consumer.state === "running",
     log,
     metrics,
+    console: { timeline, vitals, version: VERSION, coordinator: backend.kind, handlerNames: built.names },
   };
 
   // 3. Signals: from here on, SIGTERM/SIGINT shut the consumer down (bounded), twice forces.
@@ -134,6 +147,8 @@ export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Prom
     signals.dispose();
     detachMetrics();
     detachHistory();
+    timeline.close();
+    vitals.close();
     metrics.close();
     if (http) await http.close().catch((err: unknown) => log.warn(`closing the HTTP server failed: ${describeError(err)}`));
     await backend.close().catch((err: unknown) => log.warn(`closing the ${backend.kind} coordinator failed: ${describeError(err)}`));

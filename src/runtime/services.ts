@@ -7,6 +7,7 @@ import type { State, StateStore, TaskCommander } from "../statemachine/types.ts"
 import type { Client, Logger } from "../types.ts";
 import type { RuntimeConfig } from "./config/schema.ts";
 import type { CheckpointStore } from "./backend.ts";
+import type { ConsoleSources } from "./http/types.ts";
 import type { Metrics } from "./metrics.ts";
 import type { TaskHistory } from "./task-history.ts";
 
@@ -35,4 +36,6 @@ export interface RuntimeServices {
   isReady(): boolean;
   log: Logger;
   metrics: Metrics;
+  /** The operator console's timeline and node figures. */
+  console?: ConsoleSources;
 }

@@ -27,8 +27,8 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.end(text);
 }
 
-export function sendText(res: ServerResponse, status: number, contentType: string, text: string): void {
-  res.writeHead(status, { "content-type": contentType, "content-length": String(Buffer.byteLength(text)), "cache-control": "no-store" });
+export function sendText(res: ServerResponse, status: number, contentType: string, text: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { "content-type": contentType, "content-length": String(Buffer.byteLength(text)), "cache-control": "no-store", ...headers });
   res.end(text);
 }
 

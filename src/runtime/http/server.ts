@@ -1,11 +1,14 @@
 /**
  * The node's HTTP server (node:http, so it runs on Bun and Deno alike): health and readiness
- * probes, Prometheus metrics, the info endpoint and the JSON API the operator CLI uses.
+ * probes, Prometheus metrics, the info endpoint, the JSON API the operator CLI uses, and the
+ * operator console at / with its event stream (../console/).
  * Loopback by default; see auth.ts for who may change state.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { ConfigError } from "../../errors.ts";
+import { LiveFeed } from "../console/live.ts";
+import { consoleRoutes } from "../console/routes.ts";
 import { ClusterOperator } from "../operator/cluster-operator.ts";
 import type { Operator } from "../operator/types.ts";
 import { authorizeChange, checkHost, isLoopbackAddress, type AuthPolicy } from "./auth.ts";
@@ -52,7 +55,8 @@ export async function startHttpServer(services: HttpServices, opts: HttpServerOp
   const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const log = services.log;
 
-  const router = new Router([...healthRoutes, ...metricsRoutes, ...infoRoutes, ...taskRoutes, ...nodeRoutes]);
+  const feed = new LiveFeed(services);
+  const router = new Router([...healthRoutes, ...metricsRoutes, ...infoRoutes, ...taskRoutes, ...nodeRoutes, ...consoleRoutes(feed)]);
   const stateStore = services.stateStore;
   const operator: Operator = new ClusterOperator({
     target: `node "${services.node}"`,
@@ -90,8 +94,9 @@ export async function startHttpServer(services: HttpServices, opts: HttpServerOp
         operator,
         body: () => readJsonBody(req, bodyLimit),
       });
-      if ("json" in reply) sendJson(res, reply.status, reply.json);
-      else sendText(res, reply.status, reply.contentType, reply.text);
+      if ("stream" in reply) reply.stream(res);
+      else if ("json" in reply) sendJson(res, reply.status, reply.json);
+      else sendText(res, reply.status, reply.contentType, reply.text, reply.headers);
       log.debug(`http ${method} ${path} ${reply.status} ${(performance.now() - started).toFixed(1)}ms`);
     } catch (err) {
       const { status, message } = errorReply(err);
@@ -150,6 +155,8 @@ export async function startHttpServer(services: HttpServices, opts: HttpServerOp
     address: { host: boundHost, port: bound.port },
     close() {
       closing ??= new Promise<void>((resolve) => {
+        // Event streams never finish by themselves: end them first, or close() would wait.
+        feed.close();
         const grace = setTimeout(() => server.closeAllConnections(), opts.closeGrace ?? 2000);
         server.close(() => {
           clearTimeout(grace);

@@ -5,7 +5,9 @@ import type { Client, Logger } from "../../types.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Operator } from "../operator/types.ts";
 import type { TaskHistory } from "../task-history.ts";
-import type { IncomingMessage } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Timeline } from "../console/timeline.ts";
+import type { NodeVitals } from "../console/vitals.ts";
 
 export interface HttpServices {
   config: { http: { listen: string; token?: string } };
@@ -30,12 +32,25 @@ export interface HttpServices {
   isReady(): boolean;
   log: Logger;
   metrics: Pick<Metrics, "text" | "contentType">;
+  /** What the operator console shows beyond the API (absent: the console shows less). */
+  console?: ConsoleSources;
+}
+
+export interface ConsoleSources {
+  timeline: Timeline;
+  vitals: NodeVitals;
+  version: string;
+  /** "embedded" or "etcd". */
+  coordinator: string;
+  handlerNames: readonly string[];
 }
 
 /** What a route handler returns; the router writes it. */
 export type Reply =
   | { status: number; json: unknown }
-  | { status: number; text: string; contentType: string };
+  | { status: number; text: string; contentType: string; headers?: Record<string, string> }
+  /** A long-lived response (Server-Sent Events): the route writes to `res` itself. */
+  | { status: number; stream(res: ServerResponse): void };
 
 export interface RouteContext {
   req: IncomingMessage;

@@ -1,9 +1,13 @@
 /**
  * JSON API for nodes:
- *   GET  /api/nodes                     → {nodes: [{name, tasks}]}
+ *   GET  /api/nodes                     → {nodes: [{name, tasks}], self: {name, version, coordinator,
+ *                                          started, frozen, running, leaseTtlMs?, keepaliveMs?,
+ *                                          loopLagMs?, tokenRequired, handlers}}
+ *        (self: this node's own figures, which other nodes' views do not carry)
  *   POST /api/nodes/:node/commands      {command: freeze|unfreeze|balance|stop_task, parameters?} → 202
  */
 import { checkNodeCommand, checkNodeName } from "../../operator/validate.ts";
+import { selfFigures } from "../../console/figures.ts";
 import { asObject } from "../json.ts";
 import type { Route } from "../types.ts";
 
@@ -13,8 +17,8 @@ export const nodeRoutes: Route[] = [
   {
     method: "GET",
     path: "/api/nodes",
-    async handle({ operator }) {
-      return { status: 200, json: { nodes: await operator.nodes() } };
+    async handle({ operator, services }) {
+      return { status: 200, json: { nodes: await operator.nodes(), self: selfFigures(services) } };
     },
   },
   {

@@ -1,6 +1,8 @@
 /**
  * JSON API for tasks: list, submit, delete, state-machine commands, state.
- *   GET    /api/tasks                  → {tasks: [{id, props, owner?, token?, handler, state?, attempts?, lastError?, nextRetry?, checkpoint?}]}
+ *   GET    /api/tasks                  → {tasks: [{id, props, owner?, token?, handler, state?, attempts?, lastError?, nextRetry?, checkpoint?}], total}
+ *          ?state&handler&node&q&offset&limit filter and page on the server (task-query.ts):
+ *                                         → {tasks, total, offset, limit?}
  *   GET    /api/tasks/:id              → {task: <row>, history: [{at, kind, node?, token?, reason?, message?}], historyNote?}
  *   POST   /api/tasks                  {id, props?, handler?} → 201 {id, props}; 409 if it exists
  *   DELETE /api/tasks/:id              → {id, deleted: true}; 404 if absent
@@ -8,8 +10,10 @@
  *   GET    /api/tasks/:id/state        → {id, state?: {code, until?, errors?}, since?}
  */
 import { checkProps, checkTaskId, checkTaskMessage } from "../../operator/validate.ts";
+import { toStateView } from "../../operator/state-view.ts";
 import { asObject } from "../json.ts";
-import type { Route } from "../types.ts";
+import { applyTaskQuery, handlerOf, needsStoredState, parseTaskQuery, type TaskRow } from "../task-query.ts";
+import type { HttpServices, Route } from "../types.ts";
 
 const SUBMIT_SHAPE = '{"id": "<task id>", "props"?: {...}, "handler"?: "<handler name>"}';
 const COMMAND_SHAPE = '{"message": "pause" | "resume" | "sleep" | "kill", "until"?: "<RFC 3339 time or duration like 10m, for sleep>"}';
@@ -18,8 +22,18 @@ export const taskRoutes: Route[] = [
   {
     method: "GET",
     path: "/api/tasks",
-    async handle({ operator }) {
-      return { status: 200, json: { tasks: await operator.tasks() } };
+    async handle({ operator, services, url }) {
+      const query = parseTaskQuery(url.searchParams);
+      const rows = (await operator.tasks()) as TaskRow[];
+      if (!query.paged) return { status: 200, json: { tasks: rows, total: rows.length } };
+      // Rows without a handler field come from an operator that does not enrich them with
+      // state; then states are read here, for every row only when the filter needs them.
+      const bare = rows.length > 0 && !rows.some((r) => typeof r.handler === "string");
+      const everyState = bare && needsStoredState(query);
+      const pool = everyState ? await withStates(services, rows) : rows;
+      const { tasks, total } = applyTaskQuery(pool, query);
+      const page = withSince(services, bare && !everyState ? await withStates(services, tasks) : tasks);
+      return { status: 200, json: { tasks: page, total, offset: query.offset, ...(query.limit === undefined ? {} : { limit: query.limit }) } };
     },
   },
   {
@@ -71,3 +85,45 @@ export const taskRoutes: Route[] = [
     },
   },
 ];
+
+/**
+ * Add handler, state and since to rows from an operator that lists only id, props, owner and
+ * token: the live state where the task runs here, else the stored one (read without creating
+ * one, and without the per-task existence check taskState() makes, which lists every task).
+ */
+async function withStates(services: HttpServices, rows: TaskRow[]): Promise<TaskRow[]> {
+  const store = services.stateStore;
+  const read = services.readState ?? (store?.get ? async (id: string) => store.get?.(id) : undefined);
+  const out: TaskRow[] = new Array(rows.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < rows.length) {
+      const i = next++;
+      const row = rows[i]!;
+      const enriched: TaskRow = { ...row, handler: handlerOf(row) };
+      try {
+        const live = services.stateOf?.(row.id);
+        const state = live?.state ?? (await read?.(row.id));
+        if (state) {
+          const view = toStateView(state);
+          enriched.state = { code: view.code, ...(view.until ? { until: view.until } : {}), ...(view.errors?.length ? { errors: view.errors.length } : {}) };
+        }
+        if (live) enriched.since = live.since.toISOString();
+      } catch {
+        // Unreadable right now: the row simply has no state.
+      }
+      out[i] = enriched;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(16, rows.length) }, worker));
+  return out;
+}
+
+/** Rows of tasks running on this node without a `since` get the time their handler started. */
+function withSince(services: HttpServices, rows: TaskRow[]): TaskRow[] {
+  const started = new Map(services.consumer.tasks().map((rt) => [rt.task.id, rt.started]));
+  return rows.map((row) => {
+    const at = started.get(row.id);
+    return row.since === undefined && at !== undefined ? { ...row, since: new Date(at).toISOString() } : row;
+  });
+}
