@@ -14,6 +14,7 @@ import { ConfigError, describeError } from "./errors.ts";
 import { Emitter } from "./events.ts";
 import { routeTask } from "./handler.ts";
 import { IgnoreList } from "./ignore.ts";
+import { DEFAULT_RELEASE_PACING, ReleasePacer, type ReleasePacingOptions } from "./release-pacing.ts";
 import { scopedLogger } from "./log.ts";
 import { TaskRun } from "./running-task.ts";
 import type {
@@ -51,6 +52,13 @@ export interface ConsumerOptions {
   maxTasks?: number;
   /** After a handler throws, this node ignores the task for initial × 2^(failures−1) ms, capped at max. */
   errorBackoff?: { initial: number; max: number };
+  /**
+   * A task the handler hands back (returns "release", or an invalid result) within `within` ms
+   * of its claim is ignored on this node for initial × 2^(k−1) ms (k-th time in a row), capped
+   * at max, so no handler result can make a node spin. Default { within: 1 s, initial: 1 s,
+   * max: 1 min }; within 0 disables it.
+   */
+  releasePacing?: Partial<ReleasePacingOptions>;
   /** Claims attempted concurrently (default 1). More helps high-latency coordinators. */
   claimConcurrency?: number;
   /** How long shutdown waits for coordinator.close(), ms (default 10 s). */
@@ -67,6 +75,8 @@ export interface ConsumerEvents {
   done: { taskId: string };
   lost: { taskId: string; reason: StopReason };
   handlerError: { taskId: string; error: unknown };
+  /** A quick release (see releasePacing): this node leaves the task alone until `until`. */
+  releaseBackoff: { taskId: string; delay: number; repeats: number; until: number };
   suspended: { deadline: number };
   // deno-lint-ignore ban-types
   resumed: {};
@@ -123,6 +133,9 @@ export class Consumer {
   private readonly ignore: IgnoreList;
   /** Consecutive handler failures per task id, for the back-off. */
   private readonly failures = new Map<string, number>();
+  private readonly pacer: ReleasePacer;
+  /** Back-off deadlines (error or quick release) per task id, for ignoredUntil(). */
+  private readonly backoffUntil = new Map<string, number>();
   private readonly idleWaiters = new Set<() => void>();
 
   private drainScheduled = false;
@@ -171,13 +184,20 @@ export class Consumer {
       throw new ConfigError(`Consumer option "errorBackoff" must be { initial, max } ms with 0 <= initial <= max, got ${JSON.stringify(opts.errorBackoff)}`);
     }
     this.backoff = { initial: backoff.initial, max: backoff.max };
+    const pacing = { ...DEFAULT_RELEASE_PACING, ...(opts.releasePacing ?? {}) };
+    const pacingProblem = ReleasePacer.problem(pacing);
+    if (pacingProblem) throw new ConfigError(`Consumer option "releasePacing": ${pacingProblem}`);
+    this.pacer = new ReleasePacer(pacing);
     this.claimConcurrency = opts.claimConcurrency ?? 1;
     if (!Number.isInteger(this.claimConcurrency) || this.claimConcurrency < 1) {
       throw new ConfigError(`Consumer option "claimConcurrency" must be an integer >= 1, got ${String(opts.claimConcurrency)}`);
     }
     this.closeTimeout = nonNegative("closeTimeout", opts.closeTimeout, DEFAULT_CLOSE_TIMEOUT, false);
     this.events = new Emitter<ConsumerEvents>(this.log);
-    this.ignore = new IgnoreList((task) => this.announce(task));
+    this.ignore = new IgnoreList((task) => {
+      this.backoffUntil.delete(task.id);
+      this.announce(task);
+    });
     this.stoppedPromise = new Promise((resolve) => (this.resolveStopped = resolve));
 
     const self = this;
@@ -700,7 +720,10 @@ export class Consumer {
       this.log.error(`handler of ${id} failed (failure ${failures}; not retrying here for ${delay} ms): ${describeError(error)}`);
       this.events.emit("handlerError", { taskId: id, error });
       // Ignore before releasing: the release re-announces the task to this node too.
-      if (!run.lostReason) this.ignore.add(task, Date.now() + delay);
+      if (!run.lostReason) {
+        this.ignore.add(task, Date.now() + delay);
+        this.backoffUntil.set(id, Date.now() + delay);
+      }
     } else {
       this.failures.delete(id);
     }
@@ -713,11 +736,13 @@ export class Consumer {
     }
 
     let outcome: HandlerResult = "release";
-    if (!threw) {
-      if (value === "done" || value === "release") outcome = value;
-      else this.log.warn(`handler of ${id} returned ${JSON.stringify(value)}; expected "done" or "release"; releasing`);
-    }
+    const valid = value === "done" || value === "release";
+    if (!threw && valid) outcome = value;
+    const paced = !threw && outcome === "release" && run.stopReason === undefined ? this.paceRelease(run, valid ? undefined : value) : false;
+    if (!threw && !valid && !paced) this.log.warn(`handler of ${id} returned ${describeResult(value)}; expected "done" or "release"; releasing`);
     if (outcome === "done") {
+      this.pacer.forget(id);
+      this.backoffUntil.delete(id);
       this.held.delete(id);
       this.track(
         this.coordinator.done(task).then(() => {
@@ -739,6 +764,38 @@ export class Consumer {
       }),
       `release of ${id}`,
     );
+  }
+
+  /**
+   * The handler handed its task back on its own. A quick one is ignored here for a growing
+   * while (before the release re-announces it); logged once per streak, not per cycle.
+   * Returns true when it logged (an invalid result included).
+   */
+  private paceRelease(run: TaskRun, invalid: unknown): boolean {
+    const id = run.task.id;
+    const ranFor = Date.now() - run.started;
+    const decision = this.pacer.released(id, ranFor);
+    if (!decision) return false;
+    const until = Date.now() + decision.delay;
+    this.ignore.add(run.task, until);
+    this.backoffUntil.set(id, until);
+    this.events.emit("releaseBackoff", { taskId: id, delay: decision.delay, repeats: decision.repeats, until });
+    const what = invalid === undefined ? `handler ${run.handler} released ${id}` : `handler of ${id} returned ${describeResult(invalid)}; expected "done" or "release"; releasing it`;
+    const message = `${what} ${ranFor} ms after its claim; not claiming it here for ${decision.delay} ms (doubling up to ${this.pacer.options.max} ms while it keeps doing so)`;
+    if (decision.first) this.log.warn(message);
+    else this.log.debug(message);
+    return true;
+  }
+
+  /** When this node's back-off from `id` (handler error or quick release) ends, if it is backing off. */
+  ignoredUntil(id: string): number | undefined {
+    const until = this.backoffUntil.get(id);
+    if (until === undefined || !this.ignore.has(id)) return undefined;
+    if (until <= Date.now()) {
+      this.backoffUntil.delete(id);
+      return undefined;
+    }
+    return until;
   }
 
   /** Hand an announcement that arrived while the task was busy here back to the claim loop. */
@@ -816,6 +873,17 @@ function buildRouter(opts: ConsumerOptions): (task: Task) => Route | undefined {
     routes.set(name, { name, handler });
   }
   return (task) => routes.get(routeTask(task));
+}
+
+/** A handler's return value for a log line, never throwing and never huge. */
+function describeResult(value: unknown): string {
+  let text: string;
+  try {
+    text = value === undefined ? "undefined" : (JSON.stringify(value) ?? String(value));
+  } catch {
+    text = String(value);
+  }
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
 function checkHandler(handler: Handler, what: string): void {

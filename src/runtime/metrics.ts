@@ -41,6 +41,7 @@ export interface Metrics {
   readonly done: Counter<"handler">;
   readonly claimsLost: Counter<"handler" | "reason">;
   readonly handlerErrors: Counter<"handler">;
+  readonly releaseBackoffs: Counter<"handler">;
   readonly failovers: Counter;
   readonly suspensions: Counter;
   readonly keepaliveLatency: Histogram;
@@ -176,6 +177,12 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
       labelNames: ["handler"] as const,
       registers,
     }),
+    releaseBackoffs: new Counter({
+      name: "metafora_release_backoffs_total",
+      help: "Times this node backed off from a task its handler released (or ended with an invalid result) soon after the claim, by handler.",
+      labelNames: ["handler"] as const,
+      registers,
+    }),
     failovers: new Counter({
       name: "metafora_failovers_total",
       help: "Estimated claims of tasks whose previous owner vanished without releasing them (see metrics-failover.ts for how it is estimated).",
@@ -273,6 +280,9 @@ export function attachConsumerMetrics(metrics: Metrics, consumer: MetricsConsume
     }),
     consumer.on("handlerError", (e: ConsumerEvents["handlerError"]) => {
       metrics.handlerErrors.inc({ handler: handlerFor(e.taskId) });
+    }),
+    consumer.on("releaseBackoff", (e: ConsumerEvents["releaseBackoff"]) => {
+      metrics.releaseBackoffs.inc({ handler: handlerFor(e.taskId) });
     }),
     consumer.on("suspended", () => metrics.suspensions.inc()),
   ];

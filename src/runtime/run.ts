@@ -62,6 +62,7 @@ export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Prom
     maxTasks: config.maxTasks === 0 ? Infinity : config.maxTasks,
     balanceEvery: config.balanceEvery,
     claimConcurrency: backend.claimConcurrency,
+    releasePacing: { within: config.quickRelease, initial: config.releaseBackoff, max: config.releaseBackoffMax },
     log,
   });
   // etcd's coordinator measures event-loop lag itself (it needs it for lease safety) and feeds

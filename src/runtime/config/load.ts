@@ -8,6 +8,7 @@ import { isIP } from "node:net";
 import { hostname } from "node:os";
 import { isAbsolute, resolve } from "node:path";
 import { ConfigError } from "../../errors.ts";
+import { formatDuration } from "./duration.ts";
 import { envLayer, type Env } from "./env.ts";
 import { readConfigFile } from "./file.ts";
 import { flagLayer } from "./flags.ts";
@@ -143,6 +144,10 @@ export async function loadConfigWithSources(opts: LoadConfigOptions = {}): Promi
     balanceEvery: get("balance_every"),
     shutdownTimeout: get("shutdown_timeout"),
     leaseTtl: get("lease_ttl"),
+    quickRelease: get("quick_release"),
+    releaseBackoff: get("release_backoff"),
+    releaseBackoffMax: get("release_backoff_max"),
+    handlerLoadTimeout: get("handler_load_timeout"),
     http: withoutUndefined({ listen: get<string>("http.listen"), token: optional<string>("http.token") }),
     log: { level: get("log.level"), format: get("log.format") },
     etcd: withoutUndefined({
@@ -173,6 +178,11 @@ function crossChecks(values: Map<string, unknown>, sources: Map<string, Source>,
     const s = sources.get(key);
     return s ? describeSource(s) : "default";
   };
+  if ((values.get("release_backoff_max") as number) < (values.get("release_backoff") as number)) {
+    errors.push(
+      `release_backoff_max = ${formatDuration(values.get("release_backoff_max") as number)} (from ${from("release_backoff_max")}) is shorter than release_backoff = ${formatDuration(values.get("release_backoff") as number)} (from ${from("release_backoff")}); expected release_backoff_max >= release_backoff`,
+    );
+  }
   if (values.get("coordinator") === "etcd") {
     const endpoints = values.get("etcd.endpoints") as string[];
     if (endpoints.length === 0) {
