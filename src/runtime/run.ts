@@ -37,7 +37,7 @@ export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Prom
   const resolution = registerMetaforaModule();
   let modules;
   try {
-    modules = await loadHandlerModules(config.handlers);
+    modules = await loadHandlerModules(config.handlers, undefined, { timeout: config.handlerLoadTimeout });
   } catch (err) {
     log.error(err instanceof ConfigError ? err.message : `loading handlers failed: ${describeError(err)}`);
     return ExitCode.config;
