@@ -13,6 +13,7 @@ import { PendingQueue } from "./claim-queue.ts";
 import { ConfigError, describeError } from "./errors.ts";
 import { Emitter } from "./events.ts";
 import { routeTask } from "./handler.ts";
+import { invalidNameReason } from "./ids.ts";
 import { IgnoreList } from "./ignore.ts";
 import { DEFAULT_RELEASE_PACING, ReleasePacer, type ReleasePacingOptions } from "./release-pacing.ts";
 import { scopedLogger } from "./log.ts";
@@ -159,9 +160,8 @@ export class Consumer {
 
   constructor(opts: ConsumerOptions) {
     if (!opts || typeof opts !== "object") throw new ConfigError("Consumer options must be an object");
-    if (typeof opts.node !== "string" || opts.node.trim() === "") {
-      throw new ConfigError(`Consumer option "node" must be a non-empty string, got ${JSON.stringify(opts.node)}`);
-    }
+    const badNode = invalidNameReason("node name", opts.node, 'Consumer option "node"');
+    if (badNode) throw new ConfigError(badNode);
     if (!opts.coordinator || typeof opts.coordinator.init !== "function") {
       throw new ConfigError(`Consumer option "coordinator" must be a Coordinator (an object with init, claim, release, done, close)`);
     }

@@ -7,6 +7,7 @@
  */
 import { z } from "zod";
 import { normalizeNamespace } from "../../coordinators/etcd/keys.ts";
+import { nameExpectation, nameProblem, type NameKind } from "../../ids.ts";
 import { formatDuration, parseDuration } from "./duration.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -129,11 +130,14 @@ function oneOf<T extends string>(values: readonly [T, ...T[]]): z.ZodType<T> {
   return z.enum(values, { error: () => `expected one of ${allowed}` }) as unknown as z.ZodType<T>;
 }
 
-const NODE_HINT = "a node name: letters, digits, '.', '_', '-', ':' or '@' (no '/', no spaces)";
-const nodeName: z.ZodType<string> = z
-  .string({ error: `expected ${NODE_HINT}` })
-  .regex(/^[A-Za-z0-9._:@-]+$/, { error: `expected ${NODE_HINT}` })
-  .refine((v) => v !== "_metafora" && v !== "." && v !== "..", { error: `reserved name; expected another node name` });
+/** Node names and task ids follow the one rule of src/ids.ts, as everywhere else. */
+function sharedName(kind: NameKind): z.ZodType<string> {
+  return z.string({ error: `expected ${nameExpectation(kind)}` }).superRefine((v, ctx) => {
+    const problem = nameProblem(v);
+    if (problem) ctx.addIssue({ code: "custom", message: `expected ${nameExpectation(kind)}; this one ${problem}` });
+  });
+}
+const nodeName = sharedName("node name");
 
 const namespace: z.ZodType<string> = z.string({ error: 'expected a key prefix such as "/metafora"' }).transform((text, ctx) => {
   try {
@@ -179,11 +183,7 @@ const endpoints: z.ZodType<string[]> = z
     return list;
   });
 
-const TASK_ID_HINT = "a task id: non-empty, without '/', not \"_metafora\"";
-const taskId = z
-  .string({ error: `expected ${TASK_ID_HINT}` })
-  .min(1, { error: `expected ${TASK_ID_HINT}` })
-  .refine((v) => !v.includes("/") && v !== "_metafora", { error: `expected ${TASK_ID_HINT}` });
+const taskId = sharedName("task id");
 
 const declarativeTasks: z.ZodType<DeclarativeTask[]> = z.array(
   z.strictObject(

@@ -3,28 +3,23 @@
  * with the same words. Each error names the field and says what was expected.
  */
 import { BUILTIN_COMMANDS } from "../../command.ts";
+import { invalidNameReason } from "../../ids.ts";
 import type { NodeCommand, TaskProps } from "../../types.ts";
 import { parseDuration } from "../config/duration.ts";
 import { OperatorError, type TaskMessageName } from "./types.ts";
 
-const MAX_ID_LENGTH = 1024;
-
-/** A task id as the coordinators accept it: non-empty, no '/', not the reserved "_metafora". */
+/** A task id by the shared rule (src/ids.ts), the same one every coordinator applies. */
 export function checkTaskId(value: unknown, field = "id"): string {
-  if (typeof value !== "string" || value.trim() === "") {
-    throw new OperatorError("invalid", `${field} must be a non-empty string (a task id such as "report:42")`);
-  }
-  if (value.includes("/")) throw new OperatorError("invalid", `${field} ${JSON.stringify(value)} must not contain '/'`);
-  if (value === "_metafora") throw new OperatorError("invalid", `${field} "_metafora" is reserved`);
-  if (value.length > MAX_ID_LENGTH) throw new OperatorError("invalid", `${field} is longer than ${MAX_ID_LENGTH} characters`);
-  return value;
+  const reason = invalidNameReason("task id", value, field);
+  if (reason) throw new OperatorError("invalid", reason);
+  return value as string;
 }
 
-/** A node name: non-empty, no '/'. */
+/** A node name by the shared rule (src/ids.ts). */
 export function checkNodeName(value: unknown, field = "node"): string {
-  if (typeof value !== "string" || value.trim() === "") throw new OperatorError("invalid", `${field} must be a non-empty node name`);
-  if (value.includes("/")) throw new OperatorError("invalid", `${field} ${JSON.stringify(value)} must not contain '/'`);
-  return value;
+  const reason = invalidNameReason("node name", value, field);
+  if (reason) throw new OperatorError("invalid", reason);
+  return value as string;
 }
 
 /** Task props: a JSON object, optionally with a handler name merged in as props.handler. */
