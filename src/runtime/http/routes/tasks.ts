@@ -3,15 +3,17 @@
  *   GET    /api/tasks                  → {tasks: [{id, props, owner?, token?}]}
  *   POST   /api/tasks                  {id, props?, handler?} → 201 {id, props}; 409 if it exists
  *   DELETE /api/tasks/:id              → {id, deleted: true}; 404 if absent
- *   POST   /api/tasks/:id/commands     {message: pause|resume|sleep|kill, until?} → 202
+ *   POST   /api/tasks/:id/commands     {command: pause|resume|sleep|kill, until?} → 202 ("message" = old name of "command")
  *   GET    /api/tasks/:id/state        → {id, state?: {code, until?, errors?}, since?}
  */
-import { checkProps, checkTaskId, checkTaskMessage } from "../../operator/validate.ts";
+import { checkProps, checkTaskId, checkTaskMessage, commandField } from "../../operator/validate.ts";
 import { asObject } from "../json.ts";
 import type { Route } from "../types.ts";
 
 const SUBMIT_SHAPE = '{"id": "<task id>", "props"?: {...}, "handler"?: "<handler name>"}';
-const COMMAND_SHAPE = '{"message": "pause" | "resume" | "sleep" | "kill", "until"?: "<RFC 3339 time or duration like 10m, for sleep>"}';
+const SUBMIT_FIELDS = ["id", "props", "handler"] as const;
+const COMMAND_SHAPE = '{"command": "pause" | "resume" | "sleep" | "kill", "until"?: "<RFC 3339 time or duration like 10m, for sleep>"} ("message" is accepted for "command")';
+const COMMAND_FIELDS = ["command", "message", "until"] as const;
 
 export const taskRoutes: Route[] = [
   {
@@ -26,7 +28,7 @@ export const taskRoutes: Route[] = [
     path: "/api/tasks",
     changesState: true,
     async handle({ operator, body }) {
-      const b = asObject(await body(), SUBMIT_SHAPE);
+      const b = asObject(await body(), SUBMIT_SHAPE, SUBMIT_FIELDS);
       const id = checkTaskId(b.id);
       const props = checkProps(b.props, b.handler);
       await operator.submitTask(id, props);
@@ -49,10 +51,11 @@ export const taskRoutes: Route[] = [
     changesState: true,
     async handle({ operator, params, body }) {
       const id = checkTaskId(params.id);
-      const b = asObject(await body(), COMMAND_SHAPE);
-      const request = checkTaskMessage(b.message, b.until);
+      const b = asObject(await body(), COMMAND_SHAPE, COMMAND_FIELDS);
+      const request = checkTaskMessage(commandField(b), b.until);
       await operator.taskCommand(id, request);
-      return { status: 202, json: { id, message: request.message, ...(request.until ? { until: request.until.toISOString() } : {}) } };
+      const until = request.until ? { until: request.until.toISOString() } : {};
+      return { status: 202, json: { id, command: request.message, message: request.message, ...until } };
     },
   },
   {
