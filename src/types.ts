@@ -156,6 +156,10 @@ export interface TaskInfo {
   readonly owner?: string;
   /** Fencing token of the current claim, if claimed. */
   readonly token?: number;
+  /** Set when the stored props cannot be read (they are shown as {}): what is wrong and the fix. */
+  readonly propsError?: string;
+  /** Set when the owner key holds something that is not an owner: what is wrong and the fix. */
+  readonly ownerError?: string;
 }
 
 /** Used by submitters and operators, not by nodes (ref §1.4). */

@@ -21,6 +21,8 @@ export interface Backend {
   readonly claimConcurrency: number;
   /** A stored state without creating one. */
   readState(taskId: string): Promise<State | undefined>;
+  /** Delete a stored state (operators' `state reset`); false when there was none. */
+  deleteState(taskId: string): Promise<boolean>;
   /**
    * Why joining failed, for the exit code: "credentials" (refused user/password/permissions:
    * a configuration problem) or "unavailable" (could not reach the cluster).

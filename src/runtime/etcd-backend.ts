@@ -34,6 +34,7 @@ export async function openEtcdBackend(config: RuntimeConfig, log: Logger): Promi
     // that starts with thousands of unclaimed tasks from ramping up one round trip at a time.
     claimConcurrency: ETCD_CLAIM_CONCURRENCY,
     readState: (taskId) => stateStore.get(taskId),
+    deleteState: (taskId) => stateStore.delete(taskId),
     classifyJoinError: (err) =>
       err instanceof EtcdAuthenticationFailedError || err instanceof EtcdPermissionDeniedError || err instanceof EtcdRoleNotGrantedError
         ? "credentials"

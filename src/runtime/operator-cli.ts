@@ -11,6 +11,7 @@
 import type { CAC } from "cac";
 import { ConfigError, describeError } from "../errors.ts";
 import { routeTask } from "../handler.ts";
+import type { TaskInfo } from "../types.ts";
 import { createOutput, truncate, type Output, type OutputStream } from "./cli-output.ts";
 import type { RuntimeConfig } from "./config/schema.ts";
 import { ExitCode } from "./exit-codes.ts";
@@ -133,10 +134,11 @@ export function registerOperatorCommands(cli: CAC, deps: OperatorCliDeps): void 
         }
         const handlerText = raw("handler", flags.handler);
         const finalProps = checkProps(props, handlerText, "--props");
-        await op.submitTask(taskId, finalProps);
+        const { warning } = await op.submitTask(taskId, finalProps);
         const handler = routeTask({ id: taskId, props: finalProps ?? {} });
-        if (out.json) out.printJson({ id: taskId, props: finalProps ?? {}, handler });
+        if (out.json) out.printJson({ id: taskId, props: finalProps ?? {}, handler, ...(warning ? { warning } : {}) });
         else out.printLine(`submitted task ${taskId} (handler ${handler})`);
+        if (warning) stderr.write(`warning: ${warning}\n`);
       }),
     );
 
@@ -161,9 +163,10 @@ export function registerOperatorCommands(cli: CAC, deps: OperatorCliDeps): void 
         if (out.json) return out.printJson(tasks);
         out.printTable(
           ["ID", "OWNER", "TOKEN", "HANDLER", "PROPS"],
-          tasks.map((t) => [t.id, t.owner ?? "-", t.token === undefined ? "-" : String(t.token), routeTask(t), truncate(JSON.stringify(t.props ?? {}))]),
+          tasks.map((t) => [t.id, t.owner ?? "-", t.token === undefined ? "-" : String(t.token), routeTask(t), t.propsError ? "(unreadable, see below)" : truncate(JSON.stringify(t.props ?? {}))]),
           "no tasks",
         );
+        printTaskNotes(out, tasks);
       }),
     );
 
@@ -235,11 +238,21 @@ export function registerOperatorCommands(cli: CAC, deps: OperatorCliDeps): void 
     );
 
   cli
-    .command("state <id>", "Show a stateful task's state-machine state and error history")
+    .command("state <id> [reset-id]", "Show a stateful task's state-machine state and error history; `state reset <id>` clears it")
     .option("--json", "Print the state as JSON")
-    .action((id: string, flags: CommonFlags) =>
+    .example("metafora state batch:nightly")
+    .example("metafora state reset batch:nightly   # forget a finished state, so the id can run again")
+    .action((first: string, second: string | undefined, flags: CommonFlags) =>
       act(flags, async (op, out) => {
-        const view = await op.taskState(checkTaskId(typed(id)));
+        if (second !== undefined) {
+          if (typed(first) !== "reset") usage(`state takes one task id, or \`state reset <id>\`; got ${JSON.stringify(typed(first))} ${JSON.stringify(typed(second))}`);
+          const taskId = checkTaskId(typed(second));
+          const reset = await op.resetState(taskId);
+          if (out.json) out.printJson({ id: taskId, reset });
+          else out.printLine(reset ? `reset the state of task ${taskId}: it starts as runnable` : `task ${taskId} had no stored state; nothing to reset`);
+          return;
+        }
+        const view = await op.taskState(checkTaskId(typed(first)));
         if (out.json) return out.printJson(view);
         if (!view.state) {
           out.printLine(`task ${view.id} has no state: it has not run as a stateful task`);
@@ -255,4 +268,16 @@ export function registerOperatorCommands(cli: CAC, deps: OperatorCliDeps): void 
         }
       }),
     );
+}
+
+/** Under the tasks table: why each waiting task waits, and which stored values are unreadable. */
+function printTaskNotes(out: Output, tasks: readonly (TaskInfo & { waiting?: string })[]): void {
+  const notes: string[] = [];
+  for (const t of tasks) {
+    if (t.waiting) notes.push(`  ${t.id}: waiting: ${t.waiting}`);
+    if (t.propsError) notes.push(`  ${t.id}: ${t.propsError}`);
+  }
+  if (notes.length === 0) return;
+  out.printLine("");
+  for (const n of notes) out.printLine(n);
 }

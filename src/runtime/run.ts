@@ -5,6 +5,7 @@
  */
 import { Consumer } from "../consumer.ts";
 import { ConfigError, describeError, NodeNameTakenError, TaskExistsError } from "../errors.ts";
+import { isTerminal } from "../statemachine/types.ts";
 import type { Logger, ShutdownReport } from "../types.ts";
 import { openBackend, type Backend } from "./backend.ts";
 import { redactConfig } from "./config/redact.ts";
@@ -86,6 +87,7 @@ export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Prom
     taskCommands: backend.taskCommands,
     stateStore: backend.stateStore,
     readState: (id) => backend.readState(id),
+    deleteState: (id) => backend.deleteState(id),
     stateOf: (id) => built.stateOf(id),
     handlerNames: built.names,
     isReady: () => ready && consumer.state === "running",
@@ -199,6 +201,12 @@ async function submitDeclarativeTasks(config: RuntimeConfig, backend: Backend, l
   for (const t of config.tasks) {
     const props = t.handler === undefined ? { ...(t.props ?? {}) } : { ...(t.props ?? {}), handler: t.handler };
     try {
+      // A finished stateful task would be resubmitted on every start and end at once: say so.
+      const stored = await backend.readState(t.id).catch(() => undefined);
+      if (stored && isTerminal(stored.code)) {
+        log.info(`declarative task "${t.id}" already ran to the end (state ${stored.code}); not resubmitted (\`metafora state reset ${t.id}\` runs it again)`);
+        continue;
+      }
       await backend.client.submitTask(t.id, props);
       added++;
     } catch (err) {

@@ -20,6 +20,8 @@ export interface RuntimeServices {
   readState?(taskId: string): Promise<State | undefined>;
   /** State of a stateful task running on this node, and since when. */
   stateOf?(taskId: string): { state: State; since: Date } | undefined;
+  /** Delete a stored state (`state reset`); false when there was none. */
+  deleteState?(taskId: string): Promise<boolean>;
   handlerNames: string[];
   /** Registered with the coordinator and watching. */
   isReady(): boolean;

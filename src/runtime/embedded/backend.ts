@@ -64,6 +64,11 @@ export async function openEmbeddedBackend(config: RuntimeConfig, log: Logger): P
       taskCommands,
       claimConcurrency: 1,
       readState: async (taskId) => stateStore.get(taskId),
+      deleteState: async (taskId) => {
+        const existed = stateStore.delete(taskId);
+        stateMap.delete(taskId);
+        return existed;
+      },
       classifyJoinError: () => "other",
       attachMetrics() {
         // No lease, no keepalives: nothing coordinator-specific to measure.

@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { ConfigError } from "../../errors.ts";
 import { ClusterOperator } from "../operator/cluster-operator.ts";
+import { waitingContextOf } from "../operator/node-waiting.ts";
 import type { Operator } from "../operator/types.ts";
 import { authorizeChange, checkHost, isLoopbackAddress, type AuthPolicy } from "./auth.ts";
 import { DEFAULT_BODY_LIMIT, errorReply, readJsonBody, sendError, sendJson, sendText } from "./json.ts";
@@ -62,6 +63,8 @@ export async function startHttpServer(services: HttpServices, opts: HttpServerOp
     readState: services.readState ?? (stateStore?.get ? async (id) => stateStore.get?.(id) : undefined),
     loadState: stateStore ? (id) => stateStore.load(id) : undefined,
     liveState: services.stateOf ? (id) => services.stateOf?.(id) : undefined,
+    deleteState: services.deleteState ? (id) => services.deleteState!(id) : undefined,
+    waiting: waitingContextOf(services),
   });
 
   // Filled in once bound: the policy depends on the address actually bound, not the text.

@@ -7,10 +7,10 @@ import type { Operator } from "../operator/types.ts";
 import type { IncomingMessage } from "node:http";
 
 export interface HttpServices {
-  config: { http: { listen: string; token?: string } };
+  config: { http: { listen: string; token?: string }; coordinator?: string };
   node: string;
   started: Date;
-  consumer: Pick<Consumer, "tasks" | "frozen">;
+  consumer: Pick<Consumer, "tasks" | "frozen"> & Partial<Pick<Consumer, "ignoredUntil">>;
   client: Client;
   taskCommands?: TaskCommander;
   stateStore?: StateStore;
@@ -20,6 +20,13 @@ export interface HttpServices {
    */
   readState?(taskId: string): Promise<State | undefined>;
   stateOf?(taskId: string): { state: State; since: Date } | undefined;
+  /** Delete a stored state (`DELETE /api/tasks/:id/state`); absent: not offered. */
+  deleteState?(taskId: string): Promise<boolean>;
+  /**
+   * Handlers this node has; with `coordinator: "embedded"` (this node is the whole cluster),
+   * submits of a task no handler here can run answer with a warning.
+   */
+  handlerNames?: readonly string[];
   isReady(): boolean;
   log: Logger;
   metrics: Pick<Metrics, "text" | "contentType">;

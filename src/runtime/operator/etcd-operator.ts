@@ -27,6 +27,8 @@ export async function createEtcdOperator(config: RuntimeConfig): Promise<Operato
     client,
     taskCommands: commands,
     readState: (id) => store.get(id),
+    deleteState: (id) => store.delete(id),
+    waiting: { liveNodes: () => client.nodes() },
     close: async () => etcd.close(),
   });
   // Fail fast and clearly (exit 69) when etcd cannot be reached, before any real work.

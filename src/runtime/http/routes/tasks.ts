@@ -5,6 +5,8 @@
  *   DELETE /api/tasks/:id              → {id, deleted: true}; 404 if absent
  *   POST   /api/tasks/:id/commands     {command: pause|resume|sleep|kill, until?} → 202 ("message" = old name of "command")
  *   GET    /api/tasks/:id/state        → {id, state?: {code, until?, errors?}, since?}
+ *   DELETE /api/tasks/:id/state        → {id, reset: true|false}; 409 while the task is claimed
+ *   (a submit answers {warning} too when no live node can run the task; rows carry `waiting`)
  */
 import { checkProps, checkTaskId, checkTaskMessage, commandField } from "../../operator/validate.ts";
 import { asObject } from "../json.ts";
@@ -31,8 +33,8 @@ export const taskRoutes: Route[] = [
       const b = asObject(await body(), SUBMIT_SHAPE, SUBMIT_FIELDS);
       const id = checkTaskId(b.id);
       const props = checkProps(b.props, b.handler);
-      await operator.submitTask(id, props);
-      return { status: 201, json: { id, props: props ?? {} } };
+      const { warning } = await operator.submitTask(id, props);
+      return { status: 201, json: { id, props: props ?? {}, ...(warning ? { warning } : {}) } };
     },
   },
   {
@@ -56,6 +58,15 @@ export const taskRoutes: Route[] = [
       await operator.taskCommand(id, request);
       const until = request.until ? { until: request.until.toISOString() } : {};
       return { status: 202, json: { id, command: request.message, message: request.message, ...until } };
+    },
+  },
+  {
+    method: "DELETE",
+    path: "/api/tasks/:id/state",
+    changesState: true,
+    async handle({ operator, params }) {
+      const id = checkTaskId(params.id);
+      return { status: 200, json: { id, reset: await operator.resetState(id) } };
     },
   },
   {
