@@ -135,6 +135,8 @@ export class Consumer {
   /** Consecutive handler failures per task id, for the back-off. */
   private readonly failures = new Map<string, number>();
   private readonly pacer: ReleasePacer;
+  /** Tasks whose release/done failed while stopping (see ShutdownReport.unreleased). */
+  private readonly unreleased = new Set<string>();
   /** Back-off deadlines (error or quick release) per task id, for ignoredUntil(). */
   private readonly backoffUntil = new Map<string, number>();
   private readonly idleWaiters = new Set<() => void>();
@@ -352,7 +354,8 @@ export class Consumer {
       this.balancer.init?.(this.balancerContext);
       await this.coordinator.init(this.coordinatorContext);
     } catch (err) {
-      this.log.error(`start failed: ${describeError(err)}`);
+      // start() rejects with this error, so the caller reports it; here it is for debugging.
+      this.log.debug(`start failed: ${describeError(err)}`);
       if (this.current === "starting") this.finish({ clean: true, stuck: [] });
       throw err;
     }
@@ -424,6 +427,7 @@ export class Consumer {
 
   private finish(report: ShutdownReport): ShutdownReport {
     if (this.finalReport) return this.finalReport;
+    if (this.unreleased.size > 0) report = { ...report, unreleased: [...this.unreleased].sort() };
     this.finalReport = report;
     this.current = "stopped";
     this.gaveUp = true;
@@ -653,7 +657,7 @@ export class Consumer {
       if (this.current !== "running") {
         // Shutdown or suspension began while claiming: hand it straight back.
         this.log.debug(`claimed ${id} while ${this.current}; releasing it`);
-        this.track(this.coordinator.release(task), `release of ${id}`);
+        this.track(this.coordinator.release(task), `release of ${id}`, id);
         return;
       }
       this.startTask(task, route, claim.token);
@@ -750,6 +754,7 @@ export class Consumer {
           this.events.emit("done", { taskId: id });
         }),
         `done of ${id}`,
+        id,
       );
       return;
     }
@@ -763,6 +768,7 @@ export class Consumer {
         this.releaseHeld(id);
       }),
       `release of ${id}`,
+      id,
     );
   }
 
@@ -807,9 +813,13 @@ export class Consumer {
   }
 
   /** Keep a release/done call in `finishing` until it settles; log its failure. */
-  private track(op: Promise<void>, what: string): void {
+  private track(op: Promise<void>, what: string, taskId?: string): void {
     const p: Promise<void> = op
-      .catch((err) => this.log.error(`${what} failed: ${describeError(err)}`))
+      .catch((err) => {
+        if (taskId !== undefined && (this.current === "stopping" || this.current === "stopped")) this.unreleased.add(taskId);
+        this.log.error(`${what} failed: ${err instanceof Error ? err.message : describeError(err)}`);
+        if (err instanceof Error && err.stack) this.log.debug(err.stack);
+      })
       .finally(() => {
         this.finishing.delete(p);
         this.checkIdle();

@@ -226,4 +226,9 @@ export interface ShutdownReport {
   readonly clean: boolean;
   /** Ids of tasks whose handlers had not returned when shutdown gave up on them. */
   readonly stuck: string[];
+  /**
+   * Ids of tasks whose release (or done) failed during shutdown, e.g. because the coordinator
+   * was unreachable: their claims end only when the node's lease expires. Absent when none.
+   */
+  readonly unreleased?: string[];
 }

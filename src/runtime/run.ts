@@ -14,6 +14,7 @@ import { formatDuration } from "./config/duration.ts";
 import { ExitCode } from "./exit-codes.ts";
 import { buildHandlers } from "./handlers.ts";
 import { startHttpServer, type RunningHttpServer } from "./http/server.ts";
+import { describeOpenError } from "./open-errors.ts";
 import { loadHandlerModules } from "./loader.ts";
 import { setupLogging } from "./logging.ts";
 import { registerMetaforaModule } from "./metafora-module.ts";
@@ -51,8 +52,10 @@ export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Prom
   try {
     backend = await openBackend(config, log);
   } catch (err) {
-    log.error(`cannot open the ${config.coordinator} coordinator: ${err instanceof Error ? err.message : describeError(err)}`);
-    return err instanceof ConfigError || (err as Error)?.name === "DataDirBusyError" ? ExitCode.config : ExitCode.failed;
+    const { message, code } = describeOpenError(config, err);
+    log.error(message);
+    if (err instanceof Error && err.stack) log.debug(err.stack);
+    return code;
   }
 
   const built = buildHandlers(modules, backend);
@@ -158,13 +161,15 @@ export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Prom
       log.error(err.message);
       return ExitCode.config;
     }
-    const summary = err instanceof Error ? err.message : describeError(err);
+    // grpc-js appends an empty "Resolution note: " to connection errors; it says nothing.
+    const summary = (err instanceof Error ? err.message : describeError(err)).replace(/\s*Resolution note:\s*$/, "");
+    if (err instanceof Error && err.stack) log.debug(err.stack);
     const kind = backend.classifyJoinError(err);
     if (kind === "credentials") {
       log.error(`etcd refused this node's credentials (${summary}); check etcd.username and METAFORA_ETCD_PASSWORD, and the user's permissions`);
       return ExitCode.config;
     }
-    log.error(`cannot join via ${backend.description}: ${summary}`);
+    log.error(`cannot join via ${backend.description}: ${summary}${kind === "unavailable" ? "; check etcd.endpoints (METAFORA_ETCD_ENDPOINTS) and that etcd is up" : ""}`);
     return kind === "unavailable" ? ExitCode.unavailable : ExitCode.failed;
   }
 
@@ -191,6 +196,11 @@ function exitCodeFor(report: ShutdownReport, forced: boolean, log: Logger, confi
   if (!report.clean) {
     log.error(`shutdown timed out after ${formatDuration(config.shutdownTimeout)}; handlers that did not stop: ${report.stuck.join(", ")}`);
     return ExitCode.shutdownTimedOut;
+  }
+  if (report.unreleased?.length) {
+    // Every handler stopped, but the coordinator did not take the tasks back: not "cleanly".
+    log.warn(`shut down, but ${report.unreleased.length} task(s) could not be released: ${report.unreleased.join(", ")}; other nodes can claim them once this node's lease expires`);
+    return ExitCode.ok;
   }
   log.info("shut down cleanly");
   return ExitCode.ok;
