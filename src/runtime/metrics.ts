@@ -138,7 +138,9 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   const metrics: MetricsInternals = {
     registry,
     contentType: registry.contentType,
-    text: () => registry.metrics(),
+    // prom-client separates metric families with empty lines; the text format needs none and
+    // some scrapers and diff tools trip over them.
+    text: async () => (await registry.metrics()).replace(/\n{2,}/g, "\n"),
     tasksRunning,
     statefulTasks,
     frozen,

@@ -8,6 +8,7 @@
  * D1's cli.ts owns the cac instance, the global config flags and `run`/`config`/`version`;
  * it calls registerOperatorCommands and passes how to load the effective config.
  */
+import { readFileSync } from "node:fs";
 import type { CAC } from "cac";
 import { ConfigError, describeError } from "../errors.ts";
 import { routeTask } from "../handler.ts";
@@ -31,6 +32,30 @@ export interface OperatorCliDeps {
   setExitCode?(code: number): void;
   /** Clock for "sleep <id> 10m" (default Date.now). */
   now?(): number;
+  /** Standard input, all of it, for `--props -` (default: reads fd 0). */
+  readStdin?(): string;
+}
+
+/**
+ * The text of --props: inline JSON, `@path` (a file: big props do not fit the OS argument
+ * limit) or `-` (standard input).
+ */
+function readPropsArg(arg: string, readStdin: () => string, usage: (message: string) => never): string {
+  if (arg === "-") {
+    try {
+      return readStdin();
+    } catch (err) {
+      return usage(`--props - reads the props from standard input, which could not be read: ${(err as Error).message}`);
+    }
+  }
+  if (!arg.startsWith("@")) return arg;
+  const path = arg.slice(1);
+  if (path === "") usage("--props @FILE needs a file name after the @");
+  try {
+    return readFileSync(path, "utf8");
+  } catch (err) {
+    return usage(`--props @${path}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); expected a file holding a JSON object`);
+  }
 }
 
 /** Exit code for a failed operation, by what went wrong. */
@@ -61,6 +86,7 @@ export function registerOperatorCommands(cli: CAC, deps: OperatorCliDeps): void 
   const setExitCode = deps.setExitCode ?? ((code: number) => (process.exitCode = code));
   const now = deps.now ?? Date.now;
   const connect = deps.connect ?? connectOperator;
+  const readStdin = deps.readStdin ?? (() => readFileSync(0, "utf8"));
 
   /**
    * Option values exactly as typed: cac (mri) turns numeric-looking values into numbers, so
@@ -116,20 +142,23 @@ export function registerOperatorCommands(cli: CAC, deps: OperatorCliDeps): void 
 
   cli
     .command("submit <id>", "Submit a task (routed to the handler named by --handler, else by the id before the first ':')")
-    .option("--props <json>", "Task props as a JSON object, e.g. '{\"url\":\"https://example.com\"}'")
+    .option("--props <json>", "Task props as a JSON object, e.g. '{\"url\":\"https://example.com\"}'; @FILE reads a file, - reads stdin")
     .option("--handler <name>", "Handler to route the task to (stored as props.handler)")
     .option("--json", "Print the result as JSON")
     .example("metafora submit crawl:example.com --props '{\"depth\":2}'")
+    .example("metafora submit import:big --props @props.json     # or: ... --props - < props.json")
     .action((id: string, flags: CommonFlags & { props?: unknown; handler?: unknown }) =>
       act(flags, async (op, out) => {
         const taskId = checkTaskId(typed(id));
-        const propsText = raw("props", flags.props);
+        const propsArg = raw("props", flags.props);
+        const propsText = propsArg === undefined ? undefined : readPropsArg(propsArg, readStdin, usage);
         let props: unknown;
         if (propsText !== undefined) {
+          const from = propsArg === "-" ? " (from stdin)" : propsArg!.startsWith("@") ? ` (from ${propsArg!.slice(1)})` : "";
           try {
             props = JSON.parse(propsText);
           } catch (err) {
-            usage(`--props must be a JSON object such as '{"url":"…"}': ${(err as Error).message}`);
+            usage(`--props${from} must be a JSON object such as '{"url":"…"}': ${(err as Error).message}`);
           }
         }
         const handlerText = raw("handler", flags.handler);

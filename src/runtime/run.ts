@@ -16,7 +16,7 @@ import { buildHandlers } from "./handlers.ts";
 import { startHttpServer, type RunningHttpServer } from "./http/server.ts";
 import { describeOpenError } from "./open-errors.ts";
 import { loadHandlerModules } from "./loader.ts";
-import { setupLogging } from "./logging.ts";
+import { setupLogging, taskHandlers } from "./logging.ts";
 import { registerMetaforaModule } from "./metafora-module.ts";
 import { attachConsumerMetrics, createMetrics } from "./metrics.ts";
 import type { RuntimeServices } from "./services.ts";
@@ -29,7 +29,7 @@ export interface RunHooks {
 }
 
 export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Promise<number> {
-  const log = setupLogging(config.log) as Logger;
+  const log = setupLogging({ ...config.log, node: config.node }) as Logger;
   const started = new Date();
   log.info(`metafora ${VERSION} starting node "${config.node}" (coordinator ${config.coordinator}, namespace ${config.namespace}, handlers ${config.handlers})`);
   log.debug(`effective configuration: ${JSON.stringify(redactConfig(config))}`);
@@ -228,6 +228,9 @@ async function submitDeclarativeTasks(config: RuntimeConfig, backend: Backend, l
 }
 
 function logConsumerEvents(consumer: Consumer, log: Logger): void {
+  // JSON log lines about a task name its handler (logging.ts).
+  consumer.on("claimed", ({ task, handler }) => taskHandlers.set(task.id, handler));
+  for (const event of ["released", "done", "lost"] as const) consumer.on(event, ({ taskId }) => taskHandlers.delete(taskId));
   consumer.on("claimed", ({ task, token, handler }) => log.debug(`claimed ${task.id} (handler ${handler}, token ${token})`));
   consumer.on("done", ({ taskId }) => log.info(`task ${taskId} done`));
   consumer.on("lost", ({ taskId, reason }) => log.warn(`lost task ${taskId} (${reason})`));
