@@ -91,7 +91,8 @@ export function asObject(body: unknown, expected: string, allowed?: readonly str
     const unknown = Object.keys(body).filter((k) => !allowed.includes(k));
     if (unknown.length > 0) {
       const hints = unknown.map((k) => {
-        const guess = suggest(k, allowed);
+        // A one- or two-letter field is close to everything; only guess for real words.
+        const guess = k.length > 2 ? suggest(k, allowed) : undefined;
         return `${JSON.stringify(k)}${guess ? ` (did you mean ${JSON.stringify(guess)}?)` : ""}`;
       });
       throw new HttpError(400, `unknown field${unknown.length > 1 ? "s" : ""} ${hints.join(", ")}; allowed: ${allowed.join(", ")}; expected ${expected}`);
