@@ -10,7 +10,7 @@
 import { setImmediate } from "node:timers";
 import { FairBalancer } from "./balancers/fair.ts";
 import { PendingQueue } from "./claim-queue.ts";
-import { ConfigError, describeError } from "./errors.ts";
+import { ConfigError, describeError, MetaforaError } from "./errors.ts";
 import { Emitter } from "./events.ts";
 import { routeTask } from "./handler.ts";
 import { invalidNameReason } from "./ids.ts";
@@ -721,7 +721,11 @@ export class Consumer {
       const failures = (this.failures.get(id) ?? 0) + 1;
       this.failures.set(id, failures);
       const delay = Math.min(this.backoff.initial * 2 ** (failures - 1), this.backoff.max);
-      this.log.error(`handler of ${id} failed (failure ${failures}; not retrying here for ${delay} ms): ${describeError(error)}`);
+      // The library's own errors (an unreadable stored state, a lost claim) say everything in
+      // their message; their stack is for debugging. A handler's own error keeps its stack.
+      const why = error instanceof MetaforaError ? `${error.name}: ${error.message}` : describeError(error);
+      this.log.error(`handler of ${id} failed (failure ${failures}; not retrying here for ${delay} ms): ${why}`);
+      if (error instanceof MetaforaError && error.stack) this.log.debug(error.stack);
       this.events.emit("handlerError", { taskId: id, error });
       // Ignore before releasing: the release re-announces the task to this node too.
       if (!run.lostReason) {
