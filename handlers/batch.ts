@@ -1,6 +1,6 @@
 /**
- * A stateful handler (state machine): works through `props.steps` steps (default 5), one every
- * `props.stepMs` ms (default 2000), then completes. Operators can pause, resume, put to sleep
+ * A stateful handler (state machine): works through `props.steps` steps (default 30), one every
+ * `props.stepMs` ms (default 2000), so about a minute, then completes. Operators can pause, resume, put to sleep
  * or kill it while it runs, and its state (paused, sleeping until, ...) survives restarts:
  *   metafora submit batch:nightly --props '{"steps":20}'
  *   metafora pause batch:nightly     metafora resume batch:nightly     metafora state batch:nightly
@@ -13,7 +13,7 @@ const progress = new Map<string, number>();
 
 export default defineStatefulHandler<{ steps?: number; stepMs?: number }>({
   async run(task, ctx) {
-    const steps = typeof task.props.steps === "number" ? task.props.steps : 5;
+    const steps = typeof task.props.steps === "number" ? task.props.steps : 30;
     const stepMs = typeof task.props.stepMs === "number" ? task.props.stepMs : 2000;
     const commands = ctx.commands[Symbol.asyncIterator]();
     let nextCommand = commands.next();

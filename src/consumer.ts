@@ -10,10 +10,12 @@
 import { setImmediate } from "node:timers";
 import { FairBalancer } from "./balancers/fair.ts";
 import { PendingQueue } from "./claim-queue.ts";
-import { ConfigError, describeError } from "./errors.ts";
+import { ConfigError, describeError, MetaforaError } from "./errors.ts";
 import { Emitter } from "./events.ts";
 import { routeTask } from "./handler.ts";
+import { invalidNameReason } from "./ids.ts";
 import { IgnoreList } from "./ignore.ts";
+import { DEFAULT_RELEASE_PACING, ReleasePacer, type ReleasePacingOptions } from "./release-pacing.ts";
 import { scopedLogger } from "./log.ts";
 import { TaskRun } from "./running-task.ts";
 import type {
@@ -51,6 +53,13 @@ export interface ConsumerOptions {
   maxTasks?: number;
   /** After a handler throws, this node ignores the task for initial × 2^(failures−1) ms, capped at max. */
   errorBackoff?: { initial: number; max: number };
+  /**
+   * A task the handler hands back (returns "release", or an invalid result) within `within` ms
+   * of its claim is ignored on this node for initial × 2^(k−1) ms (k-th time in a row), capped
+   * at max, so no handler result can make a node spin. Default { within: 1 s, initial: 1 s,
+   * max: 1 min }; within 0 disables it.
+   */
+  releasePacing?: Partial<ReleasePacingOptions>;
   /** Claims attempted concurrently (default 1). More helps high-latency coordinators. */
   claimConcurrency?: number;
   /** How long shutdown waits for coordinator.close(), ms (default 10 s). */
@@ -67,6 +76,8 @@ export interface ConsumerEvents {
   done: { taskId: string };
   lost: { taskId: string; reason: StopReason };
   handlerError: { taskId: string; error: unknown };
+  /** A quick release (see releasePacing): this node leaves the task alone until `until`. */
+  releaseBackoff: { taskId: string; delay: number; repeats: number; until: number };
   suspended: { deadline: number };
   // deno-lint-ignore ban-types
   resumed: {};
@@ -123,6 +134,11 @@ export class Consumer {
   private readonly ignore: IgnoreList;
   /** Consecutive handler failures per task id, for the back-off. */
   private readonly failures = new Map<string, number>();
+  private readonly pacer: ReleasePacer;
+  /** Tasks whose release/done failed while stopping (see ShutdownReport.unreleased). */
+  private readonly unreleased = new Set<string>();
+  /** Back-off deadlines (error or quick release) per task id, for ignoredUntil(). */
+  private readonly backoffUntil = new Map<string, number>();
   private readonly idleWaiters = new Set<() => void>();
 
   private drainScheduled = false;
@@ -146,9 +162,8 @@ export class Consumer {
 
   constructor(opts: ConsumerOptions) {
     if (!opts || typeof opts !== "object") throw new ConfigError("Consumer options must be an object");
-    if (typeof opts.node !== "string" || opts.node.trim() === "") {
-      throw new ConfigError(`Consumer option "node" must be a non-empty string, got ${JSON.stringify(opts.node)}`);
-    }
+    const badNode = invalidNameReason("node name", opts.node, 'Consumer option "node"');
+    if (badNode) throw new ConfigError(badNode);
     if (!opts.coordinator || typeof opts.coordinator.init !== "function") {
       throw new ConfigError(`Consumer option "coordinator" must be a Coordinator (an object with init, claim, release, done, close)`);
     }
@@ -171,13 +186,20 @@ export class Consumer {
       throw new ConfigError(`Consumer option "errorBackoff" must be { initial, max } ms with 0 <= initial <= max, got ${JSON.stringify(opts.errorBackoff)}`);
     }
     this.backoff = { initial: backoff.initial, max: backoff.max };
+    const pacing = { ...DEFAULT_RELEASE_PACING, ...(opts.releasePacing ?? {}) };
+    const pacingProblem = ReleasePacer.problem(pacing);
+    if (pacingProblem) throw new ConfigError(`Consumer option "releasePacing": ${pacingProblem}`);
+    this.pacer = new ReleasePacer(pacing);
     this.claimConcurrency = opts.claimConcurrency ?? 1;
     if (!Number.isInteger(this.claimConcurrency) || this.claimConcurrency < 1) {
       throw new ConfigError(`Consumer option "claimConcurrency" must be an integer >= 1, got ${String(opts.claimConcurrency)}`);
     }
     this.closeTimeout = nonNegative("closeTimeout", opts.closeTimeout, DEFAULT_CLOSE_TIMEOUT, false);
     this.events = new Emitter<ConsumerEvents>(this.log);
-    this.ignore = new IgnoreList((task) => this.announce(task));
+    this.ignore = new IgnoreList((task) => {
+      this.backoffUntil.delete(task.id);
+      this.announce(task);
+    });
     this.stoppedPromise = new Promise((resolve) => (this.resolveStopped = resolve));
 
     const self = this;
@@ -279,11 +301,6 @@ export class Consumer {
     this.scheduleDrain();
   }
 
-  /** Until when this node ignores a task (back-off after a handler error, or a deferral), epoch ms. */
-  ignoredUntil(taskId: string): number | undefined {
-    return this.ignore.until(taskId);
-  }
-
   /** Ids this node currently ignores (back-off or balancer deferral), in no particular order. */
   ignores(): string[] {
     return this.ignore.ids();
@@ -337,7 +354,8 @@ export class Consumer {
       this.balancer.init?.(this.balancerContext);
       await this.coordinator.init(this.coordinatorContext);
     } catch (err) {
-      this.log.error(`start failed: ${describeError(err)}`);
+      // start() rejects with this error, so the caller reports it; here it is for debugging.
+      this.log.debug(`start failed: ${describeError(err)}`);
       if (this.current === "starting") this.finish({ clean: true, stuck: [] });
       throw err;
     }
@@ -409,6 +427,7 @@ export class Consumer {
 
   private finish(report: ShutdownReport): ShutdownReport {
     if (this.finalReport) return this.finalReport;
+    if (this.unreleased.size > 0) report = { ...report, unreleased: [...this.unreleased].sort() };
     this.finalReport = report;
     this.current = "stopped";
     this.gaveUp = true;
@@ -638,7 +657,7 @@ export class Consumer {
       if (this.current !== "running") {
         // Shutdown or suspension began while claiming: hand it straight back.
         this.log.debug(`claimed ${id} while ${this.current}; releasing it`);
-        this.track(this.coordinator.release(task), `release of ${id}`);
+        this.track(this.coordinator.release(task), `release of ${id}`, id);
         return;
       }
       this.startTask(task, route, claim.token);
@@ -702,10 +721,17 @@ export class Consumer {
       const failures = (this.failures.get(id) ?? 0) + 1;
       this.failures.set(id, failures);
       const delay = Math.min(this.backoff.initial * 2 ** (failures - 1), this.backoff.max);
-      this.log.error(`handler of ${id} failed (failure ${failures}; not retrying here for ${delay} ms): ${describeError(error)}`);
+      // The library's own errors (an unreadable stored state, a lost claim) say everything in
+      // their message; their stack is for debugging. A handler's own error keeps its stack.
+      const why = error instanceof MetaforaError ? `${error.name}: ${error.message}` : describeError(error);
+      this.log.error(`handler of ${id} failed (failure ${failures}; not retrying here for ${delay} ms): ${why}`);
+      if (error instanceof MetaforaError && error.stack) this.log.debug(error.stack);
       this.events.emit("handlerError", { taskId: id, error });
       // Ignore before releasing: the release re-announces the task to this node too.
-      if (!run.lostReason) this.ignore.add(task, Date.now() + delay);
+      if (!run.lostReason) {
+        this.ignore.add(task, Date.now() + delay);
+        this.backoffUntil.set(id, Date.now() + delay);
+      }
     } else {
       this.failures.delete(id);
     }
@@ -718,11 +744,13 @@ export class Consumer {
     }
 
     let outcome: HandlerResult = "release";
-    if (!threw) {
-      if (value === "done" || value === "release") outcome = value;
-      else this.log.warn(`handler of ${id} returned ${JSON.stringify(value)}; expected "done" or "release"; releasing`);
-    }
+    const valid = value === "done" || value === "release";
+    if (!threw && valid) outcome = value;
+    const paced = !threw && outcome === "release" && run.stopReason === undefined ? this.paceRelease(run, valid ? undefined : value) : false;
+    if (!threw && !valid && !paced) this.log.warn(`handler of ${id} returned ${describeResult(value)}; expected "done" or "release"; releasing`);
     if (outcome === "done") {
+      this.pacer.forget(id);
+      this.backoffUntil.delete(id);
       this.held.delete(id);
       this.track(
         this.coordinator.done(task).then(() => {
@@ -730,6 +758,7 @@ export class Consumer {
           this.events.emit("done", { taskId: id });
         }),
         `done of ${id}`,
+        id,
       );
       return;
     }
@@ -743,7 +772,40 @@ export class Consumer {
         this.releaseHeld(id);
       }),
       `release of ${id}`,
+      id,
     );
+  }
+
+  /**
+   * The handler handed its task back on its own. A quick one is ignored here for a growing
+   * while (before the release re-announces it); logged once per streak, not per cycle.
+   * Returns true when it logged (an invalid result included).
+   */
+  private paceRelease(run: TaskRun, invalid: unknown): boolean {
+    const id = run.task.id;
+    const ranFor = Date.now() - run.started;
+    const decision = this.pacer.released(id, ranFor);
+    if (!decision) return false;
+    const until = Date.now() + decision.delay;
+    this.ignore.add(run.task, until);
+    this.backoffUntil.set(id, until);
+    this.events.emit("releaseBackoff", { taskId: id, delay: decision.delay, repeats: decision.repeats, until });
+    const what = invalid === undefined ? `handler ${run.handler} released ${id}` : `handler of ${id} returned ${describeResult(invalid)}; expected "done" or "release"; releasing it`;
+    const message = `${what} ${ranFor} ms after its claim; not claiming it here for ${decision.delay} ms (doubling up to ${this.pacer.options.max} ms while it keeps doing so)`;
+    if (decision.first) this.log.warn(message);
+    else this.log.debug(message);
+    return true;
+  }
+
+  /** When this node's back-off from `id` (handler error or quick release) ends, if it is backing off. */
+  ignoredUntil(id: string): number | undefined {
+    const until = this.backoffUntil.get(id);
+    if (until === undefined || !this.ignore.has(id)) return undefined;
+    if (until <= Date.now()) {
+      this.backoffUntil.delete(id);
+      return undefined;
+    }
+    return until;
   }
 
   /** Hand an announcement that arrived while the task was busy here back to the claim loop. */
@@ -755,9 +817,13 @@ export class Consumer {
   }
 
   /** Keep a release/done call in `finishing` until it settles; log its failure. */
-  private track(op: Promise<void>, what: string): void {
+  private track(op: Promise<void>, what: string, taskId?: string): void {
     const p: Promise<void> = op
-      .catch((err) => this.log.error(`${what} failed: ${describeError(err)}`))
+      .catch((err) => {
+        if (taskId !== undefined && (this.current === "stopping" || this.current === "stopped")) this.unreleased.add(taskId);
+        this.log.error(`${what} failed: ${err instanceof Error ? err.message : describeError(err)}`);
+        if (err instanceof Error && err.stack) this.log.debug(err.stack);
+      })
       .finally(() => {
         this.finishing.delete(p);
         this.checkIdle();
@@ -821,6 +887,17 @@ function buildRouter(opts: ConsumerOptions): (task: Task) => Route | undefined {
     routes.set(name, { name, handler });
   }
   return (task) => routes.get(routeTask(task));
+}
+
+/** A handler's return value for a log line, never throwing and never huge. */
+function describeResult(value: unknown): string {
+  let text: string;
+  try {
+    text = value === undefined ? "undefined" : (JSON.stringify(value) ?? String(value));
+  } catch {
+    text = String(value);
+  }
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
 function checkHandler(handler: Handler, what: string): void {

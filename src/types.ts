@@ -156,6 +156,10 @@ export interface TaskInfo {
   readonly owner?: string;
   /** Fencing token of the current claim, if claimed. */
   readonly token?: number;
+  /** Set when the stored props cannot be read (they are shown as {}): what is wrong and the fix. */
+  readonly propsError?: string;
+  /** Set when the owner key holds something that is not an owner: what is wrong and the fix. */
+  readonly ownerError?: string;
 }
 
 /** Used by submitters and operators, not by nodes (ref §1.4). */
@@ -222,4 +226,9 @@ export interface ShutdownReport {
   readonly clean: boolean;
   /** Ids of tasks whose handlers had not returned when shutdown gave up on them. */
   readonly stuck: string[];
+  /**
+   * Ids of tasks whose release (or done) failed during shutdown, e.g. because the coordinator
+   * was unreachable: their claims end only when the node's lease expires. Absent when none.
+   */
+  readonly unreleased?: string[];
 }

@@ -36,6 +36,8 @@ export interface Backend {
   readState(taskId: string): Promise<State | undefined>;
   /** Every stored state in one read, where one read per task would cost a round trip each (etcd). */
   readStates?(): Promise<Map<string, State>>;
+  /** Delete a stored state (operators' `state reset`); false when there was none. */
+  deleteState(taskId: string): Promise<boolean>;
   /**
    * Why joining failed, for the exit code: "credentials" (refused user/password/permissions:
    * a configuration problem) or "unavailable" (could not reach the cluster).

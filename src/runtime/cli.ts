@@ -11,6 +11,7 @@ import { renderConfigToml } from "./config/print.ts";
 import { redactConfig } from "./config/redact.ts";
 import { KEYS, type RuntimeConfig } from "./config/schema.ts";
 import type { Env } from "./config/env.ts";
+import { commandHelp, commandList, suggestCommand } from "./cli-help.ts";
 import { ExitCode } from "./exit-codes.ts";
 import { registerStoreCommands } from "./store-cli.ts";
 import { registerOperatorCommands } from "./operator-cli.ts";
@@ -123,6 +124,13 @@ export function createCli(io: CliIo): Cli {
     cac: cli,
     async run(): Promise<number> {
       try {
+        // cac prints help during parse; per-command help is ours (commandHelp), so take it over.
+        const wantsHelp = io.args.includes("--help") || io.args.includes("-h");
+        const command = wantsHelp ? cli.commands.find((c) => c.name !== "" && c.name === io.args.find((a) => !a.startsWith("-"))) : undefined;
+        if (command) {
+          io.stdout.write(commandHelp(command));
+          return ExitCode.ok;
+        }
         cli.parse(["metafora", "metafora", ...io.args], { run: false });
         if (cli.options.help) return ExitCode.ok; // cac printed it
         if (cli.options.version && (!cli.matchedCommand || cli.matchedCommandName === "version")) {
@@ -131,7 +139,12 @@ export function createCli(io: CliIo): Cli {
         }
         if (!cli.matchedCommand) {
           const name = cli.args[0];
-          io.stderr.write(name ? `metafora: unknown command "${name}"\n\n` : "metafora: a command is required\n\n");
+          if (name) {
+            const guess = suggestCommand(cli, String(name));
+            io.stderr.write(`metafora: unknown command "${name}"${guess ? ` (did you mean "${guess}"?)` : ""}; commands: ${commandList(cli)}; see metafora --help\n`);
+            return ExitCode.usage;
+          }
+          io.stderr.write("metafora: a command is required\n\n");
           cli.outputHelp();
           return ExitCode.usage;
         }

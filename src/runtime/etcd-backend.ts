@@ -39,6 +39,7 @@ export async function openEtcdBackend(config: RuntimeConfig, log: Logger): Promi
     history: new MemoryTaskHistory(),
     readState: (taskId) => stateStore.get(taskId),
     readStates: () => readAllEtcdStates(connection, etcdConfig.namespace),
+    deleteState: (taskId) => stateStore.delete(taskId),
     classifyJoinError: (err) =>
       err instanceof EtcdAuthenticationFailedError || err instanceof EtcdPermissionDeniedError || err instanceof EtcdRoleNotGrantedError
         ? "credentials"

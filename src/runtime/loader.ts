@@ -120,7 +120,15 @@ const defaultImport: ImportModule = (file) => import(pathToFileURL(file).href) a
  * Load and validate every handler file in `folder`. Throws HandlerLoadError listing every
  * broken file (syntax error, failed import, wrong shape, duplicate name).
  */
-export async function loadHandlerModules(folder: string, importModule: ImportModule = defaultImport): Promise<HandlerModule[]> {
+export interface LoadHandlerOptions {
+  /** How long one module may take to load, top-level await included (ms, default 10 s). */
+  timeout?: number;
+}
+
+export const DEFAULT_HANDLER_LOAD_TIMEOUT = 10_000;
+
+export async function loadHandlerModules(folder: string, importModule: ImportModule = defaultImport, opts: LoadHandlerOptions = {}): Promise<HandlerModule[]> {
+  const timeout = opts.timeout ?? DEFAULT_HANDLER_LOAD_TIMEOUT;
   let files: string[];
   try {
     if (!statSync(folder).isDirectory()) throw new Error("not a folder");
@@ -133,8 +141,15 @@ export async function loadHandlerModules(folder: string, importModule: ImportMod
   for (const file of files) {
     let mod: Record<string, unknown>;
     try {
-      mod = await importModule(file);
+      mod = await withLoadTimeout(importModule(file), timeout);
     } catch (err) {
+      if (err instanceof LoadTimeout) {
+        broken.push({
+          file,
+          reason: `did not finish loading within ${timeout} ms (a top-level await that never settles?); fix the module, or raise handler_load_timeout (METAFORA_HANDLER_LOAD_TIMEOUT, --handler-load-timeout)`,
+        });
+        continue;
+      }
       broken.push({ file, reason: describeImportError(err) });
       continue;
     }
@@ -156,6 +171,19 @@ export async function loadHandlerModules(folder: string, importModule: ImportMod
     throw new HandlerLoadError(folder, broken);
   }
   return loaded;
+}
+
+class LoadTimeout extends Error {}
+
+/** The import, or a LoadTimeout after `ms`; the timer never keeps the process alive. */
+function withLoadTimeout<T>(load: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new LoadTimeout()), ms);
+  });
+  // A module that settles after the timeout must not surface as an unhandled rejection.
+  load.catch(() => {});
+  return Promise.race([load, timedOut]).finally(() => clearTimeout(timer));
 }
 
 /** One line saying why an import failed: syntax errors with line:column, others by message. */

@@ -16,10 +16,38 @@ export interface LogSetup {
   format: LogFormat;
   /** Where lines go. Default process.stderr. */
   stream?: { write(chunk: string): unknown };
+  /** This node's name: a `node` field on every JSON line. */
+  node?: string;
 }
 
-/** One JSON object per line: time, level, tag, msg (+ error stacks under "error"). */
-export function jsonLineReporter(stream: { write(chunk: string): unknown }): ConsolaReporter {
+/**
+ * Handler of each task running here, so JSON lines about a task carry `handler` too (fed from
+ * the consumer's claimed/finished events by run.ts).
+ */
+export const taskHandlers = new Map<string, string>();
+
+/**
+ * Scopes the library puts in front of messages ("[task report:1] …", "[node n1] …"), lifted
+ * into fields so log pipelines can filter on them without parsing text.
+ */
+const SCOPE = /^\[(task|node) ([^\]]+)\] /;
+
+function liftScopes(message: string, line: Record<string, unknown>): string {
+  let rest = message;
+  for (let m = SCOPE.exec(rest); m; m = SCOPE.exec(rest)) {
+    line[m[1]!] = m[2]!;
+    rest = rest.slice(m[0].length);
+  }
+  const task = line.task;
+  if (typeof task === "string" && line.handler === undefined) {
+    const handler = taskHandlers.get(task);
+    if (handler !== undefined) line.handler = handler;
+  }
+  return rest;
+}
+
+/** One JSON object per line: time, level, tag, node, task, handler, msg (+ error stacks under "error"). */
+export function jsonLineReporter(stream: { write(chunk: string): unknown }, node?: string): ConsolaReporter {
   return {
     log(obj: LogObject) {
       const errors: string[] = [];
@@ -32,8 +60,9 @@ export function jsonLineReporter(stream: { write(chunk: string): unknown }): Con
         time: obj.date.toISOString(),
         level: levelName(obj.type),
         ...(obj.tag ? { tag: obj.tag } : {}),
-        msg: format(...(rest as [unknown, ...unknown[]])),
+        ...(node !== undefined ? { node } : {}),
       };
+      line.msg = liftScopes(format(...(rest as [unknown, ...unknown[]])), line);
       if (errors.length > 0) line.error = errors.join("\n");
       let text: string;
       try {
@@ -69,15 +98,38 @@ export function setupLogging(setup: LogSetup): ConsolaInstance {
   const level = CONSOLA_LEVEL[setup.level];
   const logger =
     setup.format === "json"
-      ? createConsola({ level, reporters: [jsonLineReporter(stream)], throttle: 0, defaults: { tag: "metafora" } })
-      : createConsola({
-          level,
-          throttle: 0,
-          // consola writes info to stdout by default; keep every log line on stderr.
-          stdout: process.stderr,
-          stderr: process.stderr,
-          defaults: { tag: "metafora" },
-        });
+      ? createConsola({ level, reporters: [jsonLineReporter(stream, setup.node)], throttle: 0, defaults: { tag: "metafora" } })
+      : createConsola({ level, reporters: [prettyReporter(stream, isTerminal(stream))], throttle: 0, defaults: { tag: "metafora" } });
   setLogger(logger as Logger);
   return logger;
+}
+
+function isTerminal(stream: { write(chunk: string): unknown }): boolean {
+  return (stream as { isTTY?: boolean }).isTTY === true;
+}
+
+const LEVEL_COLOR: Record<string, string> = { error: "\x1b[31m", warn: "\x1b[33m", info: "\x1b[36m", debug: "\x1b[90m" };
+
+/**
+ * One line per message for people: UTC time (logs of several nodes line up), level, message;
+ * error stacks indented below. Colours only on a terminal.
+ */
+export function prettyReporter(stream: { write(chunk: string): unknown }, colors: boolean): ConsolaReporter {
+  return {
+    log(obj: LogObject) {
+      const errors: string[] = [];
+      const rest: unknown[] = [];
+      for (const arg of obj.args) {
+        if (arg instanceof Error) errors.push(arg.stack ?? `${arg.name}: ${arg.message}`);
+        else rest.push(arg);
+      }
+      const level = levelName(obj.type);
+      const time = obj.date.toISOString();
+      const tag = level.toUpperCase().padEnd(5);
+      const head = colors ? `\x1b[90m${time}\x1b[0m ${LEVEL_COLOR[level] ?? ""}${tag}\x1b[0m` : `${time} ${tag}`;
+      let text = `${head} ${format(...(rest as [unknown, ...unknown[]]))}\n`;
+      for (const e of errors) text += e.replace(/^/gm, "    ") + "\n";
+      stream.write(text);
+    },
+  };
 }

@@ -7,14 +7,30 @@
  */
 import { createCli } from "./cli.ts";
 
+const stdout = drainAware(process.stdout);
+const stderr = drainAware(process.stderr);
 const cli = createCli({
   args: process.argv.slice(2),
   env: process.env,
   cwd: process.cwd(),
-  stdout: process.stdout,
-  stderr: process.stderr,
+  stdout,
+  stderr,
 });
 const code = await cli.run();
-// Let buffered output drain before exiting.
-await new Promise<void>((resolve) => process.stdout.write("", () => resolve()));
+// process.exit drops output still queued for a pipe (a big `tasks --json`): wait for it.
+await Promise.all([stdout.drained(), stderr.drained()]);
 process.exit(code);
+
+/** A stream wrapper that remembers whether a write is still queued (write returned false). */
+function drainAware(stream: NodeJS.WriteStream): { write(chunk: string): boolean; drained(): Promise<void> } {
+  let queued = false;
+  stream.on("drain", () => (queued = false));
+  return {
+    write(chunk: string) {
+      const ok = stream.write(chunk);
+      if (!ok) queued = true;
+      return ok;
+    },
+    drained: () => (queued ? new Promise<void>((resolve) => stream.once("drain", () => resolve())) : Promise.resolve()),
+  };
+}

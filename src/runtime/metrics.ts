@@ -41,6 +41,7 @@ export interface Metrics {
   readonly done: Counter<"handler">;
   readonly claimsLost: Counter<"handler" | "reason">;
   readonly handlerErrors: Counter<"handler">;
+  readonly releaseBackoffs: Counter<"handler">;
   readonly failovers: Counter;
   readonly suspensions: Counter;
   readonly keepaliveLatency: Histogram;
@@ -137,7 +138,9 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   const metrics: MetricsInternals = {
     registry,
     contentType: registry.contentType,
-    text: () => registry.metrics(),
+    // prom-client separates metric families with empty lines; the text format needs none and
+    // some scrapers and diff tools trip over them.
+    text: async () => (await registry.metrics()).replace(/\n{2,}/g, "\n"),
     tasksRunning,
     statefulTasks,
     frozen,
@@ -173,6 +176,12 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     handlerErrors: new Counter({
       name: "metafora_handler_errors_total",
       help: "Handler runs that threw or rejected, by handler.",
+      labelNames: ["handler"] as const,
+      registers,
+    }),
+    releaseBackoffs: new Counter({
+      name: "metafora_release_backoffs_total",
+      help: "Times this node backed off from a task its handler released (or ended with an invalid result) soon after the claim, by handler.",
       labelNames: ["handler"] as const,
       registers,
     }),
@@ -273,6 +282,9 @@ export function attachConsumerMetrics(metrics: Metrics, consumer: MetricsConsume
     }),
     consumer.on("handlerError", (e: ConsumerEvents["handlerError"]) => {
       metrics.handlerErrors.inc({ handler: handlerFor(e.taskId) });
+    }),
+    consumer.on("releaseBackoff", (e: ConsumerEvents["releaseBackoff"]) => {
+      metrics.releaseBackoffs.inc({ handler: handlerFor(e.taskId) });
     }),
     consumer.on("suspended", () => metrics.suspensions.inc()),
   ];

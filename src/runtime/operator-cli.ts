@@ -8,9 +8,11 @@
  * D1's cli.ts owns the cac instance, the global config flags and `run`/`config`/`version`;
  * it calls registerOperatorCommands and passes how to load the effective config.
  */
+import { readFileSync } from "node:fs";
 import type { CAC } from "cac";
 import { ConfigError, describeError } from "../errors.ts";
 import { routeTask } from "../handler.ts";
+import type { TaskInfo } from "../types.ts";
 import { createOutput, truncate, type Output, type OutputStream } from "./cli-output.ts";
 import type { RuntimeConfig } from "./config/schema.ts";
 import { ExitCode } from "./exit-codes.ts";
@@ -36,6 +38,30 @@ export interface OperatorCliDeps {
   setExitCode?(code: number): void;
   /** Clock for "sleep <id> 10m" (default Date.now). */
   now?(): number;
+  /** Standard input, all of it, for `--props -` (default: reads fd 0). */
+  readStdin?(): string;
+}
+
+/**
+ * The text of --props: inline JSON, `@path` (a file: big props do not fit the OS argument
+ * limit) or `-` (standard input).
+ */
+function readPropsArg(arg: string, readStdin: () => string, usage: (message: string) => never): string {
+  if (arg === "-") {
+    try {
+      return readStdin();
+    } catch (err) {
+      return usage(`--props - reads the props from standard input, which could not be read: ${(err as Error).message}`);
+    }
+  }
+  if (!arg.startsWith("@")) return arg;
+  const path = arg.slice(1);
+  if (path === "") usage("--props @FILE needs a file name after the @");
+  try {
+    return readFileSync(path, "utf8");
+  } catch (err) {
+    return usage(`--props @${path}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); expected a file holding a JSON object`);
+  }
 }
 
 /** Exit code for a failed operation, by what went wrong. */
@@ -66,6 +92,7 @@ export function registerOperatorCommands(cli: CAC, deps: OperatorCliDeps): void 
   const setExitCode = deps.setExitCode ?? ((code: number) => (process.exitCode = code));
   const now = deps.now ?? Date.now;
   const connect = deps.connect ?? connectOperator;
+  const readStdin = deps.readStdin ?? (() => readFileSync(0, "utf8"));
 
   /**
    * Option values exactly as typed: cac (mri) turns numeric-looking values into numbers, so
@@ -121,28 +148,32 @@ export function registerOperatorCommands(cli: CAC, deps: OperatorCliDeps): void 
 
   cli
     .command("submit <id>", "Submit a task (routed to the handler named by --handler, else by the id before the first ':')")
-    .option("--props <json>", "Task props as a JSON object, e.g. '{\"url\":\"https://example.com\"}'")
+    .option("--props <json>", "Task props as a JSON object, e.g. '{\"url\":\"https://example.com\"}'; @FILE reads a file, - reads stdin")
     .option("--handler <name>", "Handler to route the task to (stored as props.handler)")
     .option("--json", "Print the result as JSON")
     .example("metafora submit crawl:example.com --props '{\"depth\":2}'")
+    .example("metafora submit import:big --props @props.json     # or: ... --props - < props.json")
     .action((id: string, flags: CommonFlags & { props?: unknown; handler?: unknown }) =>
       act(flags, async (op, out) => {
         const taskId = checkTaskId(typed(id));
-        const propsText = raw("props", flags.props);
+        const propsArg = raw("props", flags.props);
+        const propsText = propsArg === undefined ? undefined : readPropsArg(propsArg, readStdin, usage);
         let props: unknown;
         if (propsText !== undefined) {
+          const from = propsArg === "-" ? " (from stdin)" : propsArg!.startsWith("@") ? ` (from ${propsArg!.slice(1)})` : "";
           try {
             props = JSON.parse(propsText);
           } catch (err) {
-            usage(`--props must be a JSON object such as '{"url":"…"}': ${(err as Error).message}`);
+            usage(`--props${from} must be a JSON object such as '{"url":"…"}': ${(err as Error).message}`);
           }
         }
         const handlerText = raw("handler", flags.handler);
         const finalProps = checkProps(props, handlerText, "--props");
-        await op.submitTask(taskId, finalProps);
+        const { warning } = await op.submitTask(taskId, finalProps);
         const handler = routeTask({ id: taskId, props: finalProps ?? {} });
-        if (out.json) out.printJson({ id: taskId, props: finalProps ?? {}, handler });
+        if (out.json) out.printJson({ id: taskId, props: finalProps ?? {}, handler, ...(warning ? { warning } : {}) });
         else out.printLine(`submitted task ${taskId} (handler ${handler})`);
+        if (warning) stderr.write(`warning: ${warning}\n`);
       }),
     );
 
@@ -176,10 +207,11 @@ export function registerOperatorCommands(cli: CAC, deps: OperatorCliDeps): void 
             t.attempts === undefined ? "-" : `${t.attempts}/${t.errors ?? 0}`,
             t.lastError ? truncate(t.lastError.message, 40) : "-",
             t.nextRetry ?? "-",
-            truncate(JSON.stringify(t.props ?? {}), 40),
+            t.propsError ? "(unreadable, see below)" : truncate(JSON.stringify(t.props ?? {}), 40),
           ]),
           "no tasks",
         );
+        printTaskNotes(out, tasks);
       }),
     );
 
@@ -283,11 +315,21 @@ export function registerOperatorCommands(cli: CAC, deps: OperatorCliDeps): void 
     );
 
   cli
-    .command("state <id>", "Show a stateful task's state-machine state and error history")
+    .command("state <id> [reset-id]", "Show a stateful task's state-machine state and error history; `state reset <id>` clears it")
     .option("--json", "Print the state as JSON")
-    .action((id: string, flags: CommonFlags) =>
+    .example("metafora state batch:nightly")
+    .example("metafora state reset batch:nightly   # forget a finished state, so the id can run again")
+    .action((first: string, second: string | undefined, flags: CommonFlags) =>
       act(flags, async (op, out) => {
-        const view = await op.taskState(checkTaskId(typed(id)));
+        if (second !== undefined) {
+          if (typed(first) !== "reset") usage(`state takes one task id, or \`state reset <id>\`; got ${JSON.stringify(typed(first))} ${JSON.stringify(typed(second))}`);
+          const taskId = checkTaskId(typed(second));
+          const reset = await op.resetState(taskId);
+          if (out.json) out.printJson({ id: taskId, reset });
+          else out.printLine(reset ? `reset the state of task ${taskId}: it starts as runnable` : `task ${taskId} had no stored state; nothing to reset`);
+          return;
+        }
+        const view = await op.taskState(checkTaskId(typed(first)));
         if (out.json) return out.printJson(view);
         if (!view.state) {
           out.printLine(`task ${view.id} has no state: it has not run as a stateful task`);
@@ -303,4 +345,16 @@ export function registerOperatorCommands(cli: CAC, deps: OperatorCliDeps): void 
         }
       }),
     );
+}
+
+/** Under the tasks table: why each waiting task waits, and which stored values are unreadable. */
+function printTaskNotes(out: Output, tasks: readonly (TaskInfo & { waiting?: string })[]): void {
+  const notes: string[] = [];
+  for (const t of tasks) {
+    if (t.waiting) notes.push(`  ${t.id}: waiting: ${t.waiting}`);
+    if (t.propsError) notes.push(`  ${t.id}: ${t.propsError}`);
+  }
+  if (notes.length === 0) return;
+  out.printLine("");
+  for (const n of notes) out.printLine(n);
 }

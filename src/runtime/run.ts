@@ -5,6 +5,7 @@
  */
 import { Consumer } from "../consumer.ts";
 import { ConfigError, describeError, NodeNameTakenError, TaskExistsError } from "../errors.ts";
+import { isTerminal } from "../statemachine/types.ts";
 import type { Logger, ShutdownReport } from "../types.ts";
 import { openBackend, type Backend } from "./backend.ts";
 import { redactConfig } from "./config/redact.ts";
@@ -16,8 +17,9 @@ import { ExitCode } from "./exit-codes.ts";
 import { buildHandlers } from "./handlers.ts";
 import { startHttpServer, type RunningHttpServer } from "./http/server.ts";
 import { recordConsumerHistory, recordingStateStore } from "./history-recorder.ts";
+import { describeOpenError } from "./open-errors.ts";
 import { loadHandlerModules } from "./loader.ts";
-import { setupLogging } from "./logging.ts";
+import { setupLogging, taskHandlers } from "./logging.ts";
 import { registerMetaforaModule } from "./metafora-module.ts";
 import { attachConsumerMetrics, createMetrics } from "./metrics.ts";
 import type { RuntimeServices } from "./services.ts";
@@ -30,7 +32,7 @@ export interface RunHooks {
 }
 
 export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Promise<number> {
-  const log = setupLogging(config.log) as Logger;
+  const log = setupLogging({ ...config.log, node: config.node }) as Logger;
   const started = new Date();
   log.info(`metafora ${VERSION} starting node "${config.node}" (coordinator ${config.coordinator}, namespace ${config.namespace}, handlers ${config.handlers})`);
   log.debug(`effective configuration: ${JSON.stringify(redactConfig(config))}`);
@@ -40,7 +42,7 @@ export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Prom
   const resolution = registerMetaforaModule();
   let modules;
   try {
-    modules = await loadHandlerModules(config.handlers);
+    modules = await loadHandlerModules(config.handlers, undefined, { timeout: config.handlerLoadTimeout });
   } catch (err) {
     log.error(err instanceof ConfigError ? err.message : `loading handlers failed: ${describeError(err)}`);
     return ExitCode.config;
@@ -53,8 +55,10 @@ export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Prom
   try {
     backend = await openBackend(config, log);
   } catch (err) {
-    log.error(`cannot open the ${config.coordinator} coordinator: ${err instanceof Error ? err.message : describeError(err)}`);
-    return err instanceof ConfigError || (err as Error)?.name === "DataDirBusyError" ? ExitCode.config : ExitCode.failed;
+    const { message, code } = describeOpenError(config, err);
+    log.error(message);
+    if (err instanceof Error && err.stack) log.debug(err.stack);
+    return code;
   }
 
   // State changes are recorded in the task history as the state machine stores them.
@@ -66,6 +70,7 @@ export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Prom
     maxTasks: config.maxTasks === 0 ? Infinity : config.maxTasks,
     balanceEvery: config.balanceEvery,
     claimConcurrency: backend.claimConcurrency,
+    releasePacing: { within: config.quickRelease, initial: config.releaseBackoff, max: config.releaseBackoffMax },
     log,
   });
   // etcd's coordinator measures event-loop lag itself (it needs it for lease safety) and feeds
@@ -101,6 +106,7 @@ export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Prom
     stateStore: backend.stateStore,
     readState: (id) => backend.readState(id),
     ...(backend.readStates ? { readStates: () => backend.readStates!() } : {}),
+    deleteState: (id) => backend.deleteState(id),
     stateOf: (id) => built.stateOf(id),
     history: backend.history,
     checkpoints: backend.checkpoints,
@@ -178,13 +184,15 @@ export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Prom
       log.error(err.message);
       return ExitCode.config;
     }
-    const summary = err instanceof Error ? err.message : describeError(err);
+    // grpc-js appends an empty "Resolution note: " to connection errors; it says nothing.
+    const summary = (err instanceof Error ? err.message : describeError(err)).replace(/\s*Resolution note:\s*$/, "");
+    if (err instanceof Error && err.stack) log.debug(err.stack);
     const kind = backend.classifyJoinError(err);
     if (kind === "credentials") {
       log.error(`etcd refused this node's credentials (${summary}); check etcd.username and METAFORA_ETCD_PASSWORD, and the user's permissions`);
       return ExitCode.config;
     }
-    log.error(`cannot join via ${backend.description}: ${summary}`);
+    log.error(`cannot join via ${backend.description}: ${summary}${kind === "unavailable" ? "; check etcd.endpoints (METAFORA_ETCD_ENDPOINTS) and that etcd is up" : ""}`);
     return kind === "unavailable" ? ExitCode.unavailable : ExitCode.failed;
   }
 
@@ -212,6 +220,11 @@ function exitCodeFor(report: ShutdownReport, forced: boolean, log: Logger, confi
     log.error(`shutdown timed out after ${formatDuration(config.shutdownTimeout)}; handlers that did not stop: ${report.stuck.join(", ")}`);
     return ExitCode.shutdownTimedOut;
   }
+  if (report.unreleased?.length) {
+    // Every handler stopped, but the coordinator did not take the tasks back: not "cleanly".
+    log.warn(`shut down, but ${report.unreleased.length} task(s) could not be released: ${report.unreleased.join(", ")}; other nodes can claim them once this node's lease expires`);
+    return ExitCode.ok;
+  }
   log.info("shut down cleanly");
   return ExitCode.ok;
 }
@@ -221,6 +234,12 @@ async function submitDeclarativeTasks(config: RuntimeConfig, backend: Backend, l
   for (const t of config.tasks) {
     const props = t.handler === undefined ? { ...(t.props ?? {}) } : { ...(t.props ?? {}), handler: t.handler };
     try {
+      // A finished stateful task would be resubmitted on every start and end at once: say so.
+      const stored = await backend.readState(t.id).catch(() => undefined);
+      if (stored && isTerminal(stored.code)) {
+        log.info(`declarative task "${t.id}" already ran to the end (state ${stored.code}); not resubmitted (\`metafora state reset ${t.id}\` runs it again)`);
+        continue;
+      }
       await backend.client.submitTask(t.id, props);
       added++;
     } catch (err) {
@@ -232,6 +251,9 @@ async function submitDeclarativeTasks(config: RuntimeConfig, backend: Backend, l
 }
 
 function logConsumerEvents(consumer: Consumer, log: Logger): void {
+  // JSON log lines about a task name its handler (logging.ts).
+  consumer.on("claimed", ({ task, handler }) => taskHandlers.set(task.id, handler));
+  for (const event of ["released", "done", "lost"] as const) consumer.on(event, ({ taskId }) => taskHandlers.delete(taskId));
   consumer.on("claimed", ({ task, token, handler }) => log.debug(`claimed ${task.id} (handler ${handler}, token ${token})`));
   consumer.on("done", ({ taskId }) => log.info(`task ${taskId} done`));
   consumer.on("lost", ({ taskId, reason }) => log.warn(`lost task ${taskId} (${reason})`));

@@ -31,6 +31,8 @@ export interface RuntimeServices {
   checkpoints?: Pick<CheckpointStore, "checkpointInfos">;
   /** When this node will next consider a task it backs off from (epoch ms), if it does. */
   retryAt?(taskId: string): number | undefined;
+  /** Delete a stored state (`state reset`); false when there was none. */
+  deleteState?(taskId: string): Promise<boolean>;
   handlerNames: string[];
   /** Registered with the coordinator and watching. */
   isReady(): boolean;

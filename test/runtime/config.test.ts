@@ -234,7 +234,7 @@ describe("the shipped config files", () => {
 describe("etcd TLS endpoints", () => {
   test("an IP address endpoint with TLS is refused with the reason; a host name is fine", async () => {
     const cwd = folder();
-    writeFileSync(join(cwd, "ca.pem"), "not checked here");
+    writeFileSync(join(cwd, "ca.pem"), "-----BEGIN CERTIFICATE-----\nnot a real one (only the PEM header is checked at load)\n-----END CERTIFICATE-----\n");
     const msg = await configError(loadConfig({ cwd, env: { METAFORA_ETCD_ENDPOINTS: "https://127.0.0.1:2379,localhost:2379", METAFORA_ETCD_CA: "ca.pem" } }));
     expect(msg).toContain('"https://127.0.0.1:2379" is an IP address; with TLS the runtime (Bun/Deno) cannot send an IP address as the TLS server name');
     expect(msg).not.toContain('"localhost:2379" is');

@@ -99,6 +99,24 @@ describe("loading a folder", () => {
     expect(e.message).toContain('one.ts: duplicate handler name "twin" (also in two.js)');
   });
 
+  test("a module whose top-level await never settles times out naming the file; the others still load", async () => {
+    const d = folder({
+      "hang.ts": "await new Promise(() => {});\nexport default () => 'done';",
+      "ok.ts": "export default () => 'done';",
+    });
+    let err: unknown;
+    try {
+      await loadHandlerModules(d, undefined, { timeout: 300 });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(HandlerLoadError);
+    const e = err as HandlerLoadError;
+    expect(e.broken.map((b) => b.file.slice(d.length + 1))).toEqual(["hang.ts"]);
+    expect(e.message).toContain("hang.ts: did not finish loading within 300 ms");
+    expect(e.message).toContain("handler_load_timeout");
+  });
+
   test("a missing folder is a config error naming it", async () => {
     await expect(loadHandlerModules("/no/such/folder")).rejects.toThrow(/handler folder \/no\/such\/folder cannot be read/);
   });

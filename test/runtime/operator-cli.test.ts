@@ -292,7 +292,8 @@ describe("operator CLI against etcd (direct)", () => {
     expect(dup.code).toBe(1);
     expect(dup.err).toContain("already exists");
     const tasks = JSON.parse((await cli("tasks", "--json")).out);
-    expect(tasks).toEqual([{ id: "work:e1", props: { a: 1 }, handler: "work" }]);
+    // No node is live, so the row says why the task waits.
+    expect(tasks).toEqual([{ id: "work:e1", props: { a: 1 }, handler: "work", waiting: 'no live node; it waits until a node with handler "work" joins' }]);
     expect((await cli("nodes")).out).toBe("no live nodes\n");
     expect((await cli("delete", "work:e1")).code).toBe(0);
     expect((await cli("delete", "work:e1")).code).toBe(1);

@@ -155,12 +155,23 @@ export class EtcdClient implements Client {
     for (const [id, entry] of byId) {
       if (!entry.exists) continue;
       const props = parseProps(entry.props);
-      if (!props.ok) this.log.warn(`task ${id}: props at ${this.keys.props(id)} are ${props.error}; shown as {}`);
-      const info: { id: string; props: TaskProps; owner?: string; token?: number } = { id, props: props.ok ? props.props : {} };
+      const info: { -readonly [K in keyof TaskInfo]: TaskInfo[K] } = { id, props: props.ok ? props.props : {} };
+      if (!props.ok) {
+        info.propsError = `props at ${this.keys.props(id)} are ${props.error}, shown as {}; put a JSON object there, or delete the task (metafora delete ${id}) and submit it again`;
+        this.log.warn(`task ${id}: ${info.propsError}`);
+      }
       if (entry.owner) {
-        const owner = decodeOwner(decoder.decode(entry.owner.value));
-        if (owner === undefined) this.log.warn(`task ${id}: owner value at ${this.keys.owner(id)} is not {"node": string}`);
-        else info.owner = owner;
+        const raw = decoder.decode(entry.owner.value);
+        const owner = decodeOwner(raw);
+        if (owner === undefined) {
+          const shown = JSON.stringify(raw.length > 40 ? `${raw.slice(0, 37)}...` : raw);
+          const lease = String(entry.owner.lease ?? "0");
+          info.ownerError =
+            lease === "0"
+              ? `owner key ${this.keys.owner(id)} holds an unreadable value ${shown} and no lease, so no node can claim the task; delete that key (etcdctl del ${this.keys.owner(id)}) or the task (metafora delete ${id})`
+              : `owner key ${this.keys.owner(id)} holds an unreadable value ${shown} on lease ${lease}; the task waits until that lease expires`;
+          this.log.warn(`task ${id}: ${info.ownerError}`);
+        } else info.owner = owner;
         info.token = Number(entry.owner.create_revision);
       }
       out.push(info);

@@ -14,6 +14,7 @@
  *   N/state/T                        state machine state JSON, permanent
  */
 import { goJson } from "../../gojson.ts";
+import { invalidNodeName, invalidTaskId } from "../../ids.ts";
 
 export const METADATA = "_metafora";
 
@@ -115,23 +116,12 @@ export function encodeMetadata(host: string, node: string, created: Date = new D
   return goJson({ host, created: goLike, node });
 }
 
-/**
- * Why a task id cannot be used, or undefined when it can. Ids become one path segment
- * (`tasks/T`), so '/' would change the layout, and `_metafora` is the metadata key.
- */
+/** Why a task id cannot be used, or undefined when it can (the shared rule of src/ids.ts). */
 export function invalidTaskIdReason(id: unknown): string | undefined {
-  if (typeof id !== "string") return `task id must be a string, got ${typeof id}`;
-  if (id === "") return "task id must not be empty";
-  if (id.includes("/")) return `task id ${JSON.stringify(id)} must not contain '/'`;
-  if (id === METADATA || id === "." || id === "..") return `task id ${JSON.stringify(id)} is reserved`;
-  return undefined;
+  return invalidTaskId(id);
 }
 
-/** Why a node name cannot be used, or undefined when it can (it becomes the segment `nodes/M`). */
+/** Why a node name cannot be used, or undefined when it can (the shared rule of src/ids.ts). */
 export function invalidNodeNameReason(name: unknown): string | undefined {
-  if (typeof name !== "string") return `node name must be a string, got ${typeof name}`;
-  if (name.trim() === "") return "node name must not be empty";
-  if (name.includes("/")) return `node name ${JSON.stringify(name)} must not contain '/'`;
-  if (name === METADATA || name === "." || name === "..") return `node name ${JSON.stringify(name)} is reserved`;
-  return undefined;
+  return invalidNodeName(name);
 }

@@ -45,6 +45,12 @@ export class EtcdStateStore implements StateStore {
     return value === null ? undefined : this.decode(key, value);
   }
 
+  /** Delete the stored state (operators' `state reset`); false when there was none. */
+  async delete(taskId: string): Promise<boolean> {
+    const res = await this.client.delete().key(this.keys.state(taskId)).exec();
+    return Number(res.deleted) > 0;
+  }
+
   private decode(key: string, value: string): State {
     try {
       return decodeState(value);

@@ -12,6 +12,7 @@
  */
 import { NodeNameTakenError, TaskExistsError, describeError } from "../../errors.ts";
 import { getLogger } from "../../log.ts";
+import { assertNodeName, assertTaskId } from "../../ids.ts";
 import type { Client, Coordinator, CoordinatorContext, NodeCommand, Task, TaskInfo, TaskProps } from "../../types.ts";
 import { MemoryClient } from "./client.ts";
 import { MemoryCoordinator } from "./coordinator.ts";
@@ -62,7 +63,7 @@ export class MemoryBroker {
 
   /** A coordinator for one node. Its init() rejects with NodeNameTakenError while `node` is live. */
   coordinator(node: string): Coordinator {
-    checkName("node name", node);
+    assertNodeName(node);
     return new MemoryCoordinator(this, node);
   }
 
@@ -165,7 +166,7 @@ export class MemoryBroker {
 
   /** @internal */
   submit(id: string, props: TaskProps | undefined): void {
-    checkName("task id", id);
+    assertTaskId(id);
     if (this.records.has(id)) throw new TaskExistsError(id);
     const task: Task = Object.freeze({ id, props: cloneProps(id, props ?? {}) });
     this.records.set(id, { task, owner: undefined, token: undefined });
@@ -193,7 +194,7 @@ export class MemoryBroker {
 
   /** @internal Deliver now if the node is live, else when it registers. In order either way. */
   command(node: string, cmd: NodeCommand): void {
-    checkName("node name", node);
+    assertNodeName(node);
     const copy = cloneCommand(cmd);
     const entry = this.live.get(node);
     if (entry) {
@@ -250,10 +251,6 @@ export class MemoryBroker {
       this.unclaimed++;
     });
   }
-}
-
-function checkName(what: string, value: unknown): asserts value is string {
-  if (typeof value !== "string" || value === "") throw new TypeError(`${what} must be a non-empty string, got ${describeError(value)}`);
 }
 
 /** Deep copy through JSON: the broker's copy cannot be changed by the caller, and it persists. */

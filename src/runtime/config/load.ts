@@ -3,11 +3,12 @@
  * in one ConfigError whose lines name the key, the source of the offending value and what is
  * allowed.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { isIP } from "node:net";
 import { hostname } from "node:os";
 import { isAbsolute, resolve } from "node:path";
 import { ConfigError } from "../../errors.ts";
+import { formatDuration } from "./duration.ts";
 import { envLayer, type Env } from "./env.ts";
 import { readConfigFile } from "./file.ts";
 import { flagLayer } from "./flags.ts";
@@ -143,6 +144,10 @@ export async function loadConfigWithSources(opts: LoadConfigOptions = {}): Promi
     balanceEvery: get("balance_every"),
     shutdownTimeout: get("shutdown_timeout"),
     leaseTtl: get("lease_ttl"),
+    quickRelease: get("quick_release"),
+    releaseBackoff: get("release_backoff"),
+    releaseBackoffMax: get("release_backoff_max"),
+    handlerLoadTimeout: get("handler_load_timeout"),
     http: withoutUndefined({ listen: get<string>("http.listen"), token: optional<string>("http.token") }),
     log: { level: get("log.level"), format: get("log.format") },
     etcd: withoutUndefined({
@@ -173,6 +178,11 @@ function crossChecks(values: Map<string, unknown>, sources: Map<string, Source>,
     const s = sources.get(key);
     return s ? describeSource(s) : "default";
   };
+  if ((values.get("release_backoff_max") as number) < (values.get("release_backoff") as number)) {
+    errors.push(
+      `release_backoff_max = ${formatDuration(values.get("release_backoff_max") as number)} (from ${from("release_backoff_max")}) is shorter than release_backoff = ${formatDuration(values.get("release_backoff") as number)} (from ${from("release_backoff")}); expected release_backoff_max >= release_backoff`,
+    );
+  }
   if (values.get("coordinator") === "etcd") {
     const endpoints = values.get("etcd.endpoints") as string[];
     if (endpoints.length === 0) {
@@ -186,9 +196,11 @@ function crossChecks(values: Map<string, unknown>, sources: Map<string, Source>,
       const given = cert === undefined ? "etcd.key" : "etcd.cert";
       errors.push(`${given} (from ${from(given)}) needs its pair: set both etcd.cert and etcd.key for TLS client authentication, or neither`);
     }
-    for (const k of ["etcd.ca", "etcd.cert", "etcd.key"]) {
+    for (const k of ["etcd.ca", "etcd.cert", "etcd.key"] as const) {
       const p = values.get(k) as string | undefined;
-      if (p !== undefined && !existsSync(resolve(cwd, p))) errors.push(`${k} = ${JSON.stringify(p)} (from ${from(k)}): file not found`);
+      if (p === undefined) continue;
+      const problem = pemProblem(resolve(cwd, p), k === "etcd.key" ? "key" : "certificate");
+      if (problem) errors.push(`${k} = ${JSON.stringify(p)} (from ${from(k)}): ${problem}`);
     }
     // Bun and Deno refuse an IP address as the TLS server name (RFC 6066) and grpc-js always
     // sends the endpoint's host as one, so TLS to an IP endpoint can never connect: say so now
@@ -207,6 +219,26 @@ function crossChecks(values: Map<string, unknown>, sources: Map<string, Source>,
     }
   }
   return errors;
+}
+
+/**
+ * Why a TLS file cannot be used, or undefined. Checked here so a wrong file is named with its
+ * setting, instead of failing later inside the TLS stack with an OpenSSL code.
+ */
+function pemProblem(path: string, kind: "certificate" | "key"): string | undefined {
+  if (!existsSync(path)) return "file not found";
+  let text: string;
+  try {
+    if (statSync(path).isDirectory()) return `is a folder; expected a PEM ${kind} file`;
+    text = readFileSync(path, "latin1");
+  } catch (err) {
+    return `cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); expected a readable PEM ${kind} file`;
+  }
+  const expected = kind === "key" ? `a PEM private key ("-----BEGIN PRIVATE KEY-----", "-----BEGIN RSA PRIVATE KEY-----" or "-----BEGIN EC PRIVATE KEY-----")` : `a PEM certificate ("-----BEGIN CERTIFICATE-----")`;
+  const ok = kind === "key" ? /-----BEGIN ([A-Z]+ )?PRIVATE KEY-----/.test(text) : text.includes("-----BEGIN CERTIFICATE-----");
+  if (ok) return undefined;
+  if (text.trim() === "") return `is empty; expected ${expected}`;
+  return `is not ${expected}${kind === "certificate" && /PRIVATE KEY-----/.test(text) ? "; it holds a private key (swapped with etcd.key?)" : kind === "key" && text.includes("-----BEGIN CERTIFICATE-----") ? "; it holds a certificate (swapped with etcd.cert?)" : ""}`;
 }
 
 /** "https://[::1]:2379" → "::1"; "host:2379" → "host". */

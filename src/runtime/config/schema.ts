@@ -7,6 +7,7 @@
  */
 import { z } from "zod";
 import { normalizeNamespace } from "../../coordinators/etcd/keys.ts";
+import { nameExpectation, nameProblem, type NameKind } from "../../ids.ts";
 import { formatDuration, parseDuration } from "./duration.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -36,6 +37,14 @@ export interface RuntimeConfig {
   shutdownTimeout: number;
   /** seconds */
   leaseTtl: number;
+  /** ms: a handler that releases its task this soon after the claim is backed off (0 = never). */
+  quickRelease: number;
+  /** ms: first back-off after a quick release; doubles per repeat up to releaseBackoffMax. */
+  releaseBackoff: number;
+  /** ms */
+  releaseBackoffMax: number;
+  /** ms: how long one handler module may take to load (its top-level await included). */
+  handlerLoadTimeout: number;
   http: { listen: string | "off"; token?: string };
   log: { level: LogLevel; format: LogFormat };
   etcd: {
@@ -121,11 +130,14 @@ function oneOf<T extends string>(values: readonly [T, ...T[]]): z.ZodType<T> {
   return z.enum(values, { error: () => `expected one of ${allowed}` }) as unknown as z.ZodType<T>;
 }
 
-const NODE_HINT = "a node name: letters, digits, '.', '_', '-', ':' or '@' (no '/', no spaces)";
-const nodeName: z.ZodType<string> = z
-  .string({ error: `expected ${NODE_HINT}` })
-  .regex(/^[A-Za-z0-9._:@-]+$/, { error: `expected ${NODE_HINT}` })
-  .refine((v) => v !== "_metafora" && v !== "." && v !== "..", { error: `reserved name; expected another node name` });
+/** Node names and task ids follow the one rule of src/ids.ts, as everywhere else. */
+function sharedName(kind: NameKind): z.ZodType<string> {
+  return z.string({ error: `expected ${nameExpectation(kind)}` }).superRefine((v, ctx) => {
+    const problem = nameProblem(v);
+    if (problem) ctx.addIssue({ code: "custom", message: `expected ${nameExpectation(kind)}; this one ${problem}` });
+  });
+}
+const nodeName = sharedName("node name");
 
 const namespace: z.ZodType<string> = z.string({ error: 'expected a key prefix such as "/metafora"' }).transform((text, ctx) => {
   try {
@@ -171,11 +183,7 @@ const endpoints: z.ZodType<string[]> = z
     return list;
   });
 
-const TASK_ID_HINT = "a task id: non-empty, without '/', not \"_metafora\"";
-const taskId = z
-  .string({ error: `expected ${TASK_ID_HINT}` })
-  .min(1, { error: `expected ${TASK_ID_HINT}` })
-  .refine((v) => !v.includes("/") && v !== "_metafora", { error: `expected ${TASK_ID_HINT}` });
+const taskId = sharedName("task id");
 
 const declarativeTasks: z.ZodType<DeclarativeTask[]> = z.array(
   z.strictObject(
@@ -219,6 +227,10 @@ export const KEYS: readonly KeySpec[] = [
   { key: "balance_every", env: "METAFORA_BALANCE_EVERY", flag: "balance-every", doc: "rebalancing interval", schema: duration(1000), show: showMs },
   { key: "shutdown_timeout", env: "METAFORA_SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", doc: "how long shutdown waits for handlers", schema: duration(0), show: showMs },
   { key: "lease_ttl", env: "METAFORA_LEASE_TTL", flag: "lease-ttl", doc: "etcd lease TTL (whole seconds)", schema: leaseTtlSeconds, show: showSeconds },
+  { key: "quick_release", env: "METAFORA_QUICK_RELEASE", flag: "quick-release", doc: 'a task its handler releases this soon after the claim is backed off on this node ("0s" = never)', schema: duration(0), show: showMs },
+  { key: "release_backoff", env: "METAFORA_RELEASE_BACKOFF", flag: "release-backoff", doc: "first back-off after a quick release; doubles per repeat", schema: duration(0), show: showMs },
+  { key: "release_backoff_max", env: "METAFORA_RELEASE_BACKOFF_MAX", flag: "release-backoff-max", doc: "longest back-off after quick releases", schema: duration(0), show: showMs },
+  { key: "handler_load_timeout", env: "METAFORA_HANDLER_LOAD_TIMEOUT", flag: "handler-load-timeout", doc: "how long one handler module may take to load (top-level await included)", schema: duration(1), show: showMs },
   { key: "http.listen", env: "METAFORA_HTTP", flag: "http", doc: 'HTTP listen address "host:port", or "off"', schema: listen },
   { key: "http.token", env: "METAFORA_TOKEN", flag: "token", secret: true, doc: "bearer token for state-changing HTTP requests", schema: nonEmpty("a token") },
   { key: "log.level", env: "METAFORA_LOG_LEVEL", flag: "log-level", doc: "debug, info, warn or error", schema: oneOf(["debug", "info", "warn", "error"] as const) },
@@ -249,6 +261,10 @@ export const DEFAULTS: Readonly<Record<string, unknown>> = {
   balance_every: "5m",
   shutdown_timeout: "30s",
   lease_ttl: "10s",
+  quick_release: "1s",
+  release_backoff: "1s",
+  release_backoff_max: "1m",
+  handler_load_timeout: "10s",
   "http.listen": "127.0.0.1:7070",
   "log.level": "info",
   "etcd.endpoints": [],

@@ -77,6 +77,11 @@ export async function openEmbeddedBackend(config: RuntimeConfig, log: Logger): P
       history,
       checkpoints: db,
       readState: async (taskId) => stateStore.get(taskId),
+      deleteState: async (taskId) => {
+        const existed = stateStore.delete(taskId);
+        await db.deleteState(taskId);
+        return existed;
+      },
       classifyJoinError: () => "other",
       attachMetrics() {
         // No lease, no keepalives: nothing coordinator-specific to measure.

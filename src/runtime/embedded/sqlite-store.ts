@@ -275,6 +275,13 @@ export class EmbeddedStore {
     return this.writes.run(() => this.putStateNow(taskId, stateText));
   }
 
+  /** An operator's `state reset`: the stored state goes; on disk when it resolves. */
+  deleteState(taskId: string): Promise<void> {
+    return this.writes.run(() => {
+      this.stmt.delState!.run(taskId);
+    });
+  }
+
   putStateNow(taskId: string, stateText: string): void {
     this.stmt.putState!.run(taskId, stateText, rowSum(taskId, stateText));
   }

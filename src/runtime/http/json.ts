@@ -3,6 +3,7 @@
  * crashes, and one error shape for every reply: {"error": "..."} with the right status.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { suggest } from "../config/layer.ts";
 import { OperatorError, httpStatusOf } from "../operator/types.ts";
 
 /** Largest request body accepted (1 MiB): task props are small; anything bigger is a mistake or abuse. */
@@ -77,10 +78,25 @@ export async function readJsonBody(req: IncomingMessage, limit = DEFAULT_BODY_LI
   }
 }
 
-/** A parsed body that must be a JSON object; `expected` describes its shape for the error. */
-export function asObject(body: unknown, expected: string): Record<string, unknown> {
+/**
+ * A parsed body that must be a JSON object; `expected` describes its shape for the error.
+ * With `allowed`, any other field is an error naming it and the allowed ones: a misspelt
+ * "prop" must not be ignored and leave a task with empty props.
+ */
+export function asObject(body: unknown, expected: string, allowed?: readonly string[]): Record<string, unknown> {
   if (body === null || typeof body !== "object" || Array.isArray(body)) {
-    throw new HttpError(400, `expected a JSON object ${expected}`);
+    throw new HttpError(400, `expected a JSON object ${expected}, got ${body === null ? "null" : Array.isArray(body) ? "an array" : typeof body}`);
+  }
+  if (allowed) {
+    const unknown = Object.keys(body).filter((k) => !allowed.includes(k));
+    if (unknown.length > 0) {
+      const hints = unknown.map((k) => {
+        // A one- or two-letter field is close to everything; only guess for real words.
+        const guess = k.length > 2 ? suggest(k, allowed) : undefined;
+        return `${JSON.stringify(k)}${guess ? ` (did you mean ${JSON.stringify(guess)}?)` : ""}`;
+      });
+      throw new HttpError(400, `unknown field${unknown.length > 1 ? "s" : ""} ${hints.join(", ")}; allowed: ${allowed.join(", ")}; expected ${expected}`);
+    }
   }
   return body as Record<string, unknown>;
 }

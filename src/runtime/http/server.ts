@@ -10,6 +10,7 @@ import { ConfigError } from "../../errors.ts";
 import { LiveFeed } from "../console/live.ts";
 import { consoleRoutes } from "../console/routes.ts";
 import { ClusterOperator } from "../operator/cluster-operator.ts";
+import { waitingContextOf } from "../operator/node-waiting.ts";
 import type { Operator } from "../operator/types.ts";
 import { authorizeChange, checkHost, isLoopbackAddress, type AuthPolicy } from "./auth.ts";
 import { DEFAULT_BODY_LIMIT, errorReply, readJsonBody, sendError, sendJson, sendText } from "./json.ts";
@@ -71,6 +72,8 @@ export async function startHttpServer(services: HttpServices, opts: HttpServerOp
     historyNote: services.history?.scope === "this node (memory)" ? `history kept in memory by node "${services.node}": events this node saw since it started` : undefined,
     checkpointInfos: services.checkpoints ? () => services.checkpoints!.checkpointInfos() : undefined,
     retryAt: services.retryAt,
+    deleteState: services.deleteState ? (id) => services.deleteState!(id) : undefined,
+    waiting: waitingContextOf(services),
   });
 
   // Filled in once bound: the policy depends on the address actually bound, not the text.

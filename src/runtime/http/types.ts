@@ -10,10 +10,10 @@ import type { Timeline } from "../console/timeline.ts";
 import type { NodeVitals } from "../console/vitals.ts";
 
 export interface HttpServices {
-  config: { http: { listen: string; token?: string } };
+  config: { http: { listen: string; token?: string }; coordinator?: string };
   node: string;
   started: Date;
-  consumer: Pick<Consumer, "tasks" | "frozen">;
+  consumer: Pick<Consumer, "tasks" | "frozen"> & Partial<Pick<Consumer, "ignoredUntil">>;
   client: Client;
   taskCommands?: TaskCommander;
   stateStore?: StateStore;
@@ -29,6 +29,13 @@ export interface HttpServices {
   history?: TaskHistory;
   checkpoints?: { checkpointInfos(): Map<string, { bytes: number; at: string }> };
   retryAt?(taskId: string): number | undefined;
+  /** Delete a stored state (`DELETE /api/tasks/:id/state`); absent: not offered. */
+  deleteState?(taskId: string): Promise<boolean>;
+  /**
+   * Handlers this node has; with `coordinator: "embedded"` (this node is the whole cluster),
+   * submits of a task no handler here can run answer with a warning.
+   */
+  handlerNames?: readonly string[];
   isReady(): boolean;
   log: Logger;
   metrics: Pick<Metrics, "text" | "contentType">;

@@ -5,7 +5,7 @@
  */
 import { GRPCDeadlineExceededError, GRPCUnavailableError, isRecoverableError } from "etcd3";
 import { TaskExistsError } from "../../errors.ts";
-import type { Message, State, TaskCommander } from "../../statemachine/types.ts";
+import { isTerminal, type Message, type State, type TaskCommander } from "../../statemachine/types.ts";
 import type { Client, NodeCommand, TaskInfo, TaskProps } from "../../types.ts";
 import type { TaskHistory } from "../task-history.ts";
 import { toStateView } from "./state-view.ts";
@@ -14,12 +14,14 @@ import {
   OperatorError,
   type NodeView,
   type Operator,
+  type SubmitResult,
   type TaskCommandRequest,
   type TaskDetail,
   type TaskRow,
   type TaskStateView,
 } from "./types.ts";
 import { checkNodeName, checkTaskId } from "./validate.ts";
+import { submitWarning, withWaiting, type WaitingContext } from "./waiting.ts";
 
 export interface ClusterOperatorParts {
   /** Names the cluster in messages, e.g. "etcd at 127.0.0.1:2379 (/metafora)". */
@@ -46,6 +48,10 @@ export interface ClusterOperatorParts {
   checkpointInfos?(): Map<string, { bytes: number; at: string }>;
   /** When this node will try a task it backs off from again (epoch ms). */
   retryAt?(taskId: string): number | undefined;
+  /** Deletes a stored state; resolves false when there was none. Absent: no state reset. */
+  deleteState?(taskId: string): Promise<boolean>;
+  /** What `waiting` reasons and submit warnings can know (see waiting.ts). */
+  waiting?: WaitingContext;
   /** Frees what the operator opened (etcd connection); nothing by default. */
   close?(): Promise<void>;
 }
@@ -57,9 +63,44 @@ export class ClusterOperator implements Operator {
     this.target = parts.target;
   }
 
-  async submitTask(id: string, props?: TaskProps): Promise<void> {
+  /**
+   * A stored terminal state (completed, failed, killed) would end a resubmitted task the moment
+   * it is claimed, so such a submit is refused, saying how to start afresh; likewise a stored
+   * state that cannot be read. The submit is never acknowledged and then silently dropped.
+   */
+  async submitTask(id: string, props?: TaskProps): Promise<SubmitResult> {
     checkTaskId(id);
+    const { readState } = this.parts;
+    if (readState) {
+      let stored: State | undefined;
+      try {
+        stored = await readState(id);
+      } catch (err) {
+        if (looksUnavailable(err)) throw toOperatorError(err, `read the state of task "${id}"`, this.target);
+        throw new OperatorError("conflict", `task "${id}" has a stored state that cannot be read (${errorText(err)}); clear it with \`metafora state reset ${id}\` (or DELETE /api/tasks/${encodeURIComponent(id)}/state), then submit again`);
+      }
+      if (stored && isTerminal(stored.code)) {
+        throw new OperatorError("conflict", `task "${id}" already ran to the end (stored state: ${stored.code}); a resubmit would end at once. To run it again from the start, clear its state with \`metafora state reset ${id}\` (or DELETE /api/tasks/${encodeURIComponent(id)}/state), then submit again`);
+      }
+    }
     await this.call(`submit task "${id}"`, () => this.parts.client.submitTask(id, props));
+    const waiting = this.parts.waiting;
+    if (!waiting) return {};
+    const warning = await submitWarning({ id, props: props ?? {} }, waiting).catch(() => undefined);
+    return warning === undefined ? {} : { warning };
+  }
+
+  /** Clear a stored state so the task (or a resubmit of its id) starts from runnable. */
+  async resetState(id: string): Promise<boolean> {
+    checkTaskId(id);
+    const { deleteState } = this.parts;
+    if (!deleteState) throw new OperatorError("unsupported", `${this.target} has no state store: there is no state to reset`);
+    const tasks = await this.call("list tasks", () => this.parts.client.tasks());
+    const task = tasks.find((t) => t.id === id);
+    if (task?.owner !== undefined) {
+      throw new OperatorError("conflict", `task "${id}" is running on node ${task.owner}; its state cannot be reset under it. Pause or kill it, or delete the task, first`);
+    }
+    return this.call(`reset the state of task "${id}"`, () => deleteState(id));
   }
 
   async deleteTask(id: string): Promise<void> {
@@ -72,7 +113,8 @@ export class ClusterOperator implements Operator {
     return this.call("list tasks", async () => {
       const infos = [...(await this.parts.client.tasks())].sort(byId);
       const sources = await this.rowSources(infos);
-      return infos.map((t) => toTaskRow(t, sources));
+      const rows = infos.map((t) => toTaskRow(t, sources));
+      return this.parts.waiting ? withWaiting(rows, this.parts.waiting) : rows;
     });
   }
 
@@ -138,6 +180,16 @@ export class ClusterOperator implements Operator {
     const commander = this.parts.taskCommands;
     if (!commander) throw new OperatorError("unsupported", `${this.target} has no state machine: task commands are not available`);
     await this.requireTask(id);
+    // A command for a task whose stored state cannot be read would be taken and do nothing.
+    const { readState } = this.parts;
+    if (readState) {
+      try {
+        await readState(id);
+      } catch (err) {
+        if (looksUnavailable(err)) throw toOperatorError(err, `read the state of task "${id}"`, this.target);
+        throw new OperatorError("conflict", `cannot ${request.message} task "${id}": its stored state cannot be read (${errorText(err)}); clear it with \`metafora state reset ${id}\` (it restarts as runnable)`);
+      }
+    }
     await this.call(`send ${request.message} to task "${id}"`, () => commander.send(id, toMessage(request)));
   }
 
@@ -197,6 +249,10 @@ function looksUnavailable(err: unknown): boolean {
   if (err.name === "TimeoutError") return true;
   const code = (err as { code?: unknown }).code;
   return code === "ECONNREFUSED" || code === "ETIMEDOUT" || code === "EHOSTUNREACH" || code === "ConnectionRefused";
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 function toMessage(request: TaskCommandRequest): Message {

@@ -30,6 +30,8 @@ export async function createEtcdOperator(config: RuntimeConfig): Promise<Operato
     readState: (id) => store.get(id),
     readStates: () => readAllEtcdStates(etcd, ns),
     historyNote: "etcd keeps no task history: it is held in memory by the node that ran the task (ask that node: GET /api/tasks/<id>)",
+    deleteState: (id) => store.delete(id),
+    waiting: { liveNodes: () => client.nodes() },
     close: async () => etcd.close(),
   });
   // Fail fast and clearly (exit 69) when etcd cannot be reached, before any real work.

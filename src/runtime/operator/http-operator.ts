@@ -9,6 +9,7 @@ import {
   kindOfHttpStatus,
   type NodeView,
   type Operator,
+  type SubmitResult,
   type TaskCommandRequest,
   type TaskDetail,
   type TaskRow,
@@ -46,8 +47,14 @@ export class HttpOperator implements Operator {
     this.fetchFn = opts.fetch ?? fetch;
   }
 
-  async submitTask(id: string, props?: TaskProps): Promise<void> {
-    await this.request("POST", "/api/tasks", props === undefined ? { id } : { id, props });
+  async submitTask(id: string, props?: TaskProps): Promise<SubmitResult> {
+    const reply = (await this.request("POST", "/api/tasks", props === undefined ? { id } : { id, props })) as { warning?: unknown };
+    return typeof reply?.warning === "string" ? { warning: reply.warning } : {};
+  }
+
+  async resetState(id: string): Promise<boolean> {
+    const reply = (await this.request("DELETE", `/api/tasks/${encodeURIComponent(id)}/state`)) as { reset?: unknown };
+    return reply?.reset === true;
   }
 
   async deleteTask(id: string): Promise<void> {

@@ -72,10 +72,19 @@ export interface NodeView {
   readonly tasks: number;
 }
 
+/** What a submit answers besides success. */
+export interface SubmitResult {
+  /** Set when the task was stored but nothing can run it yet (e.g. no live node has its handler). */
+  readonly warning?: string;
+}
+
 export interface Operator {
   /** Where this operator points, for messages ("node at http://…", "etcd at …"). */
   readonly target: string;
-  submitTask(id: string, props?: TaskProps): Promise<void>;
+  /** Refuses (conflict) an id whose stored state is terminal or unreadable: see ClusterOperator. */
+  submitTask(id: string, props?: TaskProps): Promise<SubmitResult>;
+  /** Delete a task's stored state-machine state (not while it is claimed). False if there was none. */
+  resetState(id: string): Promise<boolean>;
   deleteTask(id: string): Promise<void>;
   tasks(): Promise<TaskRow[]>;
   /** One task with its history; not-found when it does not exist. */

@@ -6,12 +6,13 @@
  *        (self: this node's own figures, which other nodes' views do not carry)
  *   POST /api/nodes/:node/commands      {command: freeze|unfreeze|balance|stop_task, parameters?} → 202
  */
-import { checkNodeCommand, checkNodeName } from "../../operator/validate.ts";
+import { checkNodeCommand, checkNodeName, commandField } from "../../operator/validate.ts";
 import { selfFigures } from "../../console/figures.ts";
 import { asObject } from "../json.ts";
 import type { Route } from "../types.ts";
 
-const COMMAND_SHAPE = '{"command": "freeze" | "unfreeze" | "balance" | "stop_task", "parameters"?: {"task": "<id>"}}';
+const COMMAND_SHAPE = '{"command": "freeze" | "unfreeze" | "balance" | "stop_task", "parameters"?: {"task": "<id>"}} ("stop-task" = "stop_task"; "message" is accepted for "command")';
+const COMMAND_FIELDS = ["command", "message", "parameters"] as const;
 
 export const nodeRoutes: Route[] = [
   {
@@ -27,8 +28,8 @@ export const nodeRoutes: Route[] = [
     changesState: true,
     async handle({ operator, params, body }) {
       const node = checkNodeName(params.node);
-      const b = asObject(await body(), COMMAND_SHAPE);
-      const command = checkNodeCommand(b.command, b.parameters);
+      const b = asObject(await body(), COMMAND_SHAPE, COMMAND_FIELDS);
+      const command = checkNodeCommand(commandField(b), b.parameters);
       await operator.nodeCommand(node, command);
       return { status: 202, json: { node, ...command } };
     },

@@ -6,17 +6,21 @@
  *   GET    /api/tasks/:id              → {task: <row>, history: [{at, kind, node?, token?, reason?, message?}], historyNote?}
  *   POST   /api/tasks                  {id, props?, handler?} → 201 {id, props}; 409 if it exists
  *   DELETE /api/tasks/:id              → {id, deleted: true}; 404 if absent
- *   POST   /api/tasks/:id/commands     {message: pause|resume|sleep|kill, until?} → 202
+ *   POST   /api/tasks/:id/commands     {command: pause|resume|sleep|kill, until?} → 202 ("message" = old name of "command")
  *   GET    /api/tasks/:id/state        → {id, state?: {code, until?, errors?}, since?}
+ *   DELETE /api/tasks/:id/state        → {id, reset: true|false}; 409 while the task is claimed
+ *   (a submit answers {warning} too when no live node can run the task; rows carry `waiting`)
  */
-import { checkProps, checkTaskId, checkTaskMessage } from "../../operator/validate.ts";
+import { checkProps, checkTaskId, checkTaskMessage, commandField } from "../../operator/validate.ts";
 import { toStateView } from "../../operator/state-view.ts";
 import { asObject } from "../json.ts";
 import { applyTaskQuery, handlerOf, needsStoredState, parseTaskQuery, type TaskRow } from "../task-query.ts";
 import type { HttpServices, Route } from "../types.ts";
 
 const SUBMIT_SHAPE = '{"id": "<task id>", "props"?: {...}, "handler"?: "<handler name>"}';
-const COMMAND_SHAPE = '{"message": "pause" | "resume" | "sleep" | "kill", "until"?: "<RFC 3339 time or duration like 10m, for sleep>"}';
+const SUBMIT_FIELDS = ["id", "props", "handler"] as const;
+const COMMAND_SHAPE = '{"command": "pause" | "resume" | "sleep" | "kill", "until"?: "<RFC 3339 time or duration like 10m, for sleep>"} ("message" is accepted for "command")';
+const COMMAND_FIELDS = ["command", "message", "until"] as const;
 
 export const taskRoutes: Route[] = [
   {
@@ -41,11 +45,11 @@ export const taskRoutes: Route[] = [
     path: "/api/tasks",
     changesState: true,
     async handle({ operator, body }) {
-      const b = asObject(await body(), SUBMIT_SHAPE);
+      const b = asObject(await body(), SUBMIT_SHAPE, SUBMIT_FIELDS);
       const id = checkTaskId(b.id);
       const props = checkProps(b.props, b.handler);
-      await operator.submitTask(id, props);
-      return { status: 201, json: { id, props: props ?? {} } };
+      const { warning } = await operator.submitTask(id, props);
+      return { status: 201, json: { id, props: props ?? {}, ...(warning ? { warning } : {}) } };
     },
   },
   {
@@ -71,10 +75,20 @@ export const taskRoutes: Route[] = [
     changesState: true,
     async handle({ operator, params, body }) {
       const id = checkTaskId(params.id);
-      const b = asObject(await body(), COMMAND_SHAPE);
-      const request = checkTaskMessage(b.message, b.until);
+      const b = asObject(await body(), COMMAND_SHAPE, COMMAND_FIELDS);
+      const request = checkTaskMessage(commandField(b), b.until);
       await operator.taskCommand(id, request);
-      return { status: 202, json: { id, message: request.message, ...(request.until ? { until: request.until.toISOString() } : {}) } };
+      const until = request.until ? { until: request.until.toISOString() } : {};
+      return { status: 202, json: { id, command: request.message, message: request.message, ...until } };
+    },
+  },
+  {
+    method: "DELETE",
+    path: "/api/tasks/:id/state",
+    changesState: true,
+    async handle({ operator, params }) {
+      const id = checkTaskId(params.id);
+      return { status: 200, json: { id, reset: await operator.resetState(id) } };
     },
   },
   {
