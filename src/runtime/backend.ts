@@ -5,6 +5,7 @@
  * etcd-backend.ts.
  */
 import type { State, StateStore, TaskCommander, TaskCommandSource } from "../statemachine/types.ts";
+import type { CoordinatorErrorKind } from "../coordinators/error-kind.ts";
 import type { Client, Coordinator, Logger } from "../types.ts";
 import type { RuntimeConfig } from "./config/schema.ts";
 import type { Metrics } from "./metrics.ts";
@@ -25,7 +26,9 @@ export interface Backend {
    * Why joining failed, for the exit code: "credentials" (refused user/password/permissions:
    * a configuration problem) or "unavailable" (could not reach the cluster).
    */
-  classifyJoinError(err: unknown): "credentials" | "unavailable" | "other";
+  classifyJoinError(err: unknown): CoordinatorErrorKind;
+  /** What kind of failure any call of this backend's coordinator met (its client's errors). */
+  classifyError(err: unknown): CoordinatorErrorKind;
   /** Feed coordinator figures (lease keepalive latency, loop lag) into the metrics. */
   attachMetrics(metrics: Metrics): void;
   /** Release files, locks and connections. Called after the consumer has stopped. */

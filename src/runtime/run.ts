@@ -85,6 +85,7 @@ export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Prom
     taskCommands: backend.taskCommands,
     stateStore: backend.stateStore,
     readState: (id) => backend.readState(id),
+    classifyError: (err) => backend.classifyError(err),
     stateOf: (id) => built.stateOf(id),
     handlerNames: built.names,
     isReady: () => ready && consumer.state === "running",

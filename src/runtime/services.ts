@@ -3,6 +3,7 @@
  * `metafora run` once the coordinator, handlers and consumer exist.
  */
 import type { Consumer } from "../consumer.ts";
+import type { CoordinatorErrorKind } from "../coordinators/error-kind.ts";
 import type { State, StateStore, TaskCommander } from "../statemachine/types.ts";
 import type { Client, Logger } from "../types.ts";
 import type { RuntimeConfig } from "./config/schema.ts";
@@ -20,6 +21,8 @@ export interface RuntimeServices {
   readState?(taskId: string): Promise<State | undefined>;
   /** State of a stateful task running on this node, and since when. */
   stateOf?(taskId: string): { state: State; since: Date } | undefined;
+  /** The coordinator's classification of its client's errors, for HTTP statuses. */
+  classifyError?(err: unknown): CoordinatorErrorKind;
   handlerNames: string[];
   /** Registered with the coordinator and watching. */
   isReady(): boolean;

@@ -65,6 +65,7 @@ export async function openEmbeddedBackend(config: RuntimeConfig, log: Logger): P
       claimConcurrency: 1,
       readState: async (taskId) => stateStore.get(taskId),
       classifyJoinError: () => "other",
+      classifyError: () => "other",
       attachMetrics() {
         // No lease, no keepalives: nothing coordinator-specific to measure.
       },

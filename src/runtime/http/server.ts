@@ -62,6 +62,7 @@ export async function startHttpServer(services: HttpServices, opts: HttpServerOp
     readState: services.readState ?? (stateStore?.get ? async (id) => stateStore.get?.(id) : undefined),
     loadState: stateStore ? (id) => stateStore.load(id) : undefined,
     liveState: services.stateOf ? (id) => services.stateOf?.(id) : undefined,
+    classifyError: services.classifyError,
   });
 
   // Filled in once bound: the policy depends on the address actually bound, not the text.

@@ -1,5 +1,6 @@
 /** What the HTTP server needs from a running node (a subset of D1's RuntimeServices). */
 import type { Consumer } from "../../consumer.ts";
+import type { CoordinatorErrorKind } from "../../coordinators/error-kind.ts";
 import type { State, StateStore, TaskCommander } from "../../statemachine/types.ts";
 import type { Client, Logger } from "../../types.ts";
 import type { Metrics } from "../metrics.ts";
@@ -20,6 +21,8 @@ export interface HttpServices {
    */
   readState?(taskId: string): Promise<State | undefined>;
   stateOf?(taskId: string): { state: State; since: Date } | undefined;
+  /** The coordinator's classification of its client's errors (unreachable → 503). */
+  classifyError?(err: unknown): CoordinatorErrorKind;
   isReady(): boolean;
   log: Logger;
   metrics: Pick<Metrics, "text" | "contentType">;
