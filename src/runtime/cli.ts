@@ -13,7 +13,7 @@ import { KEYS, type RuntimeConfig } from "./config/schema.ts";
 import type { Env } from "./config/env.ts";
 import { ExitCode } from "./exit-codes.ts";
 import { registerOperatorCommands } from "./operator-cli.ts";
-import { VERSION } from "./version.ts";
+import { runtimeName, versionText, VERSION } from "./version.ts";
 
 export interface CliIo {
   /** Arguments after the program (process.argv.slice(2)). */
@@ -94,8 +94,7 @@ export function createCli(io: CliIo): Cli {
     .command("version", "Print the version")
     .option("--json", "Print JSON")
     .action((flags: { json?: boolean }) => {
-      const runtime = runtimeName();
-      io.stdout.write(flags.json ? JSON.stringify({ version: VERSION, runtime }) + "\n" : `metafora ${VERSION} (${runtime})\n`);
+      io.stdout.write(versionText(flags.json === true));
       exitCode = ExitCode.ok;
     });
 
@@ -140,11 +139,4 @@ export function createCli(io: CliIo): Cli {
       }
     },
   };
-}
-
-function runtimeName(): string {
-  const g = globalThis as { Bun?: { version: string }; Deno?: { version: { deno: string } } };
-  if (g.Bun) return `bun ${g.Bun.version}`;
-  if (g.Deno) return `deno ${g.Deno.version.deno}`;
-  return `node ${process.version}`;
 }

@@ -5,8 +5,15 @@
  * (exit-codes.ts); `run` exits explicitly because handlers that ignored shutdown may still hold
  * the event loop open.
  */
-import { createCli } from "./cli.ts";
+import { versionOnly } from "./version.ts";
 
+// `metafora version` answers before the CLI (cac, zod, the config, the operator commands) loads.
+const quick = versionOnly(process.argv.slice(2));
+if (quick !== undefined) {
+  process.stdout.write(quick);
+  process.exit(0);
+}
+const { createCli } = await import("./cli.ts");
 const cli = createCli({
   args: process.argv.slice(2),
   env: process.env,
