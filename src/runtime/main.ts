@@ -1,7 +1,7 @@
 #!/usr/bin/env bun
 /**
  * Entry point of the `metafora` executable (also `bun src/runtime/main.ts`, and under Deno:
- * `deno run -A --config deno.json src/runtime/main.ts`). Exits with the code the command chose
+ * `deno run -A --import-map src/runtime/deno-import-map.json src/runtime/main.ts`). Exits with the code the command chose
  * (exit-codes.ts); `run` exits explicitly because handlers that ignored shutdown may still hold
  * the event loop open.
  */

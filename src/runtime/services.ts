@@ -1,5 +1,5 @@
 /**
- * What a running node offers the HTTP server and metrics (D2): one object built by
+ * What a running node offers the HTTP server and metrics: one object built by
  * `metafora run` once the coordinator, handlers and consumer exist.
  */
 import type { Consumer } from "../consumer.ts";

@@ -1,4 +1,4 @@
-/** What the HTTP server needs from a running node (a subset of D1's RuntimeServices). */
+/** What the HTTP server needs from a running node (a subset of runtime/services.ts's RuntimeServices). */
 import type { Consumer } from "../../consumer.ts";
 import type { CoordinatorErrorKind } from "../../coordinators/error-kind.ts";
 import type { State, StateStore, TaskCommander } from "../../statemachine/types.ts";
