@@ -69,7 +69,7 @@ export interface ConsumerEvents {
   handlerError: { taskId: string; error: unknown };
   suspended: { deadline: number };
   // deno-lint-ignore ban-types
-  resumed: {};
+  resumed: Record<string, never>;
   command: { command: NodeCommand };
   stopped: ShutdownReport;
 }
