@@ -6,7 +6,8 @@
 import { Consumer } from "../consumer.ts";
 import { ConfigError, describeError, NodeNameTakenError, TaskExistsError } from "../errors.ts";
 import type { Logger, ShutdownReport } from "../types.ts";
-import { openBackend, type Backend } from "./backend.ts";
+import type { Backend } from "./backend.ts";
+import { openBackend } from "./open-backend.ts";
 import { redactConfig } from "./config/redact.ts";
 import type { RuntimeConfig } from "./config/schema.ts";
 import { formatDuration } from "./config/duration.ts";
