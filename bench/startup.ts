@@ -11,6 +11,8 @@
  *   - readyz:  exec of `metafora run` on the embedded coordinator (fresh data dir, one handler)
  *              → the first 200 from /readyz (polled every 2 ms).
  * Prints medians and each median over hello's. Goals: version ≤ 4×, readyz ≤ 20×.
+ * METAFORA_BENCH_BINARY=path measures that binary instead of building one (e.g. an older
+ * build, for a before/after comparison against the same hello world).
  */
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -77,7 +79,7 @@ function median(xs: number[]): number {
 try {
   writeFileSync(join(work, "hello.ts"), 'console.log("hello");\n');
   const hello = compile(join(work, "hello.ts"), join(work, "hello"));
-  const metafora = compile(join(REPO, "src/runtime/main.ts"), join(work, "metafora"));
+  const metafora = process.env.METAFORA_BENCH_BINARY ?? compile(join(REPO, "src/runtime/main.ts"), join(work, "metafora"));
   const handlers = join(work, "handlers");
   mkdirSync(handlers);
   writeFileSync(join(handlers, "idle.ts"), 'import { defineHandler } from "metafora";\nexport default defineHandler({ name: "idle", run: () => "release" });\n');
@@ -99,7 +101,8 @@ try {
     const verdict = goal === undefined ? "" : `  goal ≤ ${goal}×: ${ratio <= goal ? "met" : "not met"}`;
     console.log(`${name.padEnd(8)} median ${m.toFixed(1).padStart(7)} ms  (min ${Math.min(...xs).toFixed(1)}, max ${Math.max(...xs).toFixed(1)})  ${ratio.toFixed(1).padStart(5)}× hello${verdict}`);
   };
-  console.log(`start-up, ${RUNS} runs each (bun ${Bun.version}, flags: ${BUILD_FLAGS.slice(1).join(" ")})`);
+  const what = process.env.METAFORA_BENCH_BINARY ? `binary ${metafora}` : `flags: ${BUILD_FLAGS.slice(1).join(" ")}`;
+  console.log(`start-up, ${RUNS} runs each (bun ${Bun.version}, ${what})`);
   row("hello", times.hello);
   row("version", times.version, 4);
   row("readyz", times.readyz, 20);
