@@ -27,7 +27,11 @@ const READY_TIMEOUT_MS = 15_000;
 const work = mkdtempSync(join(tmpdir(), "metafora-startup-"));
 
 function compile(entry: string, out: string): string {
-  const res = spawnSync(process.execPath, [...BUILD_FLAGS, entry, "--outfile", out], { cwd: REPO, encoding: "utf8", timeout: 180_000 });
+  const res = spawnSync(process.execPath, [...BUILD_FLAGS, entry, "--outfile", out], {
+    cwd: REPO,
+    encoding: "utf8",
+    timeout: 180_000,
+  });
   if (res.status !== 0) throw new Error(`building ${entry} failed:\n${res.stdout}\n${res.stderr}`);
   return out;
 }
@@ -38,7 +42,9 @@ function timeExit(cmd: string, args: string[]): Promise<number> {
     const t0 = performance.now();
     const p = spawn(cmd, args, { stdio: ["ignore", "ignore", "inherit"] });
     p.on("error", reject);
-    p.on("exit", (code) => (code === 0 ? resolve(performance.now() - t0) : reject(new Error(`${cmd} ${args.join(" ")} exited ${code}`))));
+    p.on("exit", (code) =>
+      code === 0 ? resolve(performance.now() - t0) : reject(new Error(`${cmd} ${args.join(" ")} exited ${code}`)),
+    );
   });
 }
 
@@ -46,7 +52,15 @@ function timeExit(cmd: string, args: string[]): Promise<number> {
 async function timeReady(binary: string, handlers: string, n: number): Promise<number> {
   const port = await freePort();
   const dataDir = join(work, `data-${n}`);
-  const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: work, METAFORA_DATA_DIR: dataDir, METAFORA_HANDLERS: handlers, METAFORA_HTTP: `127.0.0.1:${port}`, METAFORA_LOG_LEVEL: "warn", METAFORA_NODE: "bench" };
+  const env = {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    HOME: work,
+    METAFORA_DATA_DIR: dataDir,
+    METAFORA_HANDLERS: handlers,
+    METAFORA_HTTP: `127.0.0.1:${port}`,
+    METAFORA_LOG_LEVEL: "warn",
+    METAFORA_NODE: "bench",
+  };
   const t0 = performance.now();
   const p = spawn(binary, ["run"], { cwd: work, env, stdio: ["ignore", "ignore", "inherit"] });
   const exited = new Promise<void>((resolve) => p.on("exit", () => resolve()));
@@ -79,10 +93,14 @@ function median(xs: number[]): number {
 try {
   writeFileSync(join(work, "hello.ts"), 'console.log("hello");\n');
   const hello = compile(join(work, "hello.ts"), join(work, "hello"));
-  const metafora = process.env.METAFORA_BENCH_BINARY ?? compile(join(REPO, "src/runtime/main.ts"), join(work, "metafora"));
+  const metafora =
+    process.env.METAFORA_BENCH_BINARY ?? compile(join(REPO, "src/runtime/main.ts"), join(work, "metafora"));
   const handlers = join(work, "handlers");
   mkdirSync(handlers);
-  writeFileSync(join(handlers, "idle.ts"), 'import { defineHandler } from "metafora";\nexport default defineHandler({ name: "idle", run: () => "release" });\n');
+  writeFileSync(
+    join(handlers, "idle.ts"),
+    'import { defineHandler } from "metafora";\nexport default defineHandler({ name: "idle", run: () => "release" });\n',
+  );
 
   // One warm-up of each (page cache, first-run costs), then counted runs in turn.
   await timeExit(hello, []);
@@ -99,7 +117,9 @@ try {
     const m = median(xs);
     const ratio = m / base;
     const verdict = goal === undefined ? "" : `  goal ≤ ${goal}×: ${ratio <= goal ? "met" : "not met"}`;
-    console.log(`${name.padEnd(8)} median ${m.toFixed(1).padStart(7)} ms  (min ${Math.min(...xs).toFixed(1)}, max ${Math.max(...xs).toFixed(1)})  ${ratio.toFixed(1).padStart(5)}× hello${verdict}`);
+    console.log(
+      `${name.padEnd(8)} median ${m.toFixed(1).padStart(7)} ms  (min ${Math.min(...xs).toFixed(1)}, max ${Math.max(...xs).toFixed(1)})  ${ratio.toFixed(1).padStart(5)}× hello${verdict}`,
+    );
   };
   const what = process.env.METAFORA_BENCH_BINARY ? `binary ${metafora}` : `flags: ${BUILD_FLAGS.slice(1).join(" ")}`;
   console.log(`start-up, ${RUNS} runs each (bun ${Bun.version}, ${what})`);

@@ -33,7 +33,11 @@ export interface ContractOptions {
  * waits for a pending promise without running the event loop's I/O, so a gRPC call under it
  * never gets its answer and fails on its deadline.
  */
-const failure = (p: Promise<unknown>): Promise<unknown> => p.then(() => undefined, (err: unknown) => err);
+const failure = (p: Promise<unknown>): Promise<unknown> =>
+  p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
 
 const task = (id: string, props: Record<string, unknown> = {}): Task => ({ id, props });
 
@@ -50,7 +54,10 @@ export function coordinatorContract(makeEnv: () => Promise<CoordinatorEnv>, opti
   });
 
   const setup = async (): Promise<CoordinatorEnv> => (env = await makeEnv());
-  const join = async (e: CoordinatorEnv, node: string): Promise<{ coordinator: Coordinator; ctx: RecordingContext }> => {
+  const join = async (
+    e: CoordinatorEnv,
+    node: string,
+  ): Promise<{ coordinator: Coordinator; ctx: RecordingContext }> => {
     const coordinator = e.coordinator(node);
     const ctx = new RecordingContext(node);
     await coordinator.init(ctx);
@@ -82,7 +89,9 @@ export function coordinatorContract(makeEnv: () => Promise<CoordinatorEnv>, opti
       await e.client.submitTask("t1");
       await Promise.all(joined.map(({ ctx }) => announced(ctx, "t1")));
       // Three attempts per node, all at once.
-      const claims = await Promise.all(joined.flatMap(({ coordinator }) => [1, 2, 3].map(() => coordinator.claim(task("t1")))));
+      const claims = await Promise.all(
+        joined.flatMap(({ coordinator }) => [1, 2, 3].map(() => coordinator.claim(task("t1")))),
+      );
       expect(claims.filter((c) => c !== undefined)).toHaveLength(1);
     });
 
@@ -102,7 +111,11 @@ export function coordinatorContract(makeEnv: () => Promise<CoordinatorEnv>, opti
         for (const id of ["a", "b", "c"]) {
           const { coordinator, ctx } = joined[(round + tokens.length) % joined.length]!;
           await announced(ctx, id);
-          const claim = await waitFor<Claim | undefined>(`a claim of ${id} by ${ctx.node}`, () => coordinator.claim(task(id)), { timeout });
+          const claim = await waitFor<Claim | undefined>(
+            `a claim of ${id} by ${ctx.node}`,
+            () => coordinator.claim(task(id)),
+            { timeout },
+          );
           tokens.push(claim.token);
           await coordinator.release(task(id));
         }
@@ -117,7 +130,11 @@ export function coordinatorContract(makeEnv: () => Promise<CoordinatorEnv>, opti
       await announced(ctx, "t1");
       const claim = await coordinator.claim(task("t1"));
       expect(claim).toBeDefined();
-      const row = await waitFor("t1 listed with its owner", async () => (await e.client.tasks()).find((t) => t.id === "t1" && t.owner), { timeout });
+      const row = await waitFor(
+        "t1 listed with its owner",
+        async () => (await e.client.tasks()).find((t) => t.id === "t1" && t.owner),
+        { timeout },
+      );
       expect(row).toMatchObject({ id: "t1", props: { n: 1 }, owner: "n1", token: claim!.token });
     });
 
@@ -129,7 +146,9 @@ export function coordinatorContract(makeEnv: () => Promise<CoordinatorEnv>, opti
       expect(await coordinator.claim(task("t1"))).toBeDefined();
       const before = ctx.announced.length;
       await coordinator.release(task("t1"));
-      await waitFor("t1 announced again after release", () => ctx.announced.slice(before).some((t) => t.id === "t1"), { timeout });
+      await waitFor("t1 announced again after release", () => ctx.announced.slice(before).some((t) => t.id === "t1"), {
+        timeout,
+      });
       expect(await coordinator.claim(task("t1"))).toBeDefined();
     });
 
@@ -142,7 +161,11 @@ export function coordinatorContract(makeEnv: () => Promise<CoordinatorEnv>, opti
       expect(await a.coordinator.claim(task("t1"))).toBeDefined();
       const before = b.ctx.announced.length;
       await a.coordinator.release(task("t1"));
-      await waitFor("t1 announced to n2 after n1 released it", () => b.ctx.announced.slice(before).some((t) => t.id === "t1"), { timeout });
+      await waitFor(
+        "t1 announced to n2 after n1 released it",
+        () => b.ctx.announced.slice(before).some((t) => t.id === "t1"),
+        { timeout },
+      );
       expect(await b.coordinator.claim(task("t1"))).toBeDefined();
     });
 
@@ -154,7 +177,9 @@ export function coordinatorContract(makeEnv: () => Promise<CoordinatorEnv>, opti
       await announced(ctx, "t1");
       expect(await coordinator.claim(task("t1"))).toBeDefined();
       await coordinator.done(task("t1"));
-      await waitFor("t1 gone from tasks()", async () => !(await e.client.tasks()).some((t) => t.id === "t1"), { timeout });
+      await waitFor("t1 gone from tasks()", async () => !(await e.client.tasks()).some((t) => t.id === "t1"), {
+        timeout,
+      });
       expect(await coordinator.claim(task("t1"))).toBeUndefined();
       expect((await e.client.tasks()).map((t) => t.id)).toEqual(["t10"]);
     });
@@ -166,7 +191,9 @@ export function coordinatorContract(makeEnv: () => Promise<CoordinatorEnv>, opti
       await announced(ctx, "t1");
       expect(await coordinator.claim(task("t1"))).toBeDefined();
       expect(await e.client.deleteTask("t1")).toBe(true);
-      await waitFor("lost(t1, deleted)", () => ctx.lostCalls.some((l) => l.id === "t1" && l.reason === "deleted"), { timeout });
+      await waitFor("lost(t1, deleted)", () => ctx.lostCalls.some((l) => l.id === "t1" && l.reason === "deleted"), {
+        timeout,
+      });
       expect(await e.client.deleteTask("t1")).toBe(false);
       expect(await coordinator.claim(task("t1"))).toBeUndefined();
     });

@@ -13,7 +13,11 @@ import { coordinatorContract } from "./contract.ts";
 coordinatorContract(
   async () => {
     const dir = mkdtempSync(join(tmpdir(), "metafora-contract-"));
-    const config = await loadConfig({ env: { METAFORA_DATA_DIR: join(dir, "data"), METAFORA_NODE: "n1" }, cwd: dir, isTTY: false });
+    const config = await loadConfig({
+      env: { METAFORA_DATA_DIR: join(dir, "data"), METAFORA_NODE: "n1" },
+      cwd: dir,
+      isTTY: false,
+    });
     const backend = await openEmbeddedBackend(config, new CapturingLogger());
     return {
       client: backend.client,

@@ -16,7 +16,10 @@ coordinatorContract(
     return {
       client,
       coordinator: (node) => {
-        const c = new EtcdCoordinator({ endpoints: [etcd.endpoint], namespace, node, leaseTtl: 3 }, { log: new CapturingLogger() });
+        const c = new EtcdCoordinator(
+          { endpoints: [etcd.endpoint], namespace, node, leaseTtl: 3 },
+          { log: new CapturingLogger() },
+        );
         coordinators.push(c);
         return c;
       },

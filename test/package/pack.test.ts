@@ -13,7 +13,11 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 
 const REPO = resolve(import.meta.dir, "../..");
-const pkg = JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as { name: string; version: string; dependencies: Record<string, string> };
+const pkg = JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as {
+  name: string;
+  version: string;
+  dependencies: Record<string, string>;
+};
 
 const APP = `
 import { Consumer, MemoryBroker, defineHandler, setLogger, silentLogger } from "metafora";
@@ -43,7 +47,11 @@ let project: string;
 
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), "metafora-pack-"));
-  const packed = spawnSync("npm", ["pack", "--silent", "--pack-destination", work], { cwd: REPO, encoding: "utf8", timeout: 240_000 });
+  const packed = spawnSync("npm", ["pack", "--silent", "--pack-destination", work], {
+    cwd: REPO,
+    encoding: "utf8",
+    timeout: 240_000,
+  });
   if (packed.status !== 0) throw new Error(`npm pack failed (${packed.status}):\n${packed.stdout}\n${packed.stderr}`);
   const tarball = join(work, `${pkg.name}-${pkg.version}.tgz`);
   if (!existsSync(tarball)) throw new Error(`npm pack wrote no ${tarball}:\n${packed.stdout}`);
@@ -59,7 +67,10 @@ beforeAll(() => {
     mkdirSync(dirname(link), { recursive: true });
     symlinkSync(join(REPO, "node_modules", dep), link);
   }
-  writeFileSync(join(project, "package.json"), JSON.stringify({ name: "app", private: true, type: "module", dependencies: { [pkg.name]: pkg.version } }));
+  writeFileSync(
+    join(project, "package.json"),
+    JSON.stringify({ name: "app", private: true, type: "module", dependencies: { [pkg.name]: pkg.version } }),
+  );
   writeFileSync(join(project, "app.mjs"), APP);
 }, 300_000);
 
@@ -68,12 +79,30 @@ afterAll(() => {
 });
 
 function run(cmd: string, args: string[]): { status: number | null; out: string } {
-  const res = spawnSync(cmd, args, { cwd: project, encoding: "utf8", timeout: 120_000, env: { ...process.env, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" } });
+  const res = spawnSync(cmd, args, {
+    cwd: project,
+    encoding: "utf8",
+    timeout: 120_000,
+    env: { ...process.env, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+  });
   return { status: res.status, out: `${res.stdout}${res.stderr}` };
 }
 
-const expected = (entry: string) => ({ ran: 20, left: 0, etcd: "function", state: expect.stringContaining("paused"), entry: expect.stringMatching(new RegExp(`/node_modules/metafora/${entry}$`)) });
-const lastJson = (out: string): unknown => JSON.parse(out.trim().split("\n").filter((l) => l.startsWith("{")).pop() ?? "null");
+const expected = (entry: string) => ({
+  ran: 20,
+  left: 0,
+  etcd: "function",
+  state: expect.stringContaining("paused"),
+  entry: expect.stringMatching(new RegExp(`/node_modules/metafora/${entry}$`)),
+});
+const lastJson = (out: string): unknown =>
+  JSON.parse(
+    out
+      .trim()
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .pop() ?? "null",
+  );
 
 describe("the npm package", () => {
   test("ships the compiled library and no tests", () => {

@@ -46,8 +46,15 @@ function start(handler: string): { marker: string; ran: string } {
   ws.writeConfig(`[[tasks]]\nid = "probe-1"\nhandler = "probe"\n`);
   // A script named "bun" runs Bun with the preload on the runtime's source entry.
   const script = join(ws.dir, "metafora");
-  writeFileSync(script, `#!/bin/sh\nexec ${JSON.stringify(bun)} --preload ./preload.ts ${JSON.stringify(join(repo, "src/runtime/main.ts"))} "$@"\n`, { mode: 0o755 });
-  node = startNode(script, { cwd: ws.dir, env: { METAFORA_DATA_DIR: join(ws.dir, "data"), METAFORA_HTTP: "127.0.0.1:0", METAFORA_HANDLERS: ws.handlers } });
+  writeFileSync(
+    script,
+    `#!/bin/sh\nexec ${JSON.stringify(bun)} --preload ./preload.ts ${JSON.stringify(join(repo, "src/runtime/main.ts"))} "$@"\n`,
+    { mode: 0o755 },
+  );
+  node = startNode(script, {
+    cwd: ws.dir,
+    env: { METAFORA_DATA_DIR: join(ws.dir, "data"), METAFORA_HTTP: "127.0.0.1:0", METAFORA_HANDLERS: ws.handlers },
+  });
   return { marker, ran };
 }
 
@@ -59,7 +66,9 @@ import { describeState } from "metafora/statemachine";
 import { writeFileSync } from "node:fs";
 export default defineHandler({ name: "probe", run() { writeFileSync(RAN, describeState({ code: "runnable" })); return "done"; } });
 `);
-    await waitFor("the probe task to run (or an etcd client load)", () => existsSync(ran) || existsSync(marker), { timeout: 30_000 });
+    await waitFor("the probe task to run (or an etcd client load)", () => existsSync(ran) || existsSync(marker), {
+      timeout: 30_000,
+    });
     expect(existsSync(marker) ? readFileSync(marker, "utf8") : "").toBe("");
     await node!.waitOutput(/ready/, 10_000);
   }, 60_000);
@@ -69,6 +78,10 @@ export default defineHandler({ name: "probe", run() { writeFileSync(RAN, describ
 import { EtcdClient } from "metafora/etcd";
 export default { name: "probe", run() { return typeof EtcdClient === "function" ? "done" : "release"; } };
 `);
-    await waitFor("a recorded etcd client load", () => existsSync(marker) && readFileSync(marker, "utf8").includes("etcd3"), { timeout: 30_000 });
+    await waitFor(
+      "a recorded etcd client load",
+      () => existsSync(marker) && readFileSync(marker, "utf8").includes("etcd3"),
+      { timeout: 30_000 },
+    );
   }, 60_000);
 });

@@ -27,7 +27,8 @@ export function classifyEtcdError(err: unknown): CoordinatorErrorKind {
   ) {
     return "credentials";
   }
-  if (err instanceof GRPCUnavailableError || err instanceof GRPCDeadlineExceededError || isRecoverableError(err)) return "unavailable";
+  if (err instanceof GRPCUnavailableError || err instanceof GRPCDeadlineExceededError || isRecoverableError(err))
+    return "unavailable";
   // etcd3's circuit breaker (cockatiel) gave up on every host.
   if ((err as { isBrokenCircuitError?: unknown }).isBrokenCircuitError === true) return "unavailable";
   return "other";
