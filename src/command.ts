@@ -1,5 +1,5 @@
 /**
- * Node commands (ref §1.6): wire JSON {"command":name,"parameters":{...}}, parameters omitted
+ * Node commands (docs/wire-format.md): wire JSON {"command":name,"parameters":{...}}, parameters omitted
  * when empty, compact like Go. Decoding never throws: a malformed command is reported as such
  * so the consumer can log and drop it instead of crashing (Go panics).
  */

@@ -1,5 +1,5 @@
 /**
- * The Consumer: one node's worker loop (ref §1.7, redesigned for an event loop).
+ * The Consumer: one node's worker loop (Go Metafora's, redesigned for an event loop).
  *
  * The coordinator pushes announcements into a deduplicated pending set; a claim loop drains it
  * (asking the balancer, then the coordinator) without blocking the event loop; each won claim
@@ -80,7 +80,7 @@ export interface ConsumerEvents {
   releaseBackoff: { taskId: string; delay: number; repeats: number; until: number };
   suspended: { deadline: number };
   // deno-lint-ignore ban-types
-  resumed: {};
+  resumed: Record<string, never>;
   command: { command: NodeCommand };
   stopped: ShutdownReport;
 }

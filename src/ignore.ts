@@ -1,10 +1,10 @@
 /**
- * The ignore (delay) list of ref §1.8: tasks this node will not consider until a deadline.
+ * The ignore (delay) list, as in Go Metafora: tasks this node will not consider until a deadline.
  *
  * A min-heap ordered by deadline and ONE timer armed for the earliest entry. On expiry the
  * task is handed back through `onExpire` (the consumer puts it in its pending set, as if the
  * coordinator had announced it again). Everything runs on the event loop and nothing waits
- * for anything else, so the deadlock of Go's monitor goroutine (ref §6 item 11) cannot occur.
+ * for anything else, so the deadlock of Go's monitor goroutine cannot occur.
  */
 import type { Task } from "./types.ts";
 

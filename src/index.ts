@@ -1,50 +1,63 @@
 /**
- * metafora: run long-lived tasks across a cluster. Public API of the library.
- * Sections are grouped by concept; each file holds one concept.
+ * metafora: run long-lived tasks across a cluster. The library's root entry: what an
+ * application needs to run nodes and write handlers. Coordinator-specific parts live in
+ * subpaths, loaded only by those who use them:
+ *
+ *   metafora/etcd          the etcd coordinator, client, state store and task commands
+ *   metafora/statemachine  the state machine's messages, codes, codec and policies
+ *
+ * docs/architecture.md shows how the parts fit together.
  */
 
 // Types and errors
 export type * from "./types.ts";
-export * from "./errors.ts";
+export { MetaforaError, TaskExistsError, NodeNameTakenError, ConfigError, StopError } from "./errors.ts";
 export { setLogger, getLogger, scopedLogger, silentLogger } from "./log.ts";
 
-// Node commands
-export { freeze, unfreeze, balance, stopTask, encodeCommand, decodeCommand } from "./command.ts";
+// Node commands (for Client.submitCommand)
+export { freeze, unfreeze, balance, stopTask } from "./command.ts";
 
-// Core: consumer, handlers, balancers (issue 2)
+// Core: consumer, handlers, balancers
 export { Consumer, type ConsumerOptions, type ConsumerEvents, type ConsumerState } from "./consumer.ts";
 export { defineHandler, routeTask } from "./handler.ts";
+export { defineStatefulHandler, type StatefulHandlerModule } from "./runtime/define.ts";
 export { DumbBalancer } from "./balancers/dumb.ts";
 export { FairBalancer, type FairBalancerOptions } from "./balancers/fair.ts";
 export { ResourceBalancer, type ResourceBalancerOptions } from "./balancers/resource.ts";
 export { memoryReporter, cpuReporter, type ResourceReporter, type ResourceUsage } from "./balancers/reporters.ts";
 export { SleepBalancer, type SleepBalancerOptions } from "./balancers/sleep.ts";
 
-// Memory coordinator (issue 2)
-export { MemoryBroker, MemoryCoordinator, MemoryClient, type BrokerSnapshot, type MemoryBrokerOptions } from "./coordinators/memory/index.ts";
+// Memory coordinator: nodes in one process (tests, single-process apps)
+export {
+  MemoryBroker,
+  MemoryCoordinator,
+  MemoryClient,
+  MemoryStateStore,
+  MemoryTaskCommands,
+  type BrokerSnapshot,
+  type MemoryBrokerOptions,
+  type MemoryStateStoreOptions,
+  type StateSnapshotData,
+} from "./coordinators/memory/index.ts";
 
-// etcd coordinator (issue 3)
-export { EtcdCoordinator, EtcdClient, connectEtcd, parseEtcdConfig, redactEtcdConfig, DEFAULT_LEASE_TTL, leaseTiming } from "./coordinators/etcd/index.ts";
-export { Keys as EtcdKeys, normalizeNamespace, encodeOwner, decodeOwner } from "./coordinators/etcd/index.ts";
+// State machine: what a stateful handler needs (the rest is in metafora/statemachine)
+export { statefulHandler, runStateMachine, defaultErrorPolicy, isTerminal, StateStoreError } from "./statemachine/index.ts";
 export type {
-  EtcdConfig,
-  EtcdConfigInput,
-  EtcdTlsConfig,
-  EtcdClientOptions,
-  EtcdCoordinatorEvents,
-  EtcdCoordinatorOptions,
-  EtcdCoordinatorState,
-  EtcdCoordinatorStats,
-  LeaseTiming,
-} from "./coordinators/etcd/index.ts";
-
-// State machine (issue 4)
-export * from "./statemachine/index.ts";
-export { MemoryStateStore } from "./coordinators/memory/state-store.ts";
-export type { MemoryStateStoreOptions, StateSnapshotData } from "./coordinators/memory/state-store.ts";
-export { MemoryTaskCommands } from "./coordinators/memory/commander.ts";
-export { EtcdStateStore } from "./coordinators/etcd/state-store.ts";
-export { EtcdTaskCommands } from "./coordinators/etcd/task-commands.ts";
-
-// Runtime handler modules (issue 5)
-export { defineStatefulHandler, type StatefulHandlerModule } from "./runtime/define.ts";
+  BackoffOptions,
+  DefaultErrorPolicyOptions,
+  ErrorPolicy,
+  Message,
+  MessageCode,
+  RunnerOptions,
+  State,
+  StateCode,
+  StateError,
+  StatefulContext,
+  StatefulHandler,
+  StatefulHandlerOptions,
+  StatefulRun,
+  StateSnapshot,
+  StateStore,
+  TaskCommander,
+  TaskCommandSource,
+} from "./statemachine/index.ts";

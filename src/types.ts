@@ -86,7 +86,7 @@ export interface Claim {
   readonly token: number;
 }
 
-/** Node-level command (ref §1.6). Wire JSON: {"command": name, "parameters"?: {...}}. */
+/** Node-level command (docs/wire-format.md). Wire JSON: {"command": name, "parameters"?: {...}}. */
 export interface NodeCommand {
   readonly command: string;
   readonly parameters?: Record<string, unknown>;
@@ -126,7 +126,7 @@ export interface CoordinatorContext {
   resume(): void;
 }
 
-/** A broker adapter: the consumer's only way to reach the cluster (ref §1.3). */
+/** A broker adapter: the consumer's only way to reach the cluster (docs/architecture.md). */
 export interface Coordinator {
   /** For logs, e.g. "etcd:/ns/node1" or "memory:node1". */
   readonly name: string;
@@ -162,7 +162,7 @@ export interface TaskInfo {
   readonly ownerError?: string;
 }
 
-/** Used by submitters and operators, not by nodes (ref §1.4). */
+/** Used by submitters and operators, not by nodes. */
 export interface Client {
   /** Create a task. Rejects with TaskExistsError if the id is taken. */
   submitTask(id: string, props?: TaskProps): Promise<void>;
@@ -176,7 +176,7 @@ export interface Client {
   tasks(): Promise<TaskInfo[]>;
 }
 
-/** Consumer's read-only view of a running task (ref §1.1 RunningTask). */
+/** Consumer's read-only view of a running task. */
 export interface RunningTask {
   readonly task: Task;
   /** Handler name the task was routed to. */
@@ -210,7 +210,7 @@ export interface BalancerContext {
   readonly cluster: ClusterState;
 }
 
-/** Decides what this node claims and what it gives up (ref §1.5). A plain object works. */
+/** Decides what this node claims and what it gives up. A plain object works. */
 export interface Balancer {
   /** Called once, before the coordinator's init. */
   init?(ctx: BalancerContext): void;

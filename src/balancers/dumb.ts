@@ -1,4 +1,4 @@
-/** DumbBalancer (ref §3.1): claims everything, never releases anything. */
+/** DumbBalancer (as in Go Metafora): claims everything, never releases anything. */
 import type { Balancer, ClaimDecision } from "../types.ts";
 
 const CLAIM: ClaimDecision = { claim: true };

@@ -1,5 +1,5 @@
 /**
- * FairBalancer: ref §3.2 with its bugs fixed, plus claim-time fairness.
+ * FairBalancer: Go Metafora's, with its bugs fixed, plus claim-time fairness.
  *
  * Balance (periodic, or on the `balance` command): with `avg` = running tasks per live node
  * (a float; Go divides integers first), release down to ceil(avg × threshold), picking random

@@ -1,5 +1,5 @@
 /**
- * ResourceBalancer (ref §3.3) on the current Balancer interface: claim while a resource
+ * ResourceBalancer (Go Metafora's, ported) on the current Balancer interface: claim while a resource
  * (memory, CPU, or anything a reporter measures) is below `claimLimit` percent; at or above
  * it, refuse and look at the task again later (Go claimed anyway, for fear of spinning the
  * coordinator: the ignore list's deadline removes that risk). At or above `releaseLimit`,

@@ -1,5 +1,5 @@
 /**
- * SleepBalancer (ref §3.4): before every claim, wait 30 ms per task this node already runs, so
+ * SleepBalancer (as in Go Metafora): before every claim, wait 30 ms per task this node already runs, so
  * lightly loaded nodes win claim races. The wait is a timer, not a blocking sleep: the event
  * loop (handlers, commands, other timers) keeps running meanwhile. Never releases anything.
  */

@@ -2,10 +2,11 @@
  * A backend is everything `metafora run` gets from the configured coordinator: the Coordinator
  * the consumer runs on, a Client, the state machine's store and task commands, and how to
  * close it all. One module per kind: embedded/ (memory broker persisted under data_dir) and
- * etcd-backend.ts.
+ * etcd-backend.ts, each listed in open-backend.ts.
  */
 import type { State, StateStore, TaskCommander, TaskCommandSource } from "../statemachine/types.ts";
-import type { Client, Coordinator, Logger } from "../types.ts";
+import type { CoordinatorErrorKind } from "../coordinators/error-kind.ts";
+import type { Client, Coordinator } from "../types.ts";
 import type { RuntimeConfig } from "./config/schema.ts";
 import type { Metrics } from "./metrics.ts";
 import type { TaskHistory } from "./task-history.ts";
@@ -42,18 +43,11 @@ export interface Backend {
    * Why joining failed, for the exit code: "credentials" (refused user/password/permissions:
    * a configuration problem) or "unavailable" (could not reach the cluster).
    */
-  classifyJoinError(err: unknown): "credentials" | "unavailable" | "other";
+  classifyJoinError(err: unknown): CoordinatorErrorKind;
+  /** What kind of failure any call of this backend's coordinator met (its client's errors). */
+  classifyError(err: unknown): CoordinatorErrorKind;
   /** Feed coordinator figures (lease keepalive latency, loop lag) into the metrics. */
   attachMetrics(metrics: Metrics): void;
   /** Release files, locks and connections. Called after the consumer has stopped. */
   close(): Promise<void>;
-}
-
-export async function openBackend(config: RuntimeConfig, log: Logger): Promise<Backend> {
-  if (config.coordinator === "etcd") {
-    const { openEtcdBackend } = await import("./etcd-backend.ts");
-    return openEtcdBackend(config, log);
-  }
-  const { openEmbeddedBackend } = await import("./embedded/backend.ts");
-  return openEmbeddedBackend(config, log);
 }

@@ -15,7 +15,7 @@ import { commandHelp, commandList, suggestCommand } from "./cli-help.ts";
 import { ExitCode } from "./exit-codes.ts";
 import { registerStoreCommands } from "./store-cli.ts";
 import { registerOperatorCommands } from "./operator-cli.ts";
-import { VERSION } from "./version.ts";
+import { runtimeName, versionText, VERSION } from "./version.ts";
 
 export interface CliIo {
   /** Arguments after the program (process.argv.slice(2)). */
@@ -96,8 +96,7 @@ export function createCli(io: CliIo): Cli {
     .command("version", "Print the version")
     .option("--json", "Print JSON")
     .action((flags: { json?: boolean }) => {
-      const runtime = runtimeName();
-      io.stdout.write(flags.json ? JSON.stringify({ version: VERSION, runtime }) + "\n" : `metafora ${VERSION} (${runtime})\n`);
+      io.stdout.write(versionText(flags.json === true));
       exitCode = ExitCode.ok;
     });
 
@@ -161,11 +160,4 @@ export function createCli(io: CliIo): Cli {
       }
     },
   };
-}
-
-function runtimeName(): string {
-  const g = globalThis as { Bun?: { version: string }; Deno?: { version: { deno: string } } };
-  if (g.Bun) return `bun ${g.Bun.version}`;
-  if (g.Deno) return `deno ${g.Deno.version.deno}`;
-  return `node ${process.version}`;
 }

@@ -3,9 +3,9 @@
  * username/password from the config) shared by the coordinator, the state store and the task
  * commands, closed last, after the consumer has released its tasks and revoked its lease.
  */
-import { EtcdAuthenticationFailedError, EtcdPermissionDeniedError, EtcdRoleNotGrantedError } from "etcd3";
 import { connectEtcd } from "../coordinators/etcd/connect.ts";
 import { EtcdCoordinator } from "../coordinators/etcd/coordinator.ts";
+import { classifyEtcdError } from "../coordinators/etcd/errors.ts";
 import { EtcdStateStore } from "../coordinators/etcd/state-store.ts";
 import { EtcdTaskCommands } from "../coordinators/etcd/task-commands.ts";
 import { scopedLogger } from "../log.ts";
@@ -40,10 +40,9 @@ export async function openEtcdBackend(config: RuntimeConfig, log: Logger): Promi
     readState: (taskId) => stateStore.get(taskId),
     readStates: () => readAllEtcdStates(connection, etcdConfig.namespace),
     deleteState: (taskId) => stateStore.delete(taskId),
-    classifyJoinError: (err) =>
-      err instanceof EtcdAuthenticationFailedError || err instanceof EtcdPermissionDeniedError || err instanceof EtcdRoleNotGrantedError
-        ? "credentials"
-        : "unavailable",
+    // A join that failed for any reason but credentials failed to reach the cluster.
+    classifyJoinError: (err) => (classifyEtcdError(err) === "credentials" ? "credentials" : "unavailable"),
+    classifyError: classifyEtcdError,
     attachMetrics(metrics) {
       detach.push(coordinator.on("keepalive", ({ latencyMs }) => metrics.observeKeepalive(latencyMs)));
       detach.push(coordinator.on("loopLag", ({ maxMs }) => metrics.observeLoopLag(maxMs)));

@@ -1,12 +1,19 @@
 #!/usr/bin/env bun
 /**
  * Entry point of the `metafora` executable (also `bun src/runtime/main.ts`, and under Deno:
- * `deno run -A --config deno.json src/runtime/main.ts`). Exits with the code the command chose
+ * `deno run -A --import-map src/runtime/deno-import-map.json src/runtime/main.ts`). Exits with the code the command chose
  * (exit-codes.ts); `run` exits explicitly because handlers that ignored shutdown may still hold
  * the event loop open.
  */
-import { createCli } from "./cli.ts";
+import { versionOnly } from "./version.ts";
 
+// `metafora version` answers before the CLI (cac, zod, the config, the operator commands) loads.
+const quick = versionOnly(process.argv.slice(2));
+if (quick !== undefined) {
+  process.stdout.write(quick);
+  process.exit(0);
+}
+const { createCli } = await import("./cli.ts");
 const stdout = drainAware(process.stdout);
 const stderr = drainAware(process.stderr);
 const cli = createCli({

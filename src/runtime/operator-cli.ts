@@ -5,7 +5,7 @@
  * --json, and set the exit code of the shared contract (exit-codes.ts): 2 usage, 1 failed,
  * 69 unreachable, 78 config.
  *
- * D1's cli.ts owns the cac instance, the global config flags and `run`/`config`/`version`;
+ * cli.ts owns the cac instance, the global config flags and `run`/`config`/`version`;
  * it calls registerOperatorCommands and passes how to load the effective config.
  */
 import { readFileSync } from "node:fs";

@@ -7,7 +7,8 @@ import { Consumer } from "../consumer.ts";
 import { ConfigError, describeError, NodeNameTakenError, TaskExistsError } from "../errors.ts";
 import { isTerminal } from "../statemachine/types.ts";
 import type { Logger, ShutdownReport } from "../types.ts";
-import { openBackend, type Backend } from "./backend.ts";
+import type { Backend } from "./backend.ts";
+import { openBackend } from "./open-backend.ts";
 import { redactConfig } from "./config/redact.ts";
 import { Timeline } from "./console/timeline.ts";
 import { NodeVitals } from "./console/vitals.ts";
@@ -107,6 +108,7 @@ export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Prom
     readState: (id) => backend.readState(id),
     ...(backend.readStates ? { readStates: () => backend.readStates!() } : {}),
     deleteState: (id) => backend.deleteState(id),
+    classifyError: (err) => backend.classifyError(err),
     stateOf: (id) => built.stateOf(id),
     history: backend.history,
     checkpoints: backend.checkpoints,

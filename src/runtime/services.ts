@@ -1,8 +1,9 @@
 /**
- * What a running node offers the HTTP server and metrics (D2): one object built by
+ * What a running node offers the HTTP server and metrics: one object built by
  * `metafora run` once the coordinator, handlers and consumer exist.
  */
 import type { Consumer } from "../consumer.ts";
+import type { CoordinatorErrorKind } from "../coordinators/error-kind.ts";
 import type { State, StateStore, TaskCommander } from "../statemachine/types.ts";
 import type { Client, Logger } from "../types.ts";
 import type { RuntimeConfig } from "./config/schema.ts";
@@ -33,6 +34,8 @@ export interface RuntimeServices {
   retryAt?(taskId: string): number | undefined;
   /** Delete a stored state (`state reset`); false when there was none. */
   deleteState?(taskId: string): Promise<boolean>;
+  /** The coordinator's classification of its client's errors, for HTTP statuses. */
+  classifyError?(err: unknown): CoordinatorErrorKind;
   handlerNames: string[];
   /** Registered with the coordinator and watching. */
   isReady(): boolean;

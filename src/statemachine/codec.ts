@@ -1,5 +1,5 @@
 /**
- * JSON for states and messages, compatible with Go Metafora's (ref §2.3), so Go tools read our
+ * JSON for states and messages, compatible with Go Metafora's (docs/wire-format.md), so Go tools read our
  * state and commands and we read theirs.
  *
  *   State:   {"state":"sleeping","until":"2026-11-22T14:40:02.540968101Z","errors":[{"timestamp":"…","error":"boom"}]}

@@ -1,5 +1,5 @@
 /**
- * What a faulted task does next (ref §4.4). The default is Go's rule, "too many errors within
+ * What a faulted task does next. The default is Go's rule, "too many errors within
  * a window → failed, otherwise sleep and retry", with the retry delay growing exponentially
  * (with jitter, so a fleet of tasks failing together does not retry in lockstep) instead of
  * Go's fixed 10 minutes. Every number is configurable; a custom policy is just a function.

@@ -4,7 +4,7 @@ import { MetaforaError } from "../errors.ts";
 /**
  * Loading or storing a task's state failed. The stateful handler rejects with it, so the
  * consumer releases the task and backs off before retrying it; the task is never deleted
- * (Go unschedules it, ref §6 item 13).
+ * (Go unschedules it: marks it done).
  */
 export class StateStoreError extends MetaforaError {
   override name = "StateStoreError";

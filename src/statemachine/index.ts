@@ -1,4 +1,4 @@
-/** The task state machine (ref §4): public surface of src/statemachine/. */
+/** The task state machine (docs/architecture.md): public surface of src/statemachine/. */
 export type {
   BareMessageCode,
   ErrorPolicy,

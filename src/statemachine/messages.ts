@@ -28,7 +28,7 @@ function isValidDate(value: unknown): value is Date {
 }
 
 /**
- * Why a value is not a well-formed message, or undefined if it is one (ref §4.1 Valid():
+ * Why a value is not a well-formed message, or undefined if it is one (Go's Message.Valid():
  * a known code; `sleep` with a valid `until`; `error` with a non-empty error).
  */
 export function messageProblem(value: unknown): string | undefined {

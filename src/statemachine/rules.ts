@@ -1,5 +1,5 @@
 /**
- * THE transition table (ref §4.2): 23 rules, nothing else is allowed. This is the only place
+ * THE transition table (Go Metafora's): 23 rules, nothing else is allowed. This is the only place
  * that knows which message moves which state where.
  */
 import { errorText } from "./messages.ts";
@@ -35,7 +35,7 @@ export function nextStateCode(from: StateCode, message: MessageCode): StateCode 
 }
 
 /**
- * Apply a message to a state (ref §4.2 apply): the new state, or undefined if the transition
+ * Apply a message to a state (Go's apply): the new state, or undefined if the transition
  * is invalid. A message's error is appended to the history, which carries into every later
  * state. `until` is kept only on sleeping states; `checkpoint` and `release` while sleeping
  * keep the current deadline, so a sleep survives being released to another node.

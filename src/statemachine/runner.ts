@@ -1,5 +1,5 @@
 /**
- * Runs one claimed task through the state machine (ref §4.3) until it reaches a terminal
+ * Runs one claimed task through the state machine until it reaches a terminal
  * state ("done") or must leave this node ("release").
  *
  * Differences from Go, all deliberate:
@@ -13,7 +13,7 @@
  *   (paused has no error rule), the task is released unchanged, as in Go: it stays paused
  *   wherever it is claimed next.
  * - `release` that changes neither the state code nor the error count is not stored (Go
- *   since #181, ref §6 item 12).
+ *   does the same; its own tests still expect the store and hang).
  * - On leaving the node, commands already received are not dropped: the listener is stopped
  *   and whatever it delivered is applied to the state (without running the handler) before
  *   returning, so e.g. a `pause` that raced a shutdown is stored and honoured by the next
@@ -167,7 +167,7 @@ function transition(step: Step, log: Logger): { message: Message; next: State } 
   return { message: releaseMessage(), next: state };
 }
 
-/** What the current state produces (ref §4.3 exec). */
+/** What the current state produces (Go's exec). */
 async function execute<P extends TaskProps>(state: State, opts: RunnerOptions<P>, mailbox: Mailbox): Promise<Step> {
   switch (state.code) {
     case "runnable":

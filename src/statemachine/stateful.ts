@@ -1,5 +1,5 @@
 /**
- * Adapter from a stateful handler (ref §4) to a plain Handler the consumer runs: each claimed
+ * Adapter from a stateful handler (docs/architecture.md) to a plain Handler the consumer runs: each claimed
  * task runs through the state machine, with its state in `store` and its commands from
  * `commands`. Also the introspection point for the info endpoint (state and since when).
  */

@@ -1,5 +1,5 @@
 /**
- * Types of the task state machine (ref §4.1): states, messages, and the stores and command
+ * Types of the task state machine: states, messages, and the stores and command
  * channels a stateful task needs. Semantics follow Go Metafora's statemachine package; the
  * shapes are idiomatic TypeScript (async functions and async iterables, not channels).
  */

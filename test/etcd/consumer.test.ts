@@ -2,25 +2,19 @@
  * Consumers on etcd coordinators: balancing (ref §7 T36–T38), lost claims (owner key deleted,
  * lease revoked from outside) and rejoining. Real etcd, real consumers, FairBalancer.
  */
-import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
+import { afterEach, expect, test } from "bun:test";
 import { FairBalancer } from "../../src/balancers/fair.ts";
 import { balance } from "../../src/command.ts";
 import { Keys } from "../../src/coordinators/etcd/keys.ts";
 import type { Balancer, BalancerContext, ClusterState } from "../../src/types.ts";
-import { startEtcd, type EtcdServer } from "../support/etcd.ts";
+import { useEtcd } from "../support/use-etcd.ts";
 import { staysFalse, waitFor } from "../support/wait.ts";
 import { RunLedger, startNode } from "./cluster.ts";
 import { Cleanup, makeClient, rawClient, uniqueNamespace } from "./helpers.ts";
 
-let etcd: EtcdServer;
+const etcd = useEtcd();
 const cleanup = new Cleanup();
-beforeAll(async () => {
-  etcd = await startEtcd();
-});
 afterEach(() => cleanup.run());
-afterAll(async () => {
-  await etcd?.stop();
-});
 
 const ids = (n: number, prefix = "task") => Array.from({ length: n }, (_, i) => `${prefix}-${String(i).padStart(3, "0")}`);
 

@@ -3,24 +3,18 @@
  * metcdv3 tests (ref §7 T29–T35, T39–T41, T45, T46), the wire format, fencing and claims.
  * The consumer is replaced by a RecordingContext; etcd and the coordinator are real.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, test } from "bun:test";
 import { EtcdCoordinator } from "../../src/coordinators/etcd/coordinator.ts";
 import { encodeOwner, Keys } from "../../src/coordinators/etcd/keys.ts";
 import { balance, freeze, stopTask } from "../../src/command.ts";
 import { NodeNameTakenError, TaskExistsError } from "../../src/errors.ts";
-import { startEtcd, type EtcdServer } from "../support/etcd.ts";
+import { useEtcd } from "../support/use-etcd.ts";
 import { staysFalse, waitFor } from "../support/wait.ts";
 import { CapturingLogger, Cleanup, makeClient, makeCoordinator, rawClient, RecordingContext, uniqueNamespace } from "./helpers.ts";
 
-let etcd: EtcdServer;
+const etcd = useEtcd();
 const cleanup = new Cleanup();
-beforeAll(async () => {
-  etcd = await startEtcd();
-});
 afterEach(() => cleanup.run());
-afterAll(async () => {
-  await etcd?.stop();
-});
 
 async function started(namespace: string, node: string, config = {}): Promise<{ c: EtcdCoordinator; ctx: RecordingContext }> {
   const c = makeCoordinator({ etcd, namespace, node, cleanup, config });

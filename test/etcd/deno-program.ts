@@ -3,7 +3,8 @@
  * etcd (endpoint and namespace from argv) run 20 tasks to completion. Prints a summary line
  * and exits 0 only if every task ran exactly once and was deleted.
  */
-import { Consumer, EtcdClient, EtcdCoordinator, silentLogger, type HandlerResult } from "../../src/index.ts";
+import { Consumer, silentLogger, type HandlerResult } from "../../src/index.ts";
+import { EtcdClient, EtcdCoordinator } from "../../src/etcd.ts";
 
 const [endpoint, namespace] = process.argv.slice(2);
 if (!endpoint || !namespace) {

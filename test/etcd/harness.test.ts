@@ -1,13 +1,7 @@
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { startEtcd, type EtcdServer } from "../support/etcd.ts";
+import { expect, test } from "bun:test";
+import { useEtcd } from "../support/use-etcd.ts";
 
-let etcd: EtcdServer;
-beforeAll(async () => {
-  etcd = await startEtcd();
-});
-afterAll(async () => {
-  await etcd?.stop();
-});
+const etcd = useEtcd();
 
 test("the harness runs a real etcd on loopback that survives kill and restart on its data dir", async () => {
   expect(etcd.endpoint).toMatch(/^127\.0\.0\.1:\d+$/);

@@ -2,7 +2,7 @@
  * Helpers for etcd integration tests: a CoordinatorContext that records what the coordinator
  * tells its consumer (the coordinator is real, etcd is real; only the consumer is replaced), a
  * logger that keeps lines for assertions, unique namespaces, and a registry that closes every
- * coordinator and consumer a test made.
+ * coordinator and consumer a test made. The capturing logger is test/support/logger.ts's.
  */
 import type { Etcd3 } from "etcd3";
 import { EtcdCoordinator, type EtcdCoordinatorOptions } from "../../src/coordinators/etcd/coordinator.ts";
@@ -10,32 +10,9 @@ import { EtcdClient } from "../../src/coordinators/etcd/client.ts";
 import type { EtcdConfigInput } from "../../src/coordinators/etcd/config.ts";
 import type { CoordinatorContext, Logger, NodeCommand, Task } from "../../src/types.ts";
 import type { EtcdServer } from "../support/etcd.ts";
+import { CapturingLogger } from "../support/logger.ts";
 
-export class CapturingLogger implements Logger {
-  readonly lines: { level: "debug" | "info" | "warn" | "error"; message: string }[] = [];
-  constructor(private readonly echo = process.env.METAFORA_TEST_LOG === "1") {}
-  private add(level: "debug" | "info" | "warn" | "error", message: string): void {
-    this.lines.push({ level, message });
-    if (this.lines.length > 5000) this.lines.splice(0, 1000);
-    if (this.echo) console.log(`[${level}] ${message}`);
-  }
-  debug(message: string): void {
-    this.add("debug", message);
-  }
-  info(message: string): void {
-    this.add("info", message);
-  }
-  warn(message: string): void {
-    this.add("warn", message);
-  }
-  error(message: string): void {
-    this.add("error", message);
-  }
-  /** Lines at `level` (or any level) containing `text`. */
-  find(text: string, level?: "debug" | "info" | "warn" | "error"): string[] {
-    return this.lines.filter((l) => (!level || l.level === level) && l.message.includes(text)).map((l) => l.message);
-  }
-}
+export { CapturingLogger } from "../support/logger.ts";
 
 /** Records every call a coordinator makes into its consumer. */
 export class RecordingContext implements CoordinatorContext {

@@ -2,21 +2,15 @@
  * The node lease: keepalive metrics, event-loop stalls treated as possible lease loss, and the
  * suspend → revoke → rejoin cycle (consumer replaced by a RecordingContext).
  */
-import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
+import { afterEach, expect, test } from "bun:test";
 import { Keys } from "../../src/coordinators/etcd/keys.ts";
-import { startEtcd, type EtcdServer } from "../support/etcd.ts";
+import { useEtcd } from "../support/use-etcd.ts";
 import { deferred, waitFor } from "../support/wait.ts";
 import { Cleanup, makeClient, makeCoordinator, rawClient, RecordingContext, uniqueNamespace } from "./helpers.ts";
 
-let etcd: EtcdServer;
+const etcd = useEtcd();
 const cleanup = new Cleanup();
-beforeAll(async () => {
-  etcd = await startEtcd();
-});
 afterEach(() => cleanup.run());
-afterAll(async () => {
-  await etcd?.stop();
-});
 
 test("keepalive latency and event-loop lag are reported for metrics", async () => {
   const c = makeCoordinator({ etcd, namespace: uniqueNamespace("metrics"), node: "n", cleanup });

@@ -2,21 +2,11 @@
 import { Consumer, type ConsumerEvents, type ConsumerOptions } from "../../src/consumer.ts";
 import { MemoryBroker } from "../../src/coordinators/memory/broker.ts";
 import type { Coordinator, CoordinatorContext, Handler, HandlerContext, Logger, Task } from "../../src/types.ts";
+import { CapturingLogger } from "../support/logger.ts";
 
-/** A logger that keeps every line, for asserting what was logged. */
-export function captureLog(): Logger & { lines: { level: string; message: string }[]; text(level?: string): string } {
-  const lines: { level: string; message: string }[] = [];
-  const at = (level: string) => (message: string, ...args: unknown[]) => {
-    lines.push({ level, message: [message, ...args.map(String)].join(" ") });
-  };
-  return {
-    lines,
-    debug: at("debug"),
-    info: at("info"),
-    warn: at("warn"),
-    error: at("error"),
-    text: (level) => lines.filter((l) => !level || l.level === level).map((l) => l.message).join("\n"),
-  };
+/** A logger that keeps every line, for asserting what was logged (test/support/logger.ts). */
+export function captureLog(): CapturingLogger {
+  return new CapturingLogger(false);
 }
 
 /** Records what a consumer emits, in order. */

@@ -1,5 +1,5 @@
 /**
- * The etcd writes of a claim's life: claim (ref §2.7), release (§2.8, fenced) and done (§2.9,
+ * The etcd writes of a claim's life: claim, release (fenced) and done (docs/wire-format.md,
  * fenced, exact keys). Concurrent claims share transactions, and so do concurrent releases:
  * a node that starts with a backlog, or hands everything back at shutdown, costs etcd a few
  * transactions instead of one per task. Failures are retried; a release that keeps failing is
@@ -58,7 +58,7 @@ export class ClaimOps {
    * Claim a task on `lease`; resolves the fencing token (the owner key's create revision), or
    * undefined when someone else owns it, it does not exist, or etcd did not answer.
    * Claims go to etcd one transaction at a time; those asked for while one is in flight share
-   * the next transaction, up to CLAIM_BATCH. One at a time, this is exactly ref §2.7's.
+   * the next transaction, up to CLAIM_BATCH. One at a time, this is exactly Go's claim.
    */
   claim(id: string, lease: NodeLease): Promise<number | undefined> {
     return new Promise((resolve) => {
@@ -142,7 +142,7 @@ export class ClaimOps {
     }
   }
 
-  /** Ref §2.7: owner absent AND task present → owner on our lease. */
+  /** Go's claim (docs/wire-format.md): owner absent AND task present → owner on our lease. */
   private async claimOne(id: string, lease: NodeLease): Promise<number | undefined> {
     try {
       const res = await this.o.etcd.kv.txn(

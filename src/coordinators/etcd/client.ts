@@ -1,5 +1,5 @@
 /**
- * The etcd Client: what submitters and operators use (ref §2.11), writing exactly what Go
+ * The etcd Client: what submitters and operators use (docs/wire-format.md), writing exactly what Go
  * Metafora's client writes, with its bugs fixed: deletes never reach sibling tasks, nodes()
  * works, and tasks() shows owners and fencing tokens.
  */

@@ -1,5 +1,5 @@
 /**
- * The etcd coordinator: Go Metafora's wire format (ref §2), with fenced claims, per-task lost
+ * The etcd coordinator: Go Metafora's wire format (docs/wire-format.md), with fenced claims, per-task lost
  * detection, and no path that crashes the process.
  *
  *  - One lease per node; the node marker, metadata keys and every owner key hang on it. A

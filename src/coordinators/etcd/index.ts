@@ -9,3 +9,6 @@ export { connectEtcd } from "./connect.ts";
 export { Keys, normalizeNamespace, encodeOwner, decodeOwner, encodeMetadata, invalidTaskIdReason, invalidNodeNameReason } from "./keys.ts";
 export { leaseTiming } from "./lease.ts";
 export type { LeaseTiming } from "./lease.ts";
+export { EtcdStateStore } from "./state-store.ts";
+export { EtcdTaskCommands } from "./task-commands.ts";
+export { classifyEtcdError } from "./errors.ts";

@@ -1,5 +1,5 @@
 /**
- * The etcd key layout, identical to Go Metafora's (ref §2.2). Every key the etcd coordinator,
+ * The etcd key layout, identical to Go Metafora's (docs/wire-format.md). Every key the etcd coordinator,
  * client, state store and commander touch is built here and nowhere else.
  *
  *   N/_metafora                      metadata, on the lease of the last node to start

@@ -1,6 +1,6 @@
 /**
- * Task states in etcd (ref §2.13): `N/state/T`, permanent (no lease), holding the State JSON
- * of ref §2.3, so Go Metafora and we read each other's states. Terminal states stay after the
+ * Task states in etcd (docs/wire-format.md): `N/state/T`, permanent (no lease), holding the State JSON
+ * Go writes, so Go Metafora and we read each other's states. Terminal states stay after the
  * task is deleted, which is what makes a resubmitted finished task a no-op.
  */
 import type { Etcd3 } from "etcd3";

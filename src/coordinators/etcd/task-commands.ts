@@ -1,5 +1,5 @@
 /**
- * Task commands over etcd (ref §2.12): a single slot per task, `N/tasks/T/commands`, holding
+ * Task commands over etcd (docs/wire-format.md): a single slot per task, `N/tasks/T/commands`, holding
  * one Message JSON (last write wins). Only the task's current owner consumes it: the delete
  * is a transaction guarded by the owner key's value, so a node that lost the claim leaves the
  * command for the next owner.

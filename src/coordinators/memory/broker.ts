@@ -4,7 +4,7 @@
  * claim wins, release re-announces a task to every live node, done and delete remove it for
  * good, node names are unique while live, node commands reach only their node in order, and
  * every claim gets a strictly larger fencing token. It is the engine of the runtime's embedded
- * mode, which persists snapshot() on every change (onChange). Claims are not persisted: like
+ * mode (runtime/embedded/, which persists changes itself). Claims are not persisted: like
  * etcd leases they die with the process.
  *
  * Everything is synchronous under the hood (one event loop, no locks needed); the async

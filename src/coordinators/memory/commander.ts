@@ -1,6 +1,6 @@
 /**
  * In-memory task commands for the embedded coordinator: the same single-slot semantics as
- * etcd's `tasks/T/commands` (ref §2.12). A command waits in the task's slot (a newer one
+ * etcd's `tasks/T/commands` (docs/wire-format.md). A command waits in the task's slot (a newer one
  * overwrites it) until the task's running instance takes it; only the most recently started
  * listener of a task takes commands, which is the current owner's.
  *

@@ -2,3 +2,5 @@
 export { MemoryBroker, type BrokerSnapshot, type MemoryBrokerOptions } from "./broker.ts";
 export { MemoryCoordinator } from "./coordinator.ts";
 export { MemoryClient } from "./client.ts";
+export { MemoryStateStore, type MemoryStateStoreOptions, type StateSnapshotData } from "./state-store.ts";
+export { MemoryTaskCommands } from "./commander.ts";

@@ -1,6 +1,6 @@
 /**
  * In-memory state store for the embedded coordinator. States are kept in the same JSON as
- * etcd's `state/T` values (ref §2.3), so a snapshot can be persisted with the coordinator's
+ * etcd's `state/T` values (docs/wire-format.md), so a snapshot can be persisted with the coordinator's
  * data and restored exactly, and both stores behave identically.
  */
 import { decodeState, encodeState } from "../../statemachine/codec.ts";

@@ -1,4 +1,4 @@
-/** Runtime configuration: one entry point for the rest of the runtime (and D2's CLI). */
+/** Runtime configuration: one entry point for the rest of the runtime (and the CLI). */
 export { loadConfig, loadConfigWithSources, defaultNodeName, type LoadConfigOptions, type LoadedConfig } from "./load.ts";
 export { configFlagsFromArgv, CONFIG_FLAGS, type ArgvFlags } from "./flags.ts";
 export { redactConfig, REDACTED } from "./redact.ts";

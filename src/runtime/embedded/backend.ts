@@ -83,6 +83,7 @@ export async function openEmbeddedBackend(config: RuntimeConfig, log: Logger): P
         return existed;
       },
       classifyJoinError: () => "other",
+      classifyError: () => "other",
       attachMetrics() {
         // No lease, no keepalives: nothing coordinator-specific to measure.
       },

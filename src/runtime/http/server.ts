@@ -74,6 +74,7 @@ export async function startHttpServer(services: HttpServices, opts: HttpServerOp
     retryAt: services.retryAt,
     deleteState: services.deleteState ? (id) => services.deleteState!(id) : undefined,
     waiting: waitingContextOf(services),
+    classifyError: services.classifyError,
   });
 
   // Filled in once bound: the policy depends on the address actually bound, not the text.

@@ -1,5 +1,6 @@
-/** What the HTTP server needs from a running node (a subset of D1's RuntimeServices). */
+/** What the HTTP server needs from a running node (a subset of runtime/services.ts's RuntimeServices). */
 import type { Consumer } from "../../consumer.ts";
+import type { CoordinatorErrorKind } from "../../coordinators/error-kind.ts";
 import type { State, StateStore, TaskCommander } from "../../statemachine/types.ts";
 import type { Client, Logger } from "../../types.ts";
 import type { Metrics } from "../metrics.ts";
@@ -36,6 +37,8 @@ export interface HttpServices {
    * submits of a task no handler here can run answer with a warning.
    */
   handlerNames?: readonly string[];
+  /** The coordinator's classification of its client's errors (unreachable → 503). */
+  classifyError?(err: unknown): CoordinatorErrorKind;
   isReady(): boolean;
   log: Logger;
   metrics: Pick<Metrics, "text" | "contentType">;

@@ -3,7 +3,7 @@
  * task commander and a state reader when the cluster has them. Used in-process by the node's
  * HTTP API and, in etcd mode, by the CLI talking to etcd directly, so both behave alike.
  */
-import { GRPCDeadlineExceededError, GRPCUnavailableError, isRecoverableError } from "etcd3";
+import type { CoordinatorErrorKind } from "../../coordinators/error-kind.ts";
 import { TaskExistsError } from "../../errors.ts";
 import { isTerminal, type Message, type State, type TaskCommander } from "../../statemachine/types.ts";
 import type { Client, NodeCommand, TaskInfo, TaskProps } from "../../types.ts";
@@ -52,6 +52,8 @@ export interface ClusterOperatorParts {
   deleteState?(taskId: string): Promise<boolean>;
   /** What `waiting` reasons and submit warnings can know (see waiting.ts). */
   waiting?: WaitingContext;
+  /** The coordinator's own classification of its client's errors (e.g. classifyEtcdError). */
+  classifyError?(err: unknown): CoordinatorErrorKind;
   /** Frees what the operator opened (etcd connection); nothing by default. */
   close?(): Promise<void>;
 }
@@ -225,27 +227,30 @@ export class ClusterOperator implements Operator {
     try {
       return await fn();
     } catch (err) {
-      throw toOperatorError(err, what, this.target);
+      throw toOperatorError(err, what, this.target, this.parts.classifyError);
     }
   }
 }
 
-export function toOperatorError(err: unknown, what: string, target: string): OperatorError {
+export function toOperatorError(
+  err: unknown,
+  what: string,
+  target: string,
+  classify: (err: unknown) => CoordinatorErrorKind = () => "other",
+): OperatorError {
   if (err instanceof OperatorError) return err;
   if (err instanceof TaskExistsError) return new OperatorError("conflict", err.message);
   const message = err instanceof Error ? err.message : String(err);
-  if (looksUnavailable(err)) return new OperatorError("unavailable", `could not ${what}: ${target} is unreachable (${message})`);
+  if (classify(err) === "unavailable" || looksUnavailable(err)) return new OperatorError("unavailable", `could not ${what}: ${target} is unreachable (${message})`);
   return new OperatorError("failed", `could not ${what}: ${message}`);
 }
 
 /**
- * Connection-level failures: etcd3's transient errors (unavailable, deadline exceeded), its
- * circuit breaker giving up on every host, a timeout we imposed, and socket errors.
+ * Connection-level failures any client shows: a timeout we imposed and socket errors. The
+ * coordinator's own client errors are classified by its classifyError.
  */
 function looksUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
-  if (err instanceof GRPCUnavailableError || err instanceof GRPCDeadlineExceededError || isRecoverableError(err)) return true;
-  if ((err as { isBrokenCircuitError?: unknown }).isBrokenCircuitError === true) return true;
   if (err.name === "TimeoutError") return true;
   const code = (err as { code?: unknown }).code;
   return code === "ECONNREFUSED" || code === "ETIMEDOUT" || code === "EHOSTUNREACH" || code === "ConnectionRefused";

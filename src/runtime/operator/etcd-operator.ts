@@ -5,6 +5,7 @@
  */
 import { EtcdClient } from "../../coordinators/etcd/client.ts";
 import { connectEtcd } from "../../coordinators/etcd/connect.ts";
+import { classifyEtcdError } from "../../coordinators/etcd/errors.ts";
 import { EtcdStateStore } from "../../coordinators/etcd/state-store.ts";
 import { EtcdTaskCommands } from "../../coordinators/etcd/task-commands.ts";
 import { silentLogger } from "../../log.ts";
@@ -32,6 +33,7 @@ export async function createEtcdOperator(config: RuntimeConfig): Promise<Operato
     historyNote: "etcd keeps no task history: it is held in memory by the node that ran the task (ask that node: GET /api/tasks/<id>)",
     deleteState: (id) => store.delete(id),
     waiting: { liveNodes: () => client.nodes() },
+    classifyError: classifyEtcdError,
     close: async () => etcd.close(),
   });
   // Fail fast and clearly (exit 69) when etcd cannot be reached, before any real work.
@@ -47,16 +49,10 @@ export async function createEtcdOperator(config: RuntimeConfig): Promise<Operato
     etcd.close();
     const message = err instanceof Error ? err.message : String(err);
     // Authentication and permission failures are not "unreachable": report them as they are.
-    if (isAuthProblem(err)) throw new OperatorError("failed", `${target} refused the credentials: ${message}`);
+    if (classifyEtcdError(err) === "credentials") throw new OperatorError("failed", `${target} refused the credentials: ${message}`);
     throw new OperatorError("unavailable", `${target} is unreachable (${message}); check etcd.endpoints / METAFORA_ETCD_ENDPOINTS`);
   } finally {
     clearTimeout(timer);
   }
   return operator;
 }
-
-function isAuthProblem(err: unknown): boolean {
-  const name = err instanceof Error ? `${err.constructor?.name ?? ""} ${err.name}` : "";
-  return /Auth|Permission|Unauthenticated/i.test(name);
-}
-

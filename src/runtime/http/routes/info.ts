@@ -1,6 +1,6 @@
 /**
  * GET /info: what this node runs, in the shape of Go Metafora's httputil info handler
- * (ref §1.11) plus each task's fencing token and handler name:
+ * (the shape of Go Metafora's httputil info) plus each task's fencing token and handler name:
  * {frozen, name, started, tasks: [{id, started, stopped?, state?, modified?, task, token, handler}]}.
  */
 import { describeState } from "../../operator/state-view.ts";
@@ -36,7 +36,7 @@ export function buildInfo(services: HttpServices): Info {
       handler: rt.handler,
     };
     if (rt.stopped !== undefined) entry.stopped = new Date(rt.stopped).toISOString();
-    // Go dereferenced nil when a stateful task had not started yet (ref §6 item 24): here a
+    // Go dereferenced nil when a stateful task had not started yet: here a
     // task without a known state simply has no state fields.
     let live: ReturnType<NonNullable<HttpServices["stateOf"]>>;
     try {
