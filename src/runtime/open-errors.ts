@@ -24,6 +24,10 @@ const DATA_DIR_ERRORS: Readonly<Record<string, string>> = {
 
 export function describeOpenError(config: RuntimeConfig, err: unknown): { message: string; code: number } {
   const message = err instanceof Error ? err.message : String(err);
+  // The embedded store names the damaged file and what to do; say which setting it lives under.
+  if (config.coordinator === "embedded" && (err as Error)?.name === "StoreDamagedError") {
+    return { message: `data_dir ${config.dataDir}: ${message}`, code: ExitCode.config };
+  }
   if (err instanceof ConfigError || (err as Error)?.name === "DataDirBusyError") {
     return { message: `cannot open the ${config.coordinator} coordinator: ${message}`, code: ExitCode.config };
   }
