@@ -147,5 +147,5 @@ export async function runFault(cluster: Cluster, rng: Random, id: number, kind: 
     detail += `${detail ? "; " : ""}harness error: ${(err as Error).message.split("\n")[0]}`;
   }
   const end = monoNow();
-  return { k: "fault", id, kind, target, start, end, detail, wall: Date.now() - (end - start) };
+  return { k: "fault", id, kind, target, start, end, detail, wall: Math.round(Date.now() - (end - start)) };
 }
