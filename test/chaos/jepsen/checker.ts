@@ -73,8 +73,11 @@ function faultAround(faults: FaultEvent[], t: number): string | undefined {
   return `#${last.id} ${last.kind} ${last.target} (${during ? "during it" : `${Math.round(t - last.end)} ms after it ended`})`;
 }
 
-function staleSteps(steps: StepEvent[], faults: FaultEvent[]): Violation[] {
+function staleSteps(steps: StepEvent[], commits: CommitEvent[], faults: FaultEvent[]): Violation[] {
   const out: Violation[] = [];
+  // What the fenced register made of each step: a stale step it rejected did no harm downstream.
+  const outcome = new Map<string, CommitEvent["outcome"]>();
+  for (const c of commits) outcome.set(`${c.task}#${c.token}#${c.step}`, c.outcome);
   const byTask = new Map<string, StepEvent[]>();
   for (const s of steps) byTask.set(s.task, [...(byTask.get(s.task) ?? []), s]);
   for (const [task, list] of byTask) {
@@ -100,6 +103,7 @@ function staleSteps(steps: StepEvent[], faults: FaultEvent[]): Violation[] {
             newerToken: newest.token,
             newerFirstStepAt: new Date(newest.wall).toISOString(),
             lateByMs: Math.round(s.mono - newest.mono),
+            register: outcome.get(`${task}#${s.token}#${s.step}`) ?? "no answer recorded",
             fault: faultAround(faults, s.mono),
           },
         });
@@ -254,7 +258,7 @@ export function checkHistory(events: readonly HistoryEvent[], tasks: readonly st
   if (steps.length === 0) {
     violations.push({ kind: "no-progress", message: "no handler recorded a single step: the run proves nothing", evidence: { starts: starts.length } });
   }
-  violations.push(...staleSteps(steps, faults), ...registerOrder(accepted), ...unexplainedExits(procs));
+  violations.push(...staleSteps(steps, commits, faults), ...registerOrder(accepted), ...unexplainedExits(procs));
   const end = finalState(tasks, starts, final);
   violations.push(...end.violations);
 
