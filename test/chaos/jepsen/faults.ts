@@ -132,6 +132,7 @@ export async function runFault(cluster: Cluster, rng: Random, id: number, kind: 
       case "owner-delete": {
         const owners = [...(await cluster.owners())];
         if (owners.length === 0) {
+          target = "-";
           detail = "no owned task; nothing deleted";
           break;
         }
