@@ -202,14 +202,15 @@ function median(xs: number[]): number | undefined {
 /**
  * Failover per fault: each task running when the fault began (for a node fault: on that node;
  * for an owner-key deletion: that task) that later starts under a newer token before the next
- * fault begins counts once, with the time from the fault's start to that start.
+ * fault begins counts once, with the time from the fault's start to that start. A run the
+ * balancer handed over is a planned move, not a failover, and is left out.
  */
 function failovers(starts: StartEvent[], stops: HistoryEvent[], faults: FaultEvent[], endOfHistory: number): FailoverFigures[] {
   const byKind = new Map<FaultKind, { faults: number; times: number[]; notBack: number }>();
   const startsByTask = new Map<string, StartEvent[]>();
   for (const s of starts) startsByTask.set(s.task, [...(startsByTask.get(s.task) ?? []), s]);
-  const stopTimes = new Map<string, number>();
-  for (const e of stops) if (e.k === "stop") stopTimes.set(`${e.task}#${e.token}`, e.mono);
+  const stopOf = new Map<string, { mono: number; reason: string }>();
+  for (const e of stops) if (e.k === "stop") stopOf.set(`${e.task}#${e.token}`, { mono: e.mono, reason: e.reason });
   faults.forEach((f, i) => {
     const figures = byKind.get(f.kind) ?? { faults: 0, times: [], notBack: 0 };
     figures.faults++;
@@ -220,8 +221,10 @@ function failovers(starts: StartEvent[], stops: HistoryEvent[], faults: FaultEve
       const before = list.filter((s) => s.mono <= f.start);
       const current = before[before.length - 1];
       if (!current) continue;
-      const stoppedAt = stopTimes.get(`${task}#${current.token}`);
-      if (stoppedAt !== undefined && stoppedAt <= f.start) continue; // it was not running
+      const stopped = stopOf.get(`${task}#${current.token}`);
+      if (stopped !== undefined && stopped.mono <= f.start) continue; // it was not running
+      // Handed over by the balancer: a planned move, not a failover.
+      if (stopped?.reason === "balance") continue;
       if (NODE_FAULTS.has(f.kind) && current.node !== f.target) continue;
       const next = list.find((s) => s.mono > f.start && s.token > current.token);
       if (next && next.mono <= windowEnd) figures.times.push(next.mono - f.start);
