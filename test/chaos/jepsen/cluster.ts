@@ -48,6 +48,15 @@ interface Slot {
 
 const decoder = new TextDecoder();
 
+// Whatever ends the harness (a failed test, Ctrl-C), no node process outlives it.
+const running = new Set<ChildProcess>();
+process.on("exit", () => {
+  for (const p of running) {
+    p.kill("SIGCONT");
+    p.kill("SIGKILL");
+  }
+});
+
 export class Cluster {
   readonly dir: string;
   readonly historyDir: string;
@@ -151,6 +160,7 @@ export class Cluster {
     });
     const proc = spawn(this.options.binary, ["run"], { cwd: this.dir, env, stdio: ["ignore", "pipe", "pipe"] });
     slot.proc = proc;
+    running.add(proc);
     slot.url = `http://127.0.0.1:${port}`;
     slot.expectExit = false;
     slot.output = "";
@@ -161,6 +171,7 @@ export class Cluster {
     proc.stderr!.on("data", keep);
     slot.exited = new Promise<void>((resolve) =>
       proc.once("exit", (code, signal) => {
+        running.delete(proc);
         this.harness.write({
           k: "proc",
           node: name,

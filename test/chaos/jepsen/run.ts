@@ -183,6 +183,8 @@ function parseArgs(argv: string[]): ChaosOptions {
 }
 
 if (import.meta.main) {
+  // Ctrl-C: exit through process.exit so the exit hooks kill etcd and every node.
+  for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => process.exit(130));
   let options: ChaosOptions;
   try {
     options = parseArgs(process.argv.slice(2));
