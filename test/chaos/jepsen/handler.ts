@@ -88,7 +88,7 @@ async function txn(body: unknown): Promise<TxnAnswer> {
  * transaction comparing the stored value below the fence of token + 1 (a missing key fails a
  * VALUE compare, so the very first write creates the key only if it still does not exist).
  */
-async function commit(task: string, token: number, step: number, node: string): Promise<{ outcome: "accepted" | "rejected"; rev?: number; stored?: number }> {
+async function commit(task: string, token: number, step: number, node: string, attempt = 1): Promise<{ outcome: "accepted" | "rejected"; rev?: number; stored?: number }> {
   const key = b64(REGISTER_PREFIX + task);
   const value = b64(`${fence(token)},"token":${token},"step":${step},"node":${JSON.stringify(node)}}`);
   const put = [{ request_put: { key, value } }];
@@ -102,8 +102,9 @@ async function commit(task: string, token: number, step: number, node: string): 
   }
   const created = await txn({ compare: [{ key, target: "CREATE", result: "EQUAL", create_revision: "0" }], success: put, failure: read });
   if (created.succeeded) return { outcome: "accepted", rev: Number(created.header?.revision) };
-  // Someone created it in between: one more fenced attempt decides.
-  return commit(task, token, step, node);
+  // Someone created it in between: one more fenced attempt decides (registers are never deleted).
+  if (attempt >= 3) throw new Error(`register ${task} kept changing between compare and create`);
+  return commit(task, token, step, node, attempt + 1);
 }
 
 export default defineHandler({
