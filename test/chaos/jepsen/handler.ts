@@ -37,8 +37,8 @@ interface PausePrimitives {
 }
 
 // ---------------------------------------------------------------------------------------------
-// FALLBACK, remove once ctx.sleep / ctx.owned exist in the runtime (fencing work, issue 8 items
-// 1-3). It emulates them with what the context had before: the abort signal and a timer. This
+// FALLBACK, remove once ctx.sleep / ctx.owned exist in the runtime (the fencing work). It
+// emulates them with what the context had before: the abort signal and a timer. This
 // is exactly the old README pattern, so a node paused past its lease takes one more step after
 // SIGCONT and the checker reports it: the suite proves it can fail.
 // ---------------------------------------------------------------------------------------------
