@@ -13,7 +13,7 @@ import type { Etcd3, Watcher } from "etcd3";
 import { EtcdClient } from "../../../src/coordinators/etcd/client.ts";
 import { startEtcd, type EtcdServer } from "../../support/etcd.ts";
 import { freePort } from "../../support/ports.ts";
-import { sleep, waitFor } from "../../support/wait.ts";
+import { waitFor } from "../../support/wait.ts";
 import { childEnv } from "../../runtime/support/node.ts";
 import { HistoryWriter, monoNow } from "./history.ts";
 
@@ -310,4 +310,3 @@ export class Cluster {
   }
 }
 
-export { sleep };

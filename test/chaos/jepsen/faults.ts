@@ -4,7 +4,8 @@
  * how fast the machine is: "past the TTL" means TTL + a random 1–3.5 s.
  */
 import type { Cluster } from "./cluster.ts";
-import { NAMESPACE, sleep } from "./cluster.ts";
+import { NAMESPACE } from "./cluster.ts";
+import { sleep } from "../../support/wait.ts";
 import { type FaultEvent, type FaultKind, monoNow } from "./history.ts";
 import type { Random } from "./random.ts";
 

@@ -11,7 +11,8 @@
 import { parseDuration } from "../../../src/runtime/config/duration.ts";
 import { metaforaBinary } from "../../runtime/support/binary.ts";
 import { checkHistory, type FinalObservation } from "./checker.ts";
-import { Cluster, sleep } from "./cluster.ts";
+import { sleep } from "../../support/wait.ts";
+import { Cluster } from "./cluster.ts";
 import { FaultSchedule, restartNode, runFault } from "./faults.ts";
 import { type FaultEvent, monoNow, readHistory } from "./history.ts";
 import { Random, randomSeed } from "./random.ts";
