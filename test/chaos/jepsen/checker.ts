@@ -61,6 +61,13 @@ export interface CheckResult {
   primitives: { ctx: number; fallback: number };
 }
 
+/** Append to the list under `key` (in place: histories have hundreds of thousands of events). */
+function groupInto<T>(groups: Map<string, T[]>, key: string, item: T): void {
+  const list = groups.get(key);
+  if (list) list.push(item);
+  else groups.set(key, [item]);
+}
+
 /** The fault active at (or the last one ended before) time t, for evidence. */
 function faultAround(faults: FaultEvent[], t: number): string | undefined {
   let last: FaultEvent | undefined;
@@ -79,7 +86,7 @@ function staleSteps(steps: StepEvent[], commits: CommitEvent[], faults: FaultEve
   const outcome = new Map<string, CommitEvent["outcome"]>();
   for (const c of commits) outcome.set(`${c.task}#${c.token}#${c.step}`, c.outcome);
   const byTask = new Map<string, StepEvent[]>();
-  for (const s of steps) byTask.set(s.task, [...(byTask.get(s.task) ?? []), s]);
+  for (const s of steps) groupInto(byTask, s.task, s);
   for (const [task, list] of byTask) {
     list.sort((a, b) => a.mono - b.mono);
     let newest: StepEvent | undefined;
@@ -125,7 +132,7 @@ interface AcceptedWrite {
 function registerOrder(writes: AcceptedWrite[]): Violation[] {
   const out: Violation[] = [];
   const byTask = new Map<string, AcceptedWrite[]>();
-  for (const w of writes) byTask.set(w.task, [...(byTask.get(w.task) ?? []), w]);
+  for (const w of writes) groupInto(byTask, w.task, w);
   for (const [task, list] of byTask) {
     // One write per revision (both sources report the same ones).
     const byRev = new Map<number, AcceptedWrite>();
@@ -208,7 +215,7 @@ function median(xs: number[]): number | undefined {
 function failovers(starts: StartEvent[], stops: HistoryEvent[], faults: FaultEvent[], endOfHistory: number): FailoverFigures[] {
   const byKind = new Map<FaultKind, { faults: number; times: number[]; notBack: number }>();
   const startsByTask = new Map<string, StartEvent[]>();
-  for (const s of starts) startsByTask.set(s.task, [...(startsByTask.get(s.task) ?? []), s]);
+  for (const s of starts) groupInto(startsByTask, s.task, s);
   const stopOf = new Map<string, { mono: number; reason: string }>();
   for (const e of stops) if (e.k === "stop") stopOf.set(`${e.task}#${e.token}`, { mono: e.mono, reason: e.reason });
   faults.forEach((f, i) => {

@@ -44,7 +44,11 @@ export function formatReport(s: RunSummary): string {
   }
   lines.push(`tasks lost: ${r.tasksLost.length}${r.tasksLost.length ? ` (${r.tasksLost.slice(0, MAX_LISTED).join(", ")})` : ""}`);
   const byKind = new Map<string, Violation[]>();
-  for (const v of r.violations) byKind.set(v.kind, [...(byKind.get(v.kind) ?? []), v]);
+  for (const v of r.violations) {
+    const list = byKind.get(v.kind);
+    if (list) list.push(v);
+    else byKind.set(v.kind, [v]);
+  }
   lines.push(`violations: ${r.violations.length}${r.violations.length ? ` (${[...byKind].map(([k, l]) => `${k} ×${l.length}`).join(", ")})` : ""}`);
   for (const [, list] of byKind) {
     for (const v of list.slice(0, MAX_LISTED)) lines.push(describeViolation(v));
