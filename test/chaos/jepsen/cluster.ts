@@ -198,7 +198,10 @@ export class Cluster {
       },
       // Start-up of a ~100 MB binary on a loaded 2-core machine: generous, in TTLs.
       { timeout: 10 * this.ttlMs + 20_000, interval: 100 },
-    );
+    ).catch((err: Error) => {
+      const tail = slot.output.trim().split("\n").slice(-3).join(" | ");
+      throw new Error(`${err.message.split("\n")[0]}; its last output: ${tail || "(none)"}`);
+    });
   }
 
   /** Send a signal the harness takes responsibility for (the exit that may follow is explained). */

@@ -146,7 +146,7 @@ export async function runFault(cluster: Cluster, rng: Random, id: number, kind: 
       }
     }
   } catch (err) {
-    detail += `${detail ? "; " : ""}harness error: ${(err as Error).message.split("\n")[0]}`;
+    detail += `${detail ? "; " : ""}harness error: ${(err as Error).message.split("\n")[0]!.slice(0, 1500)}`;
   }
   const end = monoNow();
   return { k: "fault", id, kind, target, start, end, detail, wall: Math.round(Date.now() - (end - start)) };

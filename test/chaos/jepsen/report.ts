@@ -42,6 +42,8 @@ export function formatReport(s: RunSummary): string {
     const fig = f.medianMs === undefined ? "no task moved" : `median ${f.medianMs} ms, worst ${f.worstMs} ms over ${f.moved} task moves`;
     lines.push(`  ${f.kind.padEnd(13)} ×${f.faults}: ${fig}${f.notBackInWindow ? `; ${f.notBackInWindow} not back before the next fault` : ""}`);
   }
+  const troubled = s.faults.filter((f) => f.detail?.includes("harness error"));
+  if (troubled.length > 0) lines.push(`faults the harness could not complete (not violations, but look): ${troubled.map((f) => `#${f.id}`).join(", ")}`);
   lines.push(`tasks lost: ${r.tasksLost.length}${r.tasksLost.length ? ` (${r.tasksLost.slice(0, MAX_LISTED).join(", ")})` : ""}`);
   const byKind = new Map<string, Violation[]>();
   for (const v of r.violations) {
