@@ -99,6 +99,10 @@ export async function runChaos(options: ChaosOptions): Promise<RunSummary & { re
       cluster.harness.write(fault);
       faults.push(fault);
       log(`chaos ${options.label}: fault #${fault.id} ${fault.kind} ${fault.target} (${Math.round(fault.end - fault.start)} ms) ${fault.detail ?? ""}`);
+      // Let the cluster recover (bounded: two TTLs) before the next fault, so each fault hits
+      // running tasks and its failover is measured on its own; then a random gap.
+      await restartDeadNodes(cluster);
+      await waitSettled(cluster, tasks, 2 * ttlMs);
       const gap = rng.between(1000, 3000);
       if (monoNow() - began + gap >= options.durationMs) break;
       await sleep(gap);
