@@ -201,7 +201,9 @@ export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Prom
   // 6. Declarative tasks: submitted if absent; a task that exists already is left as it is.
   if (!shutdownRequested) await submitDeclarativeTasks(config, backend, log);
 
-  if (!shutdownRequested && consumer.state === "running") {
+  // A node whose lease went into doubt during start-up is suspended right now: it is still
+  // registered and turns ready (isReady checks the state) as soon as it has rejoined.
+  if (!shutdownRequested && (consumer.state === "running" || consumer.state === "suspended")) {
     ready = true;
     log.info(`ready: node "${config.node}" via ${backend.description}, ${built.names.length} handler(s), max_tasks ${config.maxTasks || "unlimited"}`);
     hooks.onReady?.(services, http?.url);
