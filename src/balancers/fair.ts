@@ -49,8 +49,12 @@ export interface FairBalancerOptions {
 }
 
 const CLAIM: ClaimDecision = { claim: true };
-/** A deferral older than this is forgotten (the task went elsewhere and came back later). */
-const DEFERRAL_MEMORY_MS = 10_000;
+/**
+ * A deferral that ended longer ago than this is forgotten: the consumer re-offers a deferred
+ * task as soon as its deferral ends, so a later offer means the task went elsewhere and came
+ * back (a new life, with a fresh defer limit).
+ */
+const DEFERRAL_MEMORY_MS = 1_000;
 /** Defaults, exported for the runtime's config and docs. */
 export const FAIR_DEFAULTS = { threshold: 1.2, releaseHold: 2000, claimDefer: [50, 250] as const, claimDeferLimit: 5000, allowance: 0.05 };
 
