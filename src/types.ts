@@ -232,9 +232,10 @@ export interface Balancer {
   /**
    * Membership-driven rebalancing (optional): after a change of the live node set, and on each
    * drift check, the ids this node should hand back so that nodes below their share can take
-   * them. Return [] when the spread is fine. The consumer paces the releases.
+   * them. Return [] when the spread is fine. The consumer paces the releases: it asks again
+   * before each slice, with `pass.step` > 0 once a rebalance is under way.
    */
-  rebalance?(trigger: RebalanceTrigger): string[] | Promise<string[]>;
+  rebalance?(trigger: RebalanceTrigger, pass?: { readonly step: number }): string[] | Promise<string[]>;
 }
 
 /** Outcome of Consumer.shutdown. */

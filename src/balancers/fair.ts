@@ -182,10 +182,11 @@ export class FairBalancer implements Balancer {
 
   /**
    * Tasks to hand back after a membership change or on a drift check: down to ceil(share),
-   * only when this node runs more than ceil(share) + allowance and some node is below its
+   * only when this node runs more than ceil(share) + allowance (checked when a rebalance
+   * starts; its later paced steps carry on down to ceil(share)) and some node is below its
    * share. Random picks among tasks not already stopping.
    */
-  rebalance(_trigger?: RebalanceTrigger): string[] {
+  rebalance(_trigger?: RebalanceTrigger, pass?: { readonly step: number }): string[] {
     const ctx = this.ctx;
     if (!ctx) return [];
     const tasks = ctx.tasks();
@@ -195,7 +196,8 @@ export class FairBalancer implements Balancer {
     const view = shareOf(ctx.cluster, ctx.node, tasks.length);
     if (view.nodes < 2) return [];
     const target = Math.ceil(view.share - EPSILON);
-    if (candidates.length <= target + allowanceFor(view.share, this.allowance)) return [];
+    const started = (pass?.step ?? 0) > 0;
+    if (candidates.length <= target + (started ? 0 : allowanceFor(view.share, this.allowance))) return [];
     // Someone must be able to take them: a node below its share (by more than what is already
     // unclaimed). Otherwise the tasks would only come back here.
     if (!(view.lowestOther < Math.floor(view.share + EPSILON))) return [];

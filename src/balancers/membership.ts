@@ -212,12 +212,12 @@ export class MembershipRebalancer {
     }, Math.min(delay, MAX_TIMER_DELAY));
   }
 
-  private async ask(trigger: RebalanceTrigger): Promise<string[]> {
+  private async ask(trigger: RebalanceTrigger, step: number): Promise<string[]> {
     const rebalance = this.host.balancer.rebalance;
     if (typeof rebalance !== "function") return [];
     let ids: unknown;
     try {
-      ids = await rebalance.call(this.host.balancer, trigger);
+      ids = await rebalance.call(this.host.balancer, trigger, { step });
     } catch (err) {
       this.host.log.error(`balancer.rebalance() failed: ${describeError(err)}`);
       return [];
@@ -231,7 +231,7 @@ export class MembershipRebalancer {
 
   private async paced(trigger: RebalanceTrigger): Promise<string[]> {
     const before = this.host.taskCount();
-    const first = await this.ask(trigger);
+    const first = await this.ask(trigger, 0);
     if (first.length === 0) {
       if (trigger.kind !== "drift") this.host.log.debug(`rebalance (${describeTrigger(trigger)}): within the fair share, nothing to release`);
       return [];
@@ -246,7 +246,7 @@ export class MembershipRebalancer {
         await this.wait(interval);
         if (this.closed || !this.host.active()) break;
         // Ask again: the view moves while we pace (others release, the joiner fills up).
-        batch = await this.ask(trigger);
+        batch = await this.ask(trigger, step);
         if (batch.length === 0) break;
       }
       const room = first.length - released.length;

@@ -190,10 +190,12 @@ describe("FairBalancer (ref §3.2)", () => {
     const released = b.rebalance({ kind: "join", nodes: ["n4"] });
     expect(released).toHaveLength(25);
     expect(new Set(released).size).toBe(25);
-    // Within the allowance (79 ≤ 75 + 4): keeps everything, so nothing ping-pongs.
+    // Within the allowance (79 ≤ 75 + 4): keeps everything, so nothing ping-pongs...
     const b2 = new FairBalancer();
     b2.init(context("n1", running(79), { n1: 79, n2: 79, n3: 79, n4: 63 }));
     expect(b2.rebalance({ kind: "drift" })).toEqual([]);
+    // ...but a rebalance under way (a later paced step) carries on down to ceil(share).
+    expect(b2.rebalance({ kind: "drift" }, { step: 2 })).toHaveLength(4);
     // Above the allowance but nobody below the share (the rest is unclaimed): nothing.
     const b3 = new FairBalancer();
     b3.init(context("n1", running(90), { n1: 90, n2: 80, n3: 80 }, 10));
