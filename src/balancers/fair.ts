@@ -18,9 +18,9 @@
  * Claim time: share = ceil((claimed + unclaimed) / live nodes). A node at or above its share
  * defers a task briefly (jittered `claimDefer`) instead of sleeping in the claim path, so a
  * bulk submit or a release spreads to the least loaded nodes without waiting for a rebalance.
- * It keeps deferring the same task while some live node is still below its share, for at most
- * `claimDeferLimit` ms in all; then it claims it, so no task starves because, say, the nodes
- * below their share are full or lack its handler.
+ * It keeps deferring the same task while some live node is still below its share and that node
+ * keeps gaining tasks, for at most `claimDeferLimit` ms in all; then it claims it, so no task
+ * starves because, say, the nodes below their share are full, shutting down or lack its handler.
  */
 import { ConfigError } from "../errors.ts";
 import type { Balancer, BalancerContext, ClaimDecision, ClusterState, RebalanceTrigger } from "../types.ts";
@@ -49,6 +49,23 @@ export interface FairBalancerOptions {
 }
 
 const CLAIM: ClaimDecision = { claim: true };
+
+interface Deferral {
+  /** End of the latest deferral (epoch ms). */
+  readonly until: number;
+  /** Start of the first deferral of this task's current life. */
+  readonly since: number;
+  /** The least loaded other node's count when last seen rising, and when that was. */
+  readonly lowest: number;
+  readonly progressAt: number;
+}
+
+/**
+ * Keep deferring to the nodes below their share only while they make progress: if the least
+ * loaded one has not gained a task for this long (it is shutting down, full, or lacks the
+ * handler), claim.
+ */
+const STALL_MS = 1_000;
 /**
  * A deferral that ended longer ago than this is forgotten: the consumer re-offers a deferred
  * task as soon as its deferral ends, so a later offer means the task went elsewhere and came
@@ -112,7 +129,7 @@ export class FairBalancer implements Balancer {
   /** No claims before this epoch ms (set by balance when it released something). */
   private holdUntil = 0;
   /** Tasks deferred for fairness: id → end of the latest deferral and start of the first. */
-  private readonly deferred = new Map<string, { until: number; since: number }>();
+  private readonly deferred = new Map<string, Deferral>();
   private pruneAt = 4096;
 
   constructor(opts: FairBalancerOptions = {}) {
@@ -156,12 +173,11 @@ export class FairBalancer implements Balancer {
     const ctx = this.ctx;
     if (!ctx) return CLAIM;
 
-    let since = now;
-    const earlier = this.deferred.get(task.id);
+    let earlier = this.deferred.get(task.id);
     if (earlier !== undefined) {
       this.deferred.delete(task.id);
       // A deferral that ended long ago belongs to an earlier life of the task: start afresh.
-      if (now - earlier.until < DEFERRAL_MEMORY_MS) since = earlier.since;
+      if (now - earlier.until >= DEFERRAL_MEMORY_MS) earlier = undefined;
     }
 
     const local = ctx.taskCount?.() ?? ctx.tasks().length;
@@ -169,14 +185,24 @@ export class FairBalancer implements Balancer {
     const view = shareOf(ctx.cluster, ctx.node, local, ctx.cluster.unclaimedCount() > 0 ? 0 : 1);
     const share = Math.ceil(view.share - EPSILON);
     if (local < share) return CLAIM;
+    let since = now;
+    let lowest = view.lowestOther;
+    let progressAt = now;
     if (earlier !== undefined) {
-      // Deferred before and back again: keep deferring while a node below its share may take
-      // it, but never longer than the limit in all (that node may be full or lack a handler).
-      if (!(view.lowestOther < share) || now - since >= this.deferLimit) return CLAIM;
+      // Deferred before and back again: keep deferring while a node below its share is taking
+      // tasks, but never longer than the limit in all (that node may be full, lack a handler,
+      // or be shutting down).
+      if (!(view.lowestOther < share) || now - earlier.since >= this.deferLimit) return CLAIM;
+      since = earlier.since;
+      if (view.lowestOther <= earlier.lowest) {
+        if (now - earlier.progressAt >= STALL_MS) return CLAIM;
+        lowest = earlier.lowest;
+        progressAt = earlier.progressAt;
+      }
     }
 
     const until = now + this.deferMin + this.random() * this.deferSpan;
-    this.rememberDeferral(task.id, until, since, now);
+    this.rememberDeferral(task.id, { until, since, lowest, progressAt }, now);
     return { claim: false, until };
   }
 
@@ -238,8 +264,8 @@ export class FairBalancer implements Balancer {
     return candidates.slice(0, n);
   }
 
-  private rememberDeferral(id: string, until: number, since: number, now: number): void {
-    this.deferred.set(id, { until, since });
+  private rememberDeferral(id: string, deferral: Deferral, now: number): void {
+    this.deferred.set(id, deferral);
     // Forget deferrals of tasks that were claimed elsewhere and never came back.
     // The threshold doubles with what survives, so pruning stays amortised O(1) per call.
     if (this.deferred.size > this.pruneAt) {

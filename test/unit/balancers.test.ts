@@ -153,6 +153,25 @@ describe("FairBalancer (ref §3.2)", () => {
     expect(b.canClaim({ id: "new" })).toEqual({ claim: true });
   });
 
+  test("claim-time fairness: deferring lasts only while the node below its share keeps gaining tasks", () => {
+    let now = 5_000_000;
+    let n2 = 0;
+    const b = new FairBalancer({ claimDefer: [100, 100], claimDeferLimit: 10_000, random: () => 0, now: () => now });
+    b.init({ node: "n1", tasks: () => running(20), cluster: { nodeTaskCounts: () => new Map([["n1", 20], ["n2", n2]]), unclaimedCount: () => 20 - n2 } });
+    // share ceil(40/2) = 20: n1 is at it, n2 below. n2 claims steadily: n1 keeps deferring.
+    expect(b.canClaim({ id: "x" }).claim).toBe(false);
+    for (let i = 0; i < 15; i++) {
+      now += 100;
+      n2++;
+      expect(b.canClaim({ id: "x" }).claim).toBe(false);
+    }
+    // n2 stops gaining (shutting down, full, no handler): after a second without progress, claim.
+    now += 100;
+    expect(b.canClaim({ id: "x" }).claim).toBe(false);
+    now += 900;
+    expect(b.canClaim({ id: "x" })).toEqual({ claim: true });
+  });
+
   test("claim-time fairness: a deferred task that comes back when nobody is below the share is claimed", () => {
     let now = 5_000_000;
     let counts: Record<string, number> = { n1: 11, n2: 10, n3: 10 };
