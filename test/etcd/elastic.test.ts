@@ -189,6 +189,11 @@ class EtcdCluster {
     return this.ledger.running === total && counts.every((c) => Math.abs(c - share) <= 0.2 * share);
   }
 
+  /** Balanced and no handler started for `quiet` ms: earlier rebalances are over. */
+  async settled(total: number, quiet = 1000): Promise<void> {
+    await waitFor("the cluster to settle", () => this.balanced(total) && Date.now() - Math.max(0, ...this.ledger.starts.map((s) => s.at)) >= quiet, { timeout: 20_000, interval: 50 });
+  }
+
   logLines(): string[] {
     return [...this.consumers.values()].flatMap((c) => c.log.lines.map((l) => l.message));
   }
@@ -205,6 +210,7 @@ test("join, then SIGKILL and return of a node process: each gets its share; only
   for (const n of ["n1", "n2", "n3"]) await c.start(n);
   await c.submit(TASKS);
   await waitFor("320 tasks spread over 3 nodes", () => c.balanced(TASKS), { timeout: 20_000 });
+  await c.settled(TASKS);
 
   // Join: a fresh node process.
   let before = c.counts();
@@ -218,6 +224,7 @@ test("join, then SIGKILL and return of a node process: each gets its share; only
   // kill -9: the survivors take over once its lease expires.
   await c.kill("p1");
   await waitFor("the survivors to run every task", () => c.balanced(TASKS), { timeout: 20_000 });
+  await c.settled(TASKS);
 
   // Return under the same name.
   before = c.counts(["n1", "n2", "n3"]);
@@ -234,6 +241,7 @@ test("SIGTERM handoff: a leaving node's tasks spread evenly over the others, not
   for (const n of ["n1", "n2", "n3", "n4"]) await c.start(n);
   await c.submit(TASKS);
   await waitFor("320 tasks spread over 4 nodes", () => c.balanced(TASKS), { timeout: 20_000 });
+  await c.settled(TASKS);
   const mark = Date.now();
   await c.stop("n1");
   await waitFor("the other three to share n1's tasks (±20 %)", () => c.balanced(TASKS), { timeout: 20_000 });

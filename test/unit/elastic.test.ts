@@ -97,6 +97,11 @@ class MemoryCluster {
     return [...this.counts().values()].every((c) => Math.abs(c - share) <= 0.2 * share);
   }
 
+  /** Balanced and no task started for `quiet` ms: rebalances of the set-up are over. */
+  async settled(quiet = 500): Promise<void> {
+    await waitFor("the cluster to settle", () => this.balanced() && Date.now() - Math.max(0, ...this.ledger.runs.map((r) => r.started)) >= quiet, { timeout: 15_000, interval: 25 });
+  }
+
   logLines(): string[] {
     return [...this.nodes.values()].flatMap((n) => n.log.lines.map((l) => l.message));
   }
@@ -128,6 +133,7 @@ async function balancedCluster(names: string[]): Promise<MemoryCluster> {
   for (const n of names) await c.start(n);
   await c.submit(TASKS);
   await waitFor(`${TASKS} tasks spread over ${names.length} nodes`, () => c.balanced() || undefined, { timeout: 15_000 });
+  await c.settled();
   return c;
 }
 
@@ -153,6 +159,7 @@ describe("elastic rebalancing (memory)", () => {
     cluster = await balancedCluster(["n1", "n2", "n3", "n4"]);
     await cluster.kill("n2");
     await waitFor("the survivors to take over every task", () => cluster!.balanced() || undefined, { timeout: 15_000 });
+    await cluster.settled();
     const before = [...cluster.counts().values()];
     const mark = Date.now();
     await cluster.start("n2");
