@@ -62,10 +62,10 @@ interface Deferral {
 
 /**
  * Keep deferring to the nodes below their share only while they make progress: if the least
- * loaded one has not gained a task for this long (it is shutting down, full, or lacks the
- * handler), claim.
+ * loaded one has not gained a task for this long (it is full, lacks the handler, or is gone
+ * and its lease not yet expired), or has lost tasks (it is shutting down), claim.
  */
-const STALL_MS = 1_000;
+const STALL_MS = 500;
 /**
  * A deferral that ended longer ago than this is forgotten: the consumer re-offers a deferred
  * task as soon as its deferral ends, so a later offer means the task went elsewhere and came
@@ -194,7 +194,8 @@ export class FairBalancer implements Balancer {
       // or be shutting down).
       if (!(view.lowestOther < share) || now - earlier.since >= this.deferLimit) return CLAIM;
       since = earlier.since;
-      if (view.lowestOther <= earlier.lowest) {
+      if (view.lowestOther < earlier.lowest) return CLAIM;
+      if (view.lowestOther === earlier.lowest) {
         if (now - earlier.progressAt >= STALL_MS) return CLAIM;
         lowest = earlier.lowest;
         progressAt = earlier.progressAt;

@@ -136,20 +136,27 @@ describe("FairBalancer (ref §3.2)", () => {
 
   test("claim-time fairness: at or above the fair share it defers while a node is below its share, up to the limit", () => {
     let now = 5_000_000;
+    let n3 = 0;
     const b = new FairBalancer({ claimDefer: [100, 200], claimDeferLimit: 1000, random: () => 0.5, now: () => now });
-    // 3 nodes, 31 claimed + the task at hand → share ceil(32/3) = 11; this node holds 11.
-    b.init(context("n1", running(11), { n1: 11, n2: 10, n3: 10 }));
+    // 3 nodes, 32 tasks (n3 claiming the unclaimed ones) → share ceil(32/3) = 11; this node holds 11.
+    b.init({ node: "n1", tasks: () => running(11), cluster: { nodeTaskCounts: () => new Map([["n1", 11], ["n2", 10], ["n3", n3]]), unclaimedCount: () => 11 - n3 } });
     const first = b.canClaim({ id: "new" });
     expect(first).toEqual({ claim: false, until: now + 150 });
     // Another task is deferred too.
     expect(b.canClaim({ id: "other" }).claim).toBe(false);
-    // n2 and n3 are still below their share when "new" comes back: defer again, and again...
+    // n3 is still below its share (and gaining) when "new" comes back: defer again, and again...
     now += 150;
+    n3++;
     expect(b.canClaim({ id: "new" })).toEqual({ claim: false, until: now + 150 });
-    now += 700;
+    now += 400;
+    n3++;
+    expect(b.canClaim({ id: "new" }).claim).toBe(false);
+    now += 300;
+    n3++;
     expect(b.canClaim({ id: "new" }).claim).toBe(false);
     // ...until it has waited claimDeferLimit in all: then it is claimed (no starvation).
     now += 150;
+    n3++;
     expect(b.canClaim({ id: "new" })).toEqual({ claim: true });
   });
 
@@ -165,11 +172,16 @@ describe("FairBalancer (ref §3.2)", () => {
       n2++;
       expect(b.canClaim({ id: "x" }).claim).toBe(false);
     }
-    // n2 stops gaining (shutting down, full, no handler): after a second without progress, claim.
+    // n2 stops gaining (full, no handler): after half a second without progress, claim.
     now += 100;
     expect(b.canClaim({ id: "x" }).claim).toBe(false);
-    now += 900;
+    now += 400;
     expect(b.canClaim({ id: "x" })).toEqual({ claim: true });
+    // n2 loses tasks (it is shutting down): claim at once.
+    expect(b.canClaim({ id: "y" }).claim).toBe(false);
+    now += 100;
+    n2--;
+    expect(b.canClaim({ id: "y" })).toEqual({ claim: true });
   });
 
   test("claim-time fairness: a deferred task that comes back when nobody is below the share is claimed", () => {
