@@ -9,6 +9,7 @@
  */
 import { setImmediate } from "node:timers";
 import { FairBalancer } from "./balancers/fair.ts";
+import { MembershipRebalancer, rebalanceLogLine, type RebalanceOptions, type RebalanceReport } from "./balancers/membership.ts";
 import { PendingQueue } from "./claim-queue.ts";
 import { ConfigError, describeError, MetaforaError } from "./errors.ts";
 import { Emitter } from "./events.ts";
@@ -49,6 +50,12 @@ export interface ConsumerOptions {
   balanceEvery?: number;
   /** Each cycle waits balanceEvery + uniform jitter in [0, balanceJitter) ms (default 10 s). */
   balanceJitter?: number;
+  /**
+   * Membership-driven rebalancing (see balancers/membership.ts): when nodes join, leave or
+   * return, and on a drift check, hand back paced excess via balancer.rebalance(). false
+   * disables it; the periodic balance is unaffected.
+   */
+  rebalance?: RebalanceOptions | false;
   /** At most this many running tasks (default Infinity); a full node never claims. */
   maxTasks?: number;
   /** After a handler throws, this node ignores the task for initial × 2^(failures−1) ms, capped at max. */
@@ -82,6 +89,8 @@ export interface ConsumerEvents {
   // deno-lint-ignore ban-types
   resumed: Record<string, never>;
   command: { command: NodeCommand };
+  /** A rebalance (membership, drift, periodic or command) stopped tasks so they are released. */
+  rebalanced: RebalanceReport;
   stopped: ShutdownReport;
 }
 
@@ -159,6 +168,7 @@ export class Consumer {
 
   private readonly balancerContext: BalancerContext;
   private readonly coordinatorContext: CoordinatorContext;
+  private readonly rebalancer: MembershipRebalancer;
 
   constructor(opts: ConsumerOptions) {
     if (!opts || typeof opts !== "object") throw new ConfigError("Consumer options must be an object");
@@ -221,6 +231,19 @@ export class Consumer {
       suspend: (deadline) => this.suspend(deadline),
       resume: () => this.resume(),
     };
+    this.rebalancer = new MembershipRebalancer(
+      {
+        node: this.node,
+        balancer: this.balancer,
+        log: this.log,
+        cluster: () => this.coordinator.cluster,
+        active: () => this.current === "running" && !this.isFrozen,
+        taskCount: () => this.running.size,
+        stop: (ids) => ids.filter((id) => this.running.get(id)?.stopped === undefined && this.stopTask(id, "balance")),
+        report: (report) => this.reportRebalance(report),
+      },
+      opts.rebalance,
+    );
   }
 
   get state(): ConsumerState {
@@ -307,8 +330,9 @@ export class Consumer {
   }
 
   /** Run the balancer now and stop what it picks (reason "balance"); returns the ids stopped. */
-  async balanceNow(): Promise<string[]> {
+  async balanceNow(why: "command" | "periodic" = "command"): Promise<string[]> {
     if (this.current === "stopping" || this.current === "stopped") return [];
+    const before = this.running.size;
     let ids: unknown;
     try {
       ids = await this.balancer.balance();
@@ -328,8 +352,13 @@ export class Consumer {
       }
       if (this.stopTask(id, "balance")) stopped.push(id);
     }
-    if (stopped.length > 0) this.log.info(`balance: releasing ${stopped.length} task(s): ${stopped.join(", ")}`);
+    if (stopped.length > 0) this.reportRebalance({ trigger: { kind: why }, released: stopped, before });
     return stopped;
+  }
+
+  private reportRebalance(report: RebalanceReport): void {
+    this.log.info(rebalanceLogLine(this.node, report, this.coordinator.cluster));
+    this.events.emit("rebalanced", report);
   }
 
   /**
@@ -368,6 +397,7 @@ export class Consumer {
     if (this.current === "running" || this.current === "suspended") {
       this.log.info(`started on ${this.coordinator.name}`);
       this.scheduleBalance();
+      this.rebalancer.start();
       this.scheduleDrain();
     }
   }
@@ -386,6 +416,7 @@ export class Consumer {
       }
       this.log.info(`shutting down (${this.running.size} running task(s), timeout ${timeout} ms)`);
       if (this.balanceTimer !== undefined) clearTimeout(this.balanceTimer);
+      this.rebalancer.close();
       this.ignore.close();
       this.pending.clear();
       this.held.clear();
@@ -433,6 +464,7 @@ export class Consumer {
     this.gaveUp = true;
     this.ignore.close();
     if (this.balanceTimer !== undefined) clearTimeout(this.balanceTimer);
+    this.rebalancer.close();
     this.log.info(report.clean ? "stopped" : `stopped; handlers still running: ${report.stuck.join(", ")}`);
     this.events.emit("stopped", report);
     this.resolveStopped(report);
@@ -520,7 +552,7 @@ export class Consumer {
           this.unfreeze();
           return;
         case "balance":
-          void this.balanceNow();
+          void this.balanceNow("command");
           return;
         case "stop_task": {
           const id = cmd.parameters?.task;
@@ -866,7 +898,7 @@ export class Consumer {
   private runDueBalance(): void {
     if (!this.balanceDue || this.isFrozen || this.current !== "running") return;
     this.balanceDue = false;
-    void this.balanceNow().finally(() => this.scheduleBalance());
+    void this.balanceNow("periodic").finally(() => this.scheduleBalance());
   }
 }
 

@@ -101,6 +101,12 @@ export interface ClusterState {
   nodeTaskCounts(): ReadonlyMap<string, number>;
   /** Tasks that exist and have no owner right now, as far as this node has seen. */
   unclaimedCount(): number;
+  /**
+   * Subscribe to changes of the live node set (a node registered, left, or its lease ended).
+   * Called after the view changed; it may fire for no visible change. Returns the unsubscribe
+   * function. Optional: without it, membership changes are noticed by the drift check only.
+   */
+  onChange?(listener: () => void): () => void;
 }
 
 /** Callbacks a coordinator uses to push events into its consumer. */
@@ -210,6 +216,15 @@ export interface BalancerContext {
   readonly cluster: ClusterState;
 }
 
+/**
+ * Why a rebalance runs: a node joined (a name not seen before), returned (seen, left, back),
+ * or left; the spread drifted (found by the periodic drift check); the periodic balance; or a
+ * `balance` command.
+ */
+export type RebalanceTrigger =
+  | { readonly kind: "join" | "return" | "leave"; readonly nodes: readonly string[] }
+  | { readonly kind: "drift" | "periodic" | "command" };
+
 /** Decides what this node claims and what it gives up. A plain object works. */
 export interface Balancer {
   /** Called once, before the coordinator's init. */
@@ -218,6 +233,13 @@ export interface Balancer {
   canClaim(task: Task): ClaimDecision | Promise<ClaimDecision>;
   /** Ids of running tasks this node should release now. */
   balance(): string[] | Promise<string[]>;
+  /**
+   * Membership-driven rebalancing (optional): after a change of the live node set, and on each
+   * drift check, the ids this node should hand back so that nodes below their share can take
+   * them. Return [] when the spread is fine. The consumer paces the releases: it asks again
+   * before each slice, with `pass.step` > 0 once a rebalance is under way.
+   */
+  rebalance?(trigger: RebalanceTrigger, pass?: { readonly step: number }): string[] | Promise<string[]>;
 }
 
 /** Outcome of Consumer.shutdown. */

@@ -9,6 +9,7 @@
  * ourselves (timer drift) into `metafora_event_loop_lag_seconds`.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { shareOf } from "../balancers/fair.ts";
 import type { Consumer, ConsumerEvents } from "../consumer.ts";
 import { STATE_CODES } from "../statemachine/types.ts";
 import type { ClusterState, RunningTask, StopReason } from "../types.ts";
@@ -47,6 +48,10 @@ export interface Metrics {
   readonly keepaliveLatency: Histogram;
   readonly loopLag: Histogram;
   readonly frozen: Gauge;
+  /** Tasks stopped by rebalances, by trigger: join, return, leave, drift, periodic, command. */
+  readonly rebalanceReleases: Counter<"trigger">;
+  readonly fairShare: Gauge;
+  readonly fairShareDistance: Gauge;
   readonly statefulTasks: Gauge<"state">;
   /** A lease keepalive round trip took `ms` (wired to the etcd coordinator's hook). */
   observeKeepalive(ms: number): void;
@@ -74,7 +79,12 @@ export interface AttachOptions {
 
 interface MetricsInternals extends Metrics {
   /** Collect hooks installed by attachConsumerMetrics. */
-  sources: { tasks?: () => RunningTask[]; frozen?: () => boolean; stateOf?: AttachOptions["stateOf"] };
+  sources: {
+    tasks?: () => RunningTask[];
+    frozen?: () => boolean;
+    stateOf?: AttachOptions["stateOf"];
+    share?: () => { share: number; local: number } | undefined;
+  };
   cleanups: Array<() => void>;
 }
 
@@ -135,8 +145,42 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     },
   });
 
+  const fairShare = new Gauge({
+    name: "metafora_fair_share_tasks",
+    help: "This node's fair share of the cluster's tasks: (claimed + unclaimed) / live nodes, as its cluster view sees it.",
+    registers,
+    collect() {
+      const view = readShare();
+      if (view) this.set(view.share);
+    },
+  });
+  const fairShareDistance = new Gauge({
+    name: "metafora_fair_share_distance_ratio",
+    help: "How far this node is from its fair share: (running − share) / share; 0.2 is 20 % above it.",
+    registers,
+    collect() {
+      const view = readShare();
+      if (view) this.set(view.share > 0 ? (view.local - view.share) / view.share : 0);
+    },
+  });
+  const readShare = (): { share: number; local: number } | undefined => {
+    try {
+      return sources.share?.();
+    } catch {
+      return undefined; // a broken view must not break the scrape
+    }
+  };
+
   const metrics: MetricsInternals = {
     registry,
+    fairShare,
+    fairShareDistance,
+    rebalanceReleases: new Counter({
+      name: "metafora_rebalance_releases_total",
+      help: "Tasks this node stopped to rebalance, by trigger (join, return, leave, drift, periodic, command).",
+      labelNames: ["trigger"] as const,
+      registers,
+    }),
     contentType: registry.contentType,
     // prom-client separates metric families with empty lines; the text format needs none and
     // some scrapers and diff tools trip over them.
@@ -246,6 +290,9 @@ export function attachConsumerMetrics(metrics: Metrics, consumer: MetricsConsume
   m.sources.tasks = () => consumer.tasks();
   m.sources.frozen = () => consumer.frozen();
   if (opts.stateOf) m.sources.stateOf = opts.stateOf;
+  const cluster = opts.cluster;
+  const self = opts.node;
+  if (cluster && self !== undefined) m.sources.share = () => shareOf(cluster, self, consumer.tasks().length);
 
   // Handler of each task we run, so events that carry only the id can be labelled.
   const handlerOf = new Map<string, string>();
@@ -287,6 +334,7 @@ export function attachConsumerMetrics(metrics: Metrics, consumer: MetricsConsume
       metrics.releaseBackoffs.inc({ handler: handlerFor(e.taskId) });
     }),
     consumer.on("suspended", () => metrics.suspensions.inc()),
+    consumer.on("rebalanced", (e: ConsumerEvents["rebalanced"]) => metrics.rebalanceReleases.inc({ trigger: e.trigger.kind }, e.released.length)),
   ];
   let detached = false;
   const detach = (): void => {

@@ -3,6 +3,7 @@
  * server and the consumer, submit declarative tasks, then wait for a signal and shut down.
  * Resolves with the process exit code (exit-codes.ts); main.ts exits with it.
  */
+import { FairBalancer } from "../balancers/fair.ts";
 import { Consumer } from "../consumer.ts";
 import { ConfigError, describeError, NodeNameTakenError, TaskExistsError } from "../errors.ts";
 import { isTerminal } from "../statemachine/types.ts";
@@ -70,6 +71,8 @@ export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Prom
     handlers: built.handlers,
     maxTasks: config.maxTasks === 0 ? Infinity : config.maxTasks,
     balanceEvery: config.balanceEvery,
+    balancer: new FairBalancer({ allowance: config.rebalance.allowance, claimDeferLimit: config.rebalance.claimDeferLimit }),
+    rebalance: config.rebalance.enabled ? { debounce: config.rebalance.debounce, jitter: config.rebalance.jitter, driftEvery: config.rebalance.driftEvery, window: config.rebalance.window, steps: config.rebalance.steps } : false,
     claimConcurrency: backend.claimConcurrency,
     releasePacing: { within: config.quickRelease, initial: config.releaseBackoff, max: config.releaseBackoffMax },
     log,

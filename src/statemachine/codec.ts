@@ -3,7 +3,7 @@
  * state and commands and we read theirs.
  *
  *   State:   {"state":"sleeping","until":"2026-11-22T14:40:02.540968101Z","errors":[{"timestamp":"…","error":"boom"}]}
- *   Message: {"message":"sleep","until":"…"}   {"message":"error","error":"text"}
+ *   Message: {"message":"sleep","until":"…"}   {"message":"error","error_text":"text"}
  *
  * Times are RFC 3339. We read up to 9 fractional digits (Go writes nanoseconds; a Date keeps
  * milliseconds, the rest is dropped) and write milliseconds with trailing zeros trimmed, as
@@ -100,20 +100,27 @@ export function decodeState(text: string): State {
 }
 
 /**
- * Encode a command. Errors travel as TEXT ({"message":"error","error":"text"}): Go encodes an
- * error value as {} and cannot decode a string into its `error` field either, so error
- * commands do not round-trip with Go in either direction; every other message does.
+ * Encode a command so that a Go node can always decode it. Go's `error` field holds an error
+ * interface: Go writes it as {} and fails to decode anything there but null, and a command it
+ * cannot decode is never taken. So the `error` field is never written; an error command
+ * carries its text in `error_text`, which Go ignores (it decodes the command as an error
+ * without a cause, finds it invalid and drops it) and our nodes read. Every other message
+ * round-trips with Go unchanged.
  */
 export function encodeMessage(message: Message): string {
   const problem = messageProblem(message);
   if (problem) throw new TypeError(`cannot encode command: ${problem}`);
   const out: Record<string, unknown> = { message: message.code };
   if (message.until) out.until = formatTime(message.until);
-  if (message.error !== undefined) out.error = typeof message.error === "string" ? message.error : message.error.message;
+  if (message.error !== undefined) out.error_text = typeof message.error === "string" ? message.error : message.error.message;
   return goJson(out);
 }
 
-/** Decode a command; throws if it is not JSON or not a well-formed message. */
+/**
+ * Decode a command; throws if it is not JSON or not a well-formed message. The error text is
+ * read from `error_text` (ours), else from `error`: a string (what our nodes wrote before
+ * `error_text`) or Go's {} (text lost, see UNKNOWN_GO_ERROR).
+ */
 export function decodeMessage(text: string): Message {
   const raw = parseObject(text, "command");
   if (!isMessageCode(raw.message)) {
@@ -121,7 +128,11 @@ export function decodeMessage(text: string): Message {
   }
   const until = optionalTime(raw.until, "command.until");
   let error: string | undefined;
-  if (typeof raw.error === "string") error = raw.error;
+  if (raw.error_text !== undefined && raw.error_text !== null && typeof raw.error_text !== "string") {
+    throw new TypeError(`command.error_text is ${typeof raw.error_text}; expected a string`);
+  }
+  if (typeof raw.error_text === "string") error = raw.error_text;
+  else if (typeof raw.error === "string") error = raw.error;
   else if (raw.error !== null && typeof raw.error === "object") error = UNKNOWN_GO_ERROR;
   else if (raw.error !== undefined && raw.error !== null) throw new TypeError(`command.error is ${typeof raw.error}; expected a string`);
   const message: { code: Message["code"]; until?: Date; error?: string } = { code: raw.message };

@@ -119,7 +119,9 @@ export async function startNode(
     coordinator,
     node: name,
     handler: ledger.handler(name),
+    // Tests here move tasks only when they say so (balanceNow, commands, shutdown).
     balanceEvery: Infinity,
+    rebalance: false,
     log,
     ...opts.consumer,
   });

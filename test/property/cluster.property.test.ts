@@ -1,6 +1,8 @@
 /**
  * Property test: N consumers (2–5) on one MemoryBroker, M tasks (1–200), random interleavings of
- * submit, release, done, freeze/unfreeze, balance, shutdown and restart. Invariants:
+ * submit, release, done, freeze/unfreeze, balance, shutdown, restart, joins of new nodes and
+ * abrupt stops (the node's handlers die and nothing is released; its claims end all at once,
+ * as with an expired lease), with membership-driven rebalancing on. Invariants:
  *   1. never two running instances of one task at any moment (checked on every handler start);
  *   2. a task that finished (done) never runs again;
  *   3. fencing tokens of successive runs of a task strictly increase;
@@ -15,14 +17,16 @@ import { freeze, unfreeze, balance as balanceCmd } from "../../src/command.ts";
 import { Consumer } from "../../src/consumer.ts";
 import { MemoryBroker } from "../../src/coordinators/memory/broker.ts";
 import { silentLogger } from "../../src/log.ts";
-import type { Handler, HandlerResult } from "../../src/types.ts";
+import type { Coordinator, Handler, HandlerResult } from "../../src/types.ts";
 import { sleep, waitFor } from "../support/wait.ts";
 
 type Op =
   | { kind: "submit"; from: number; count: number }
   /** Finish the running task at index `pick` (mod the running count), or `count` of them. */
   | { kind: "release" | "done"; pick: number; count: number }
-  | { kind: "freeze" | "unfreeze" | "balance" | "shutdown" | "restart"; node: number };
+  | { kind: "freeze" | "unfreeze" | "balance" | "shutdown" | "restart" | "kill"; node: number }
+  /** Start one of the extra nodes (a name not seen before, or one that left: a return). */
+  | { kind: "join"; extra: number };
 
 interface Scenario {
   nodes: number;
@@ -39,7 +43,8 @@ const scenario: fc.Arbitrary<Scenario> = fc
     const op: fc.Arbitrary<Op> = fc.oneof(
       { weight: 4, arbitrary: fc.record({ kind: fc.constant("submit" as const), from: task, count: fc.integer({ min: 1, max: Math.max(1, tasks) }) }) },
       { weight: 4, arbitrary: fc.record({ kind: fc.constantFrom("release" as const, "done" as const), pick: fc.nat(), count: fc.oneof(fc.constant(1), fc.integer({ min: 2, max: 50 })) }) },
-      { weight: 3, arbitrary: fc.record({ kind: fc.constantFrom("freeze" as const, "unfreeze" as const, "balance" as const, "shutdown" as const, "restart" as const), node }) },
+      { weight: 3, arbitrary: fc.record({ kind: fc.constantFrom("freeze" as const, "unfreeze" as const, "balance" as const, "shutdown" as const, "restart" as const, "kill" as const), node }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant("join" as const), extra: fc.integer({ min: 0, max: EXTRA_NODES - 1 }) }) },
     );
     // pause: 0 = none, 1 = one event-loop turn, 2+ = that many ms.
     const step = fc.record({ op, pause: fc.oneof(fc.constant(0), fc.constant(1), fc.integer({ min: 2, max: 6 })) });
@@ -50,6 +55,40 @@ const scenario: fc.Arbitrary<Scenario> = fc
       ops: fc.array(step, { minLength: 5, maxLength: 60 }),
     });
   });
+
+/** Nodes that may join later, beyond the scenario's own. */
+const EXTRA_NODES = 2;
+/** Fast membership rebalancing, so that it runs inside the short scenarios. */
+const REBALANCE = { debounce: 5, jitter: 10, window: 20, steps: 2, driftEvery: 60 };
+
+/**
+ * A coordinator whose node can die: after kill(), releases and dones no longer reach the
+ * broker. A done that dies with its node is reported: that task is not finished and will run
+ * again, as after a crash.
+ */
+function killable(inner: Coordinator, lostDone: (id: string) => void): Coordinator & { kill(): void } {
+  let dead = false;
+  return {
+    get name() {
+      return inner.name;
+    },
+    get cluster() {
+      return inner.cluster;
+    },
+    get client() {
+      return inner.client;
+    },
+    init: (ctx) => inner.init(ctx),
+    claim: (t) => inner.claim(t),
+    release: async (t) => (dead ? undefined : inner.release(t)),
+    done: async (t) => (dead ? lostDone(t.id) : inner.done(t)),
+    claimDeadline: () => inner.claimDeadline(),
+    close: () => inner.close(),
+    kill() {
+      dead = true;
+    },
+  };
+}
 
 async function check(s: Scenario): Promise<void> {
   const broker = new MemoryBroker();
@@ -88,22 +127,27 @@ async function check(s: Scenario): Promise<void> {
   });
 
   const names = Array.from({ length: s.nodes }, (_, i) => `node${i}`);
+  const extras = Array.from({ length: EXTRA_NODES }, (_, i) => `extra${i}`);
   const consumers = new Map<string, Consumer>();
+  const coordinators = new Map<string, ReturnType<typeof killable>>();
   const stopping = new Map<string, Promise<unknown>>();
   const startNode = async (name: string): Promise<void> => {
     await stopping.get(name);
     stopping.delete(name);
     if (consumers.has(name)) return;
+    const coordinator = killable(broker.coordinator(name), (id) => finished.delete(id));
     const c = new Consumer({
-      coordinator: broker.coordinator(name),
+      coordinator,
       node: name,
       handler: handlerFor(name),
-      balancer: new FairBalancer({ releaseHold: 300 }),
+      balancer: new FairBalancer({ releaseHold: 300, claimDeferLimit: 200 }),
       balanceEvery: s.balanceEvery,
       balanceJitter: 20,
+      rebalance: REBALANCE,
       log: silentLogger,
     });
     consumers.set(name, c);
+    coordinators.set(name, coordinator);
     await c.start();
   };
   const stopNode = (name: string): void => {
@@ -150,6 +194,13 @@ async function check(s: Scenario): Promise<void> {
           break;
         case "restart":
           if (!consumers.has(names[op.node]!)) await startNode(names[op.node]!);
+          break;
+        case "kill":
+          coordinators.get(names[op.node]!)?.kill();
+          stopNode(names[op.node]!);
+          break;
+        case "join":
+          if (!consumers.has(extras[op.extra]!)) await startNode(extras[op.extra]!);
           break;
       }
       if (pause === 1) await new Promise((r) => setImmediate(r));

@@ -92,6 +92,26 @@ describe("precedence: flags > env > file > defaults", () => {
     expect(defaultNodeName("///")).toBe("metafora");
   });
 
+  test("rebalance settings: defaults, a [rebalance] table, env vars, and clear errors", async () => {
+    const defaults = await loadConfig({ cwd: folder(), env: {}, isTTY: false });
+    expect(defaults.rebalance).toEqual({ enabled: true, debounce: 500, jitter: 1000, driftEvery: 5000, window: 2000, steps: 5, allowance: 0.05, claimDeferLimit: 5000 });
+    const cwd = folder(`[rebalance]\nenabled = false\nwindow = "3s"\nsteps = 2\nallowance = 0.1\n`);
+    const { config, sources } = await loadConfigWithSources({
+      cwd,
+      env: { METAFORA_REBALANCE_DEBOUNCE: "50ms", METAFORA_CLAIM_DEFER_LIMIT: "2s", METAFORA_REBALANCE_ALLOWANCE: "0.02" },
+      isTTY: false,
+    });
+    expect(config.rebalance).toEqual({ enabled: false, debounce: 50, jitter: 1000, driftEvery: 5000, window: 3000, steps: 2, allowance: 0.02, claimDeferLimit: 2000 });
+    expect(sources.get("rebalance.window")).toEqual({ kind: "file", path: "config/metafora.toml" });
+    expect(sources.get("rebalance.allowance")).toEqual({ kind: "env", name: "METAFORA_REBALANCE_ALLOWANCE" });
+    expect((await loadConfig({ cwd: folder(), env: { METAFORA_REBALANCE: "off" }, isTTY: false })).rebalance.enabled).toBe(false);
+    const msg = await configError(loadConfig({ cwd: folder(), env: { METAFORA_REBALANCE_ALLOWANCE: "5", METAFORA_REBALANCE_STEPS: "0", METAFORA_REBALANCE: "maybe" }, isTTY: false }));
+    expect(msg).toContain("METAFORA_REBALANCE_ALLOWANCE");
+    expect(msg).toContain("expected a fraction from 0 to 1");
+    expect(msg).toContain("expected a whole number >= 1");
+    expect(msg).toContain("expected true or false");
+  });
+
   test("log format defaults to json when stdout is not a terminal", async () => {
     expect((await loadConfig({ cwd: folder(), env: {}, isTTY: false })).log.format).toBe("json");
   });

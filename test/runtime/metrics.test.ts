@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { register as globalRegistry } from "prom-client";
+import { FairBalancer } from "../../src/balancers/fair.ts";
 import { Consumer } from "../../src/consumer.ts";
 import { MemoryBroker } from "../../src/coordinators/memory/broker.ts";
 import { silentLogger } from "../../src/log.ts";
@@ -73,6 +74,9 @@ describe("createMetrics", () => {
       ["metafora_event_loop_lag_seconds", "histogram"],
       ["metafora_stateful_tasks", "gauge"],
       ["metafora_frozen", "gauge"],
+      ["metafora_rebalance_releases_total", "counter"],
+      ["metafora_fair_share_tasks", "gauge"],
+      ["metafora_fair_share_distance_ratio", "gauge"],
       ["process_resident_memory_bytes", "gauge"],
       ["nodejs_eventloop_lag_seconds", "gauge"],
     ]) {
@@ -175,6 +179,36 @@ describe("attachConsumerMetrics with a real Consumer on a MemoryBroker", () => {
     expect(await scrape(metrics, "metafora_frozen")).toBe(0);
     consumer.freeze();
     expect(await scrape(metrics, "metafora_frozen")).toBe(1);
+  });
+
+  test("rebalances count releases by trigger; the fair share and this node's distance from it are gauges", async () => {
+    const broker = new MemoryBroker();
+    const client = broker.client();
+    const metrics = newMetrics();
+    const rebalance = { debounce: 10, jitter: 10, window: 50, steps: 2, driftEvery: Infinity };
+    // A short defer limit: n1 claims what frozen n2 (below its share) cannot take.
+    const balancer = () => new FairBalancer({ claimDeferLimit: 200 });
+    const mk = (node: string) => new Consumer({ coordinator: broker.coordinator(node), node, handler: blockingHandler(), log: silentLogger, balanceEvery: Infinity, rebalance, balancer: balancer() });
+    const n1 = mk("n1");
+    await n1.start();
+    cleanups.push(() => n1.shutdown({ timeout: 2000 }));
+    attachConsumerMetrics(metrics, n1, { cluster: broker.coordinator("n1").cluster, node: "n1" });
+    for (let i = 0; i < 20; i++) await client.submitTask(`t${i}`);
+    await waitFor("n1 to run all 20", () => n1.tasks().length === 20);
+    expect(await scrape(metrics, "metafora_fair_share_tasks")).toBe(20);
+    expect(await scrape(metrics, "metafora_fair_share_distance_ratio")).toBe(0);
+    const n2 = mk("n2");
+    await n2.start();
+    cleanups.push(() => n2.shutdown({ timeout: 2000 }));
+    await waitFor("n1 to hand 10 to the joiner", async () => (await scrape(metrics, "metafora_rebalance_releases_total", { trigger: "join" })) === 10);
+    await waitFor("n1 at its share", () => n1.tasks().length === 10 && n2.tasks().length === 10);
+    expect(await scrape(metrics, "metafora_fair_share_tasks")).toBe(10);
+    expect(await scrape(metrics, "metafora_fair_share_distance_ratio")).toBe(0);
+    n2.freeze();
+    await client.submitTask("extra1");
+    await client.submitTask("extra2");
+    await waitFor("n1 to take the extras", () => n1.tasks().length === 12);
+    expect(await scrape(metrics, "metafora_fair_share_distance_ratio")).toBeCloseTo(1 / 11, 6);
   });
 
   test("a claim that finds the task gone is counted as missed", async () => {

@@ -82,11 +82,24 @@ describe("command JSON", () => {
     expect(decodeMessage('{"message":"error","error":{}}')).toEqual({ code: "error", error: UNKNOWN_GO_ERROR });
   });
 
-  test("ours has Go's shape; errors travel as text", () => {
+  test("ours has Go's shape; error text travels in error_text, never in Go's error field", () => {
     expect(encodeMessage({ code: "pause" })).toBe('{"message":"pause"}');
     expect(encodeMessage({ code: "sleep", until: new Date("2026-11-22T15:30:02.538Z") })).toBe('{"message":"sleep","until":"2026-11-22T15:30:02.538Z"}');
-    expect(encodeMessage({ code: "error", error: new Error("disk full") })).toBe('{"message":"error","error":"disk full"}');
+    expect(encodeMessage({ code: "error", error: new Error("disk full") })).toBe('{"message":"error","error_text":"disk full"}');
     expect(decodeMessage(encodeMessage({ code: "error", error: "disk full" }))).toEqual({ code: "error", error: "disk full" });
+    // Go decodes a Message with encoding/json: its `error` field is an error interface, which
+    // only null (or absence) decodes into. Every code we can encode must leave it absent.
+    for (const message of [{ code: "error" as const, error: "x" }, { code: "sleep" as const, until: new Date() }, { code: "kill" as const }, { code: "error" as const, error: new Error("y") }]) {
+      const wire = JSON.parse(encodeMessage(message)) as Record<string, unknown>;
+      expect(wire.error ?? null).toBeNull();
+      expect(Object.keys(wire).every((k) => ["message", "until", "error_text"].includes(k))).toBe(true);
+    }
+  });
+
+  test("the earlier form with the text in error still decodes", () => {
+    expect(decodeMessage('{"message":"error","error":"disk full"}')).toEqual({ code: "error", error: "disk full" });
+    expect(decodeMessage('{"message":"error","error":{},"error_text":"boom"}')).toEqual({ code: "error", error: "boom" });
+    expect(() => decodeMessage('{"message":"error","error_text":5}')).toThrow(/command.error_text is number/);
   });
 
   test("malformed or invalid commands are refused with the reason", () => {

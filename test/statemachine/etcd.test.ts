@@ -111,6 +111,18 @@ describe("etcd task commands", () => {
     await listener.stop();
   });
 
+  test("an error command is written without Go's error field (Go can decode it) and still reaches our owner with its text", async () => {
+    const id = taskId("errcmd");
+    await client.put(keys.owner(id)).value(encodeOwner("n1")).exec();
+    await new EtcdTaskCommands(client, NS, "op", silentLogger).send(id, { code: "error", error: "disk full" });
+    const raw = JSON.parse((await client.get(keys.taskCommands(id)).string()) ?? "null") as Record<string, unknown>;
+    expect(raw).toEqual({ message: "error", error_text: "disk full" });
+    const listener = collect(new EtcdTaskCommands(client, NS, "n1", silentLogger), id);
+    await waitFor("the owner to take the error command", () => listener.got.length === 1);
+    expect(listener.got[0]).toEqual({ code: "error", error: "disk full" });
+    await listener.stop();
+  });
+
   test("an invalid command is refused by send with the reason", async () => {
     const sender = new EtcdTaskCommands(client, NS, "op", silentLogger);
     await expect(sender.send("t", { code: "sleep" })).rejects.toThrow(/task "t".*needs an until/);

@@ -7,7 +7,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DumbBalancer } from "../../src/balancers/dumb.ts";
-import { FairBalancer } from "../../src/balancers/fair.ts";
+import { allowanceFor, FairBalancer, shareOf } from "../../src/balancers/fair.ts";
 import { cpuReporter, memoryReporter, parseMeminfo, parseProcStat } from "../../src/balancers/reporters.ts";
 import { ResourceBalancer } from "../../src/balancers/resource.ts";
 import { SleepBalancer } from "../../src/balancers/sleep.ts";
@@ -134,16 +134,64 @@ describe("FairBalancer (ref §3.2)", () => {
     expect(d.claim).toBe(false);
   });
 
-  test("claim-time fairness: at or above the fair share it defers briefly, then claims the same task if it comes back", () => {
+  test("claim-time fairness: at or above the fair share it defers while a node is below its share, up to the limit", () => {
     let now = 5_000_000;
-    const b = new FairBalancer({ claimDefer: [100, 200], random: () => 0.5, now: () => now });
-    // 3 nodes, 31 claimed + the task at hand → share ceil(32/3) = 11; this node holds 11.
-    b.init(context("n1", running(11), { n1: 11, n2: 10, n3: 10 }));
+    let n3 = 0;
+    const b = new FairBalancer({ claimDefer: [100, 200], claimDeferLimit: 1000, random: () => 0.5, now: () => now });
+    // 3 nodes, 32 tasks (n3 claiming the unclaimed ones) → share ceil(32/3) = 11; this node holds 11.
+    b.init({ node: "n1", tasks: () => running(11), cluster: { nodeTaskCounts: () => new Map([["n1", 11], ["n2", 10], ["n3", n3]]), unclaimedCount: () => 11 - n3 } });
     const first = b.canClaim({ id: "new" });
     expect(first).toEqual({ claim: false, until: now + 150 });
-    // Another task is deferred too; "new" is claimed once its deferral is over (no starvation).
+    // Another task is deferred too.
     expect(b.canClaim({ id: "other" }).claim).toBe(false);
+    // n3 is still below its share (and gaining) when "new" comes back: defer again, and again...
     now += 150;
+    n3++;
+    expect(b.canClaim({ id: "new" })).toEqual({ claim: false, until: now + 150 });
+    now += 400;
+    n3++;
+    expect(b.canClaim({ id: "new" }).claim).toBe(false);
+    now += 300;
+    n3++;
+    expect(b.canClaim({ id: "new" }).claim).toBe(false);
+    // ...until it has waited claimDeferLimit in all: then it is claimed (no starvation).
+    now += 150;
+    n3++;
+    expect(b.canClaim({ id: "new" })).toEqual({ claim: true });
+  });
+
+  test("claim-time fairness: deferring lasts only while the node below its share keeps gaining tasks", () => {
+    let now = 5_000_000;
+    let n2 = 0;
+    const b = new FairBalancer({ claimDefer: [100, 100], claimDeferLimit: 10_000, random: () => 0, now: () => now });
+    b.init({ node: "n1", tasks: () => running(20), cluster: { nodeTaskCounts: () => new Map([["n1", 20], ["n2", n2]]), unclaimedCount: () => 20 - n2 } });
+    // share ceil(40/2) = 20: n1 is at it, n2 below. n2 claims steadily: n1 keeps deferring.
+    expect(b.canClaim({ id: "x" }).claim).toBe(false);
+    for (let i = 0; i < 15; i++) {
+      now += 100;
+      n2++;
+      expect(b.canClaim({ id: "x" }).claim).toBe(false);
+    }
+    // n2 stops gaining (full, no handler): after half a second without progress, claim.
+    now += 100;
+    expect(b.canClaim({ id: "x" }).claim).toBe(false);
+    now += 400;
+    expect(b.canClaim({ id: "x" })).toEqual({ claim: true });
+    // n2 loses tasks (it is shutting down): claim at once.
+    expect(b.canClaim({ id: "y" }).claim).toBe(false);
+    now += 100;
+    n2--;
+    expect(b.canClaim({ id: "y" })).toEqual({ claim: true });
+  });
+
+  test("claim-time fairness: a deferred task that comes back when nobody is below the share is claimed", () => {
+    let now = 5_000_000;
+    let counts: Record<string, number> = { n1: 11, n2: 10, n3: 10 };
+    const b = new FairBalancer({ claimDefer: [100, 200], random: () => 0.5, now: () => now });
+    b.init({ node: "n1", tasks: () => running(11), cluster: { nodeTaskCounts: () => new Map(Object.entries(counts)), unclaimedCount: () => 0 } });
+    expect(b.canClaim({ id: "new" }).claim).toBe(false);
+    now += 150;
+    counts = { n1: 11, n2: 12, n3: 12 }; // share ceil(36/3) = 12: n1 is now the one below
     expect(b.canClaim({ id: "new" })).toEqual({ claim: true });
   });
 
@@ -165,7 +213,53 @@ describe("FairBalancer (ref §3.2)", () => {
     expect(b.canClaim({ id: "x" }).claim).toBe(false);
   });
 
+  test("rebalance: above ceil(share) + allowance it hands back down to ceil(share), only if a node is below its share", () => {
+    // 3 nodes hold 100 each, a fourth joins: share 75, allowance max(1, ceil(3.75)) = 4.
+    const tasks = running(100);
+    const b = new FairBalancer();
+    b.init(context("n1", tasks, { n1: 100, n2: 100, n3: 100, n4: 0 }));
+    const released = b.rebalance({ kind: "join", nodes: ["n4"] });
+    expect(released).toHaveLength(25);
+    expect(new Set(released).size).toBe(25);
+    // Within the allowance (79 ≤ 75 + 4): keeps everything, so nothing ping-pongs...
+    const b2 = new FairBalancer();
+    b2.init(context("n1", running(79), { n1: 79, n2: 79, n3: 79, n4: 63 }));
+    expect(b2.rebalance({ kind: "drift" })).toEqual([]);
+    // ...but a rebalance under way (a later paced step) carries on down to ceil(share).
+    expect(b2.rebalance({ kind: "drift" }, { step: 2 })).toHaveLength(4);
+    // Above the allowance but nobody below the share (the rest is unclaimed): nothing.
+    const b3 = new FairBalancer();
+    b3.init(context("n1", running(90), { n1: 90, n2: 80, n3: 80 }, 10));
+    expect(b3.rebalance({ kind: "drift" })).toEqual([]);
+    // Tasks already stopping count in the total but are not picked, nor counted as kept.
+    const b4 = new FairBalancer();
+    b4.init(context("n1", running(100, { stoppedEvery: 10 }), { n1: 100, n2: 100, n3: 100, n4: 0 }));
+    const r4 = b4.rebalance({ kind: "drift" });
+    expect(r4).toHaveLength(90 - 75);
+    // Alone, or with a view that lacks the others: nothing.
+    const b5 = new FairBalancer();
+    b5.init(context("n1", running(10), { n1: 10 }));
+    expect(b5.rebalance({ kind: "drift" })).toEqual([]);
+  });
+
+  test("rebalance counts foreign nodes (e.g. Go nodes) in the share like any other", () => {
+    const b = new FairBalancer();
+    b.init(context("ts1", running(150), { ts1: 150, ts2: 150, go1: 0 }));
+    expect(b.rebalance({ kind: "return", nodes: ["go1"] })).toHaveLength(50);
+  });
+
+  test("shareOf and allowanceFor", () => {
+    const cluster = { nodeTaskCounts: () => new Map(Object.entries({ a: 10, b: 4 })), unclaimedCount: () => 4 };
+    expect(shareOf(cluster, "a")).toEqual({ share: 9, local: 10, nodes: 2, lowestOther: 4, unclaimed: 4 });
+    expect(shareOf(cluster, "c", 3)).toEqual({ share: 7, local: 3, nodes: 3, lowestOther: 4, unclaimed: 4 });
+    expect(allowanceFor(75, 0.05)).toBe(4);
+    expect(allowanceFor(3, 0.05)).toBe(1);
+    expect(allowanceFor(100, 0.05)).toBe(5);
+  });
+
   test("rejects a bad threshold or defer range with a clear error", () => {
+    expect(() => new FairBalancer({ allowance: 2 })).toThrow(/allowance must be a fraction from 0 to 1/);
+    expect(() => new FairBalancer({ claimDeferLimit: -1 })).toThrow(/claimDeferLimit must be a number of ms/);
     expect(() => new FairBalancer({ threshold: 0 })).toThrow(/threshold must be a positive number/);
     expect(() => new FairBalancer({ claimDefer: [300, 100] })).toThrow(ConfigError);
   });

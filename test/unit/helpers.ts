@@ -89,12 +89,13 @@ export function exposeContext(inner: Coordinator): Coordinator & { ctx(): Coordi
   };
 }
 
-/** A consumer on `broker` with test-friendly defaults (quiet log, no periodic balance). */
+/** A consumer on `broker` with test-friendly defaults (quiet log, no periodic or membership balance). */
 export function consumerOn(broker: MemoryBroker, node: string, opts: Partial<ConsumerOptions> & Pick<ConsumerOptions, "handler"> | (Partial<ConsumerOptions> & Pick<ConsumerOptions, "handlers">)): Consumer {
   return new Consumer({
     coordinator: broker.coordinator(node),
     node,
     balanceEvery: Infinity,
+    rebalance: false,
     log: captureLog(),
     ...opts,
   });

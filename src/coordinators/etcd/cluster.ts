@@ -8,6 +8,7 @@ import type { TaskTable } from "./task-table.ts";
 
 export class EtcdClusterView implements ClusterState {
   private nodes = new Set<string>();
+  private readonly listeners = new Set<() => void>();
 
   constructor(
     private readonly self: string,
@@ -16,15 +17,36 @@ export class EtcdClusterView implements ClusterState {
 
   /** Replace the live node set (from a listing of nodes/). */
   setNodes(names: Iterable<string>): void {
-    this.nodes = new Set(names);
+    const next = new Set(names);
+    const same = next.size === this.nodes.size && [...next].every((n) => this.nodes.has(n));
+    this.nodes = next;
+    if (!same) this.changed();
   }
 
   addNode(name: string): void {
+    if (this.nodes.has(name)) return;
     this.nodes.add(name);
+    this.changed();
   }
 
   removeNode(name: string): void {
-    this.nodes.delete(name);
+    if (this.nodes.delete(name)) this.changed();
+  }
+
+  /** Called after the live node set changed (a marker under nodes/ appeared or vanished). */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private changed(): void {
+    for (const listener of [...this.listeners]) {
+      try {
+        listener();
+      } catch {
+        // a listener's failure is its own; the watch must carry on
+      }
+    }
   }
 
   /** Live node names, sorted. This node counts as live while it runs. */

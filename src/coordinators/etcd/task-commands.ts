@@ -4,9 +4,9 @@
  * is a transaction guarded by the owner key's value, so a node that lost the claim leaves the
  * command for the next owner.
  *
- * Error commands travel as text ({"message":"error","error":"text"}). Go encodes errors as {}
- * and cannot decode a string into its error field, so error commands do not round-trip with Go
- * nodes; we read Go's {} as an error of unknown text (see codec.ts).
+ * Every command we write decodes on a Go node: an error command carries its text in
+ * `error_text`, never in Go's `error` field (an error interface Go cannot decode from JSON);
+ * Go's own error commands ({"error":{}}) arrive as an error of unknown text (see codec.ts).
  */
 import type { Etcd3, IKeyValue, Watcher } from "etcd3";
 import { scopedLogger } from "../../log.ts";

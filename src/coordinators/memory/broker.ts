@@ -55,6 +55,8 @@ export class MemoryBroker {
   private lastToken = 0;
   private unclaimed = 0;
   private readonly onChange: (() => void) | undefined;
+  /** Listeners for changes of the live node set (ClusterState.onChange). */
+  private readonly membershipListeners = new Set<() => void>();
 
   constructor(opts: MemoryBrokerOptions = {}) {
     this.onChange = opts.onChange;
@@ -87,6 +89,7 @@ export class MemoryBroker {
   register(node: string, coordinator: MemoryCoordinator, ctx: CoordinatorContext): void {
     if (this.live.has(node)) throw new NodeNameTakenError(node, NAMESPACE);
     this.live.set(node, { coordinator, ctx, owned: new Set() });
+    this.membershipChanged();
     // The initial listing: every unclaimed task, then the commands that waited for this node.
     for (const record of this.records.values()) {
       if (record.owner === undefined) safely(() => ctx.announce(record.task));
@@ -103,6 +106,7 @@ export class MemoryBroker {
     const entry = this.live.get(node);
     if (!entry || entry.coordinator !== coordinator) return;
     this.live.delete(node);
+    this.membershipChanged();
     const freed: Task[] = [];
     for (const id of entry.owned) {
       const record = this.records.get(id);
@@ -159,6 +163,20 @@ export class MemoryBroker {
   /** @internal */
   unclaimedCount(): number {
     return this.unclaimed;
+  }
+
+  /** @internal Subscribe to changes of the live node set; returns the unsubscribe function. */
+  onMembershipChange(listener: () => void): () => void {
+    this.membershipListeners.add(listener);
+    return () => this.membershipListeners.delete(listener);
+  }
+
+  private membershipChanged(): void {
+    // Async, as a watch event would be: listeners never run inside register/unregister.
+    if (this.membershipListeners.size === 0) return;
+    queueMicrotask(() => {
+      for (const listener of [...this.membershipListeners]) safely(listener);
+    });
   }
 
   // ---------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ export class MemoryCoordinator implements Coordinator {
     this.cluster = {
       nodeTaskCounts: () => broker.nodeTaskCounts(),
       unclaimedCount: () => broker.unclaimedCount(),
+      onChange: (listener) => broker.onMembershipChange(listener),
     };
   }
 

@@ -33,6 +33,18 @@ export interface RuntimeConfig {
   maxTasks: number;
   /** ms */
   balanceEvery: number;
+  /** Membership-driven rebalancing and claim deferral (ms unless said otherwise). */
+  rebalance: {
+    enabled: boolean;
+    debounce: number;
+    jitter: number;
+    driftEvery: number;
+    window: number;
+    steps: number;
+    /** Fraction of the share a node may hold above it before it hands tasks back. */
+    allowance: number;
+    claimDeferLimit: number;
+  };
   /** ms */
   shutdownTimeout: number;
   /** seconds */
@@ -114,6 +126,28 @@ const leaseTtlSeconds: z.ZodType<number> = z
     }
     return ms / 1000;
   });
+
+const SWITCH_HINT = 'expected true or false ("on"/"off" and "1"/"0" work too)';
+const onOff: z.ZodType<boolean> = z.preprocess(
+  (v) => {
+    if (typeof v !== "string") return v;
+    const t = v.trim().toLowerCase();
+    return t === "true" || t === "on" || t === "1" ? true : t === "false" || t === "off" || t === "0" ? false : v;
+  },
+  z.boolean({ error: SWITCH_HINT }),
+);
+
+const FRACTION_HINT = "expected a fraction from 0 to 1, e.g. 0.05";
+const fraction: z.ZodType<number> = z.preprocess(
+  (v) => (typeof v === "string" && v.trim() !== "" && Number.isFinite(Number(v)) ? Number(v) : v),
+  z.number({ error: FRACTION_HINT }).min(0, { error: FRACTION_HINT }).max(1, { error: FRACTION_HINT }),
+);
+
+const STEPS_HINT = "expected a whole number >= 1";
+const steps: z.ZodType<number> = z.preprocess(
+  (v) => (typeof v === "string" && /^\s*\d+\s*$/.test(v) ? Number(v) : v),
+  z.number({ error: STEPS_HINT }).int({ error: STEPS_HINT }).min(1, { error: STEPS_HINT }),
+);
 
 const COUNT_HINT = "expected a whole number >= 0 (0 = unlimited)";
 const count: z.ZodType<number> = z.preprocess(
@@ -225,6 +259,14 @@ export const KEYS: readonly KeySpec[] = [
   { key: "data_dir", env: "METAFORA_DATA_DIR", flag: "data-dir", doc: "embedded coordinator's data folder", schema: nonEmpty("a folder path") },
   { key: "max_tasks", env: "METAFORA_MAX_TASKS", flag: "max-tasks", doc: "most tasks this node runs at once (0 = unlimited)", schema: count },
   { key: "balance_every", env: "METAFORA_BALANCE_EVERY", flag: "balance-every", doc: "rebalancing interval", schema: duration(1000), show: showMs },
+  { key: "rebalance.enabled", env: "METAFORA_REBALANCE", doc: "rebalance when nodes join, leave or return, and when the spread drifts", schema: onOff },
+  { key: "rebalance.debounce", env: "METAFORA_REBALANCE_DEBOUNCE", doc: "quiet time after a change of the node set before rebalancing", schema: duration(0), show: showMs },
+  { key: "rebalance.jitter", env: "METAFORA_REBALANCE_JITTER", doc: "extra random delay (0 to this) so nodes do not act in lockstep", schema: duration(0), show: showMs },
+  { key: "rebalance.drift_every", env: "METAFORA_REBALANCE_DRIFT_EVERY", doc: "how often the spread is checked for drift", schema: duration(100), show: showMs },
+  { key: "rebalance.window", env: "METAFORA_REBALANCE_WINDOW", doc: "a rebalance's releases are spread over this long", schema: duration(0), show: showMs },
+  { key: "rebalance.steps", env: "METAFORA_REBALANCE_STEPS", doc: "... in at most this many slices", schema: steps },
+  { key: "rebalance.allowance", env: "METAFORA_REBALANCE_ALLOWANCE", doc: "a node hands tasks back only above ceil(share) + max(1, share × this)", schema: fraction },
+  { key: "rebalance.claim_defer_limit", env: "METAFORA_CLAIM_DEFER_LIMIT", doc: "longest a node at its share defers a task to nodes below theirs", schema: duration(0), show: showMs },
   { key: "shutdown_timeout", env: "METAFORA_SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", doc: "how long shutdown waits for handlers", schema: duration(0), show: showMs },
   { key: "lease_ttl", env: "METAFORA_LEASE_TTL", flag: "lease-ttl", doc: "etcd lease TTL (whole seconds)", schema: leaseTtlSeconds, show: showSeconds },
   { key: "quick_release", env: "METAFORA_QUICK_RELEASE", flag: "quick-release", doc: 'a task its handler releases this soon after the claim is backed off on this node ("0s" = never)', schema: duration(0), show: showMs },
@@ -247,7 +289,7 @@ export const KEYS: readonly KeySpec[] = [
 ];
 
 /** Tables allowed at the top level of the file, and the keys each one holds. */
-export const TABLES = ["http", "log", "etcd"] as const;
+export const TABLES = ["http", "log", "etcd", "rebalance"] as const;
 
 export const KEY_BY_NAME: ReadonlyMap<string, KeySpec> = new Map(KEYS.map((k) => [k.key, k]));
 
@@ -259,6 +301,14 @@ export const DEFAULTS: Readonly<Record<string, unknown>> = {
   data_dir: ".metafora",
   max_tasks: 0,
   balance_every: "5m",
+  "rebalance.enabled": true,
+  "rebalance.debounce": "500ms",
+  "rebalance.jitter": "1s",
+  "rebalance.drift_every": "5s",
+  "rebalance.window": "2s",
+  "rebalance.steps": 5,
+  "rebalance.allowance": 0.05,
+  "rebalance.claim_defer_limit": "5s",
   shutdown_timeout: "30s",
   lease_ttl: "10s",
   quick_release: "1s",
