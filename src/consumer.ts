@@ -10,7 +10,7 @@
 import { setImmediate } from "node:timers";
 import { FairBalancer } from "./balancers/fair.ts";
 import { PendingQueue } from "./claim-queue.ts";
-import { ConfigError, describeError } from "./errors.ts";
+import { ClaimLostError, ConfigError, describeError } from "./errors.ts";
 import { Emitter } from "./events.ts";
 import { routeTask } from "./handler.ts";
 import { IgnoreList } from "./ignore.ts";
@@ -636,7 +636,7 @@ export class Consumer {
         this.track(this.coordinator.release(task), `release of ${id}`);
         return;
       }
-      this.startTask(task, route, claim.token);
+      this.startTask(task, route, claim);
     } finally {
       this.inFlight.delete(id);
       if (!this.running.has(id)) this.releaseHeld(id);
@@ -647,15 +647,25 @@ export class Consumer {
   // ---------------------------------------------------------------------------------------
   // Running tasks
 
-  private startTask(task: Task, route: Route, token: number): void {
+  private startTask(task: Task, route: Route, claim: Claim): void {
+    const { token } = claim;
+    const coordinator = this.coordinator;
+    const monotonic = coordinator.claimDeadlineMonotonic
+      ? () => coordinator.claimDeadlineMonotonic!()
+      : () => performance.now() + (coordinator.claimDeadline() - Date.now());
     const run = new TaskRun({
       task,
       handler: route.name,
       token,
       node: this.node,
       log: () => scopedLogger(`task ${task.id}`, this.log),
-      client: this.coordinator.client,
-      claimDeadline: () => this.coordinator.claimDeadline(),
+      client: coordinator.client,
+      claimDeadline: () => coordinator.claimDeadline(),
+      claimDeadlineMonotonic: monotonic,
+      stallMargin: coordinator.stallMargin ?? Infinity,
+      coordinatorName: coordinator.name,
+      ...(coordinator.checkpoint ? { storeCheckpoint: (json: string) => coordinator.checkpoint!(task, token, json) } : {}),
+      ...(claim.checkpoint !== undefined ? { lastCheckpoint: claim.checkpoint } : {}),
     });
     this.running.set(task.id, run);
     this.log.debug(`claimed ${task.id} (token ${token}, handler ${route.name})`);
@@ -675,6 +685,12 @@ export class Consumer {
   private taskEnded(run: TaskRun, value: unknown, error: unknown, threw: boolean): void {
     const id = run.task.id;
     if (this.running.get(id) === run) this.running.delete(id);
+    run.dispose();
+    if (threw && error instanceof ClaimLostError) {
+      // A fenced write was refused: the claim is gone. Not a handler failure (no back-off, no stack).
+      run.claimRefused(error);
+      threw = false;
+    }
     if (this.gaveUp) {
       const outcome = threw ? `threw: ${describeError(error)}` : `returned ${JSON.stringify(value)}`;
       this.log.warn(`handler of ${id} ${outcome} after shutdown gave up on it; ignored`);

@@ -71,6 +71,22 @@ export function makeContext(taskId: string, node = "node1", log: Logger = silent
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
+    owned: () => !controller.signal.aborted,
+    sleep: (ms) =>
+      new Promise<boolean>((resolve) => {
+        if (controller.signal.aborted) return resolve(false);
+        const onAbort = (): void => {
+          clearTimeout(timer);
+          resolve(false);
+        };
+        const timer = setTimeout(() => {
+          controller.signal.removeEventListener("abort", onAbort);
+          resolve(!controller.signal.aborted);
+        }, ms);
+        controller.signal.addEventListener("abort", onAbort, { once: true });
+      }),
+    checkpoint: () => Promise.reject(new Error("no checkpoints in state machine tests")),
+    lastCheckpoint: undefined,
   };
   return {
     ctx,

@@ -9,7 +9,7 @@ import { MemoryTaskCommands } from "../../coordinators/memory/commander.ts";
 import { MemoryStateStore, type StateSnapshotData } from "../../coordinators/memory/state-store.ts";
 import { decodeMessage, encodeMessage, encodeState } from "../../statemachine/codec.ts";
 import type { Message } from "../../statemachine/types.ts";
-import type { Logger, TaskProps } from "../../types.ts";
+import type { ClaimRef, Logger, TaskProps } from "../../types.ts";
 import type { Backend } from "../backend.ts";
 import type { RuntimeConfig } from "../config/schema.ts";
 import { lockDataDir } from "./data-dir-lock.ts";
@@ -24,15 +24,21 @@ export async function openEmbeddedBackend(config: RuntimeConfig, log: Logger): P
   let states: DurableMap<Record<string, unknown>> | undefined;
   let meta: DurableMap<number> | undefined;
   let commands: DurableMap<string> | undefined;
+  let checkpoints: DurableMap<string> | undefined;
   try {
     tasks = DurableMap.open<TaskProps>(config.dataDir, "tasks", log);
     states = DurableMap.open<Record<string, unknown>>(config.dataDir, "states", log);
     meta = DurableMap.open<number>(config.dataDir, "meta", log);
     commands = DurableMap.open<string>(config.dataDir, "commands", log);
+    checkpoints = DurableMap.open<string>(config.dataDir, "checkpoints", log);
+    const checkpointMap = checkpoints;
     const stateMap = states;
     const metaMap = meta;
     const commandMap = commands;
+    // Writes for a claimed task are fenced by the broker's claims (see broker.holds).
+    const fence = (taskId: string, claim: ClaimRef): boolean => broker.holds(taskId, claim.node, claim.token);
     const taskCommands = new MemoryTaskCommands({
+      fence,
       waiting: restoreCommands(commandMap, log),
       // Synchronous, inside send(): the command is on disk before send() resolves.
       onChange: (taskId, message) => (message ? commandMap.set(taskId, encodeMessage(message)) : commandMap.delete(taskId)),
@@ -42,10 +48,14 @@ export async function openEmbeddedBackend(config: RuntimeConfig, log: Logger): P
 
     const broker = new MemoryBroker({
       snapshot: { version: 1, lastToken: tokens.floor, tasks: [...tasks.entries()].map(([id, props]) => ({ id, props })) },
+      // Checkpoints: on disk (synchronously, after the fence check) before ctx.checkpoint resolves.
+      checkpoints: checkpointMap.entries(),
+      onCheckpoint: (taskId, json) => (json === undefined ? checkpointMap.delete(taskId) : checkpointMap.set(taskId, json)),
     });
     const client = persistedClient(broker.client(), tasks, forgetTask);
     const coordinator = persistedCoordinator(broker.coordinator(config.node), tasks, client, tokens, forgetTask);
     const stateStore = new MemoryStateStore({
+      fence,
       snapshot: Object.fromEntries(stateMap.entries()) as StateSnapshotData,
       // Called synchronously inside store(): the state is on disk before store() resolves.
       onChange: (taskId, state) => stateMap.set(taskId, JSON.parse(encodeState(state)) as Record<string, unknown>),
@@ -73,6 +83,7 @@ export async function openEmbeddedBackend(config: RuntimeConfig, log: Logger): P
         stateMap.close();
         metaMap.close();
         commandMap.close();
+        checkpointMap.close();
         lock.release();
       },
     };
@@ -81,6 +92,7 @@ export async function openEmbeddedBackend(config: RuntimeConfig, log: Logger): P
     states?.close();
     meta?.close();
     commands?.close();
+    checkpoints?.close();
     lock.release();
     throw err;
   }
