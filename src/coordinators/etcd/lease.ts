@@ -257,9 +257,12 @@ export class NodeLease {
   }
 }
 
-/** A monotonic time as epoch ms, by the wall clock now (display only). */
+/**
+ * A monotonic time as epoch ms (display only): counted from the process's time origin, so the
+ * same instant always maps to the same value, whatever the wall clock does meanwhile.
+ */
 export function toEpoch(monotonic: number): number {
-  return monotonic === Infinity || monotonic === -Infinity ? monotonic : Date.now() + (monotonic - performance.now());
+  return Number.isFinite(monotonic) ? Math.round(performance.timeOrigin + monotonic) : monotonic;
 }
 
 /**
