@@ -7,6 +7,7 @@
 export type * from "./types.ts";
 export * from "./errors.ts";
 export { setLogger, getLogger, scopedLogger, silentLogger } from "./log.ts";
+export { MAX_CHECKPOINT_BYTES } from "./checkpoint.ts";
 
 // Node commands
 export { freeze, unfreeze, balance, stopTask, encodeCommand, decodeCommand } from "./command.ts";
