@@ -457,7 +457,11 @@ export class Consumer {
       this.events.emit("suspended", { deadline });
     }
     for (const run of this.running.values()) run.requestStop("lease");
-    const timer = deadlineTimer(Math.max(0, deadline - Date.now()));
+    // On the monotonic clock when the coordinator has one (a wall-clock step must not shorten it).
+    const coordinator = this.coordinator;
+    const monotonic = coordinator.claimDeadlineMonotonic?.();
+    const remaining = monotonic !== undefined && Number.isFinite(monotonic) ? monotonic - performance.now() : deadline - Date.now();
+    const timer = deadlineTimer(Math.max(0, remaining));
     try {
       await Promise.race([this.whenIdle(() => this.running.size === 0 && this.inFlight.size === 0), timer.promise]);
     } finally {
