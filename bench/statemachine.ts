@@ -35,6 +35,10 @@ function context(): { ctx: HandlerContext; stop(): void } {
     claimDeadline: () => Infinity,
     client: undefined as never,
     onStop: () => () => {},
+    owned: () => !ac.signal.aborted,
+    sleep: () => Promise.resolve(!ac.signal.aborted),
+    checkpoint: () => Promise.resolve(),
+    lastCheckpoint: undefined,
   };
   return { ctx, stop: () => ac.abort() };
 }

@@ -19,8 +19,10 @@ export default defineStatefulHandler<{ steps?: number; stepMs?: number }>({
     let nextCommand = commands.next();
     let done = progress.get(task.id) ?? 0;
     while (done < steps) {
-      const tick = new Promise<"tick">((resolve) => setTimeout(() => resolve("tick"), stepMs));
+      // ctx.sleep resolves false once the task is no longer ours (stop, lost claim, a pause).
+      const tick = ctx.sleep(stepMs).then((owned) => (owned ? "tick" : "stop"));
       const first = await Promise.race([tick, nextCommand]);
+      if (first === "stop") return "release";
       if (first !== "tick") {
         // A command (pause, sleep, kill, release on stop...): hand it to the state machine.
         if (first.done) return "release";

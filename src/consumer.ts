@@ -11,7 +11,7 @@ import { setImmediate } from "node:timers";
 import { FairBalancer } from "./balancers/fair.ts";
 import { MembershipRebalancer, rebalanceLogLine, type RebalanceOptions, type RebalanceReport } from "./balancers/membership.ts";
 import { PendingQueue } from "./claim-queue.ts";
-import { ConfigError, describeError, MetaforaError } from "./errors.ts";
+import { ClaimLostError, ConfigError, describeError, MetaforaError } from "./errors.ts";
 import { Emitter } from "./events.ts";
 import { routeTask } from "./handler.ts";
 import { invalidNameReason } from "./ids.ts";
@@ -513,7 +513,11 @@ export class Consumer {
       this.events.emit("suspended", { deadline });
     }
     for (const run of this.running.values()) run.requestStop("lease");
-    const timer = deadlineTimer(Math.max(0, deadline - Date.now()));
+    // On the monotonic clock when the coordinator has one (a wall-clock step must not shorten it).
+    const coordinator = this.coordinator;
+    const monotonic = coordinator.claimDeadlineMonotonic?.();
+    const remaining = monotonic !== undefined && Number.isFinite(monotonic) ? monotonic - performance.now() : deadline - Date.now();
+    const timer = deadlineTimer(Math.max(0, remaining));
     try {
       await Promise.race([this.whenIdle(() => this.running.size === 0 && this.inFlight.size === 0), timer.promise]);
     } finally {
@@ -692,7 +696,7 @@ export class Consumer {
         this.track(this.coordinator.release(task), `release of ${id}`, id);
         return;
       }
-      this.startTask(task, route, claim.token);
+      this.startTask(task, route, claim);
     } finally {
       this.inFlight.delete(id);
       if (!this.running.has(id)) this.releaseHeld(id);
@@ -703,15 +707,25 @@ export class Consumer {
   // ---------------------------------------------------------------------------------------
   // Running tasks
 
-  private startTask(task: Task, route: Route, token: number): void {
+  private startTask(task: Task, route: Route, claim: Claim): void {
+    const { token } = claim;
+    const coordinator = this.coordinator;
+    const monotonic = coordinator.claimDeadlineMonotonic
+      ? () => coordinator.claimDeadlineMonotonic!()
+      : () => performance.now() + (coordinator.claimDeadline() - Date.now());
     const run = new TaskRun({
       task,
       handler: route.name,
       token,
       node: this.node,
       log: () => scopedLogger(`task ${task.id}`, this.log),
-      client: this.coordinator.client,
-      claimDeadline: () => this.coordinator.claimDeadline(),
+      client: coordinator.client,
+      claimDeadline: () => coordinator.claimDeadline(),
+      claimDeadlineMonotonic: monotonic,
+      stallMargin: coordinator.stallMargin ?? Infinity,
+      coordinatorName: coordinator.name,
+      ...(coordinator.checkpoint ? { storeCheckpoint: (json: string) => coordinator.checkpoint!(task, token, json) } : {}),
+      ...(claim.checkpoint !== undefined ? { lastCheckpoint: claim.checkpoint } : {}),
     });
     this.running.set(task.id, run);
     this.log.debug(`claimed ${task.id} (token ${token}, handler ${route.name})`);
@@ -731,6 +745,12 @@ export class Consumer {
   private taskEnded(run: TaskRun, value: unknown, error: unknown, threw: boolean): void {
     const id = run.task.id;
     if (this.running.get(id) === run) this.running.delete(id);
+    run.dispose();
+    if (threw && error instanceof ClaimLostError) {
+      // A fenced write was refused: the claim is gone. Not a handler failure (no back-off, no stack).
+      run.claimRefused(error);
+      threw = false;
+    }
     if (this.gaveUp) {
       const outcome = threw ? `threw: ${describeError(error)}` : `returned ${JSON.stringify(value)}`;
       this.log.warn(`handler of ${id} ${outcome} after shutdown gave up on it; ignored`);

@@ -43,3 +43,23 @@ export function describeError(err: unknown): string {
     return String(err);
   }
 }
+
+/**
+ * A write made for a claimed task (state, checkpoint, task command, done) was refused because
+ * the claim is no longer this node's: another node may own the task now. The task stops with
+ * reason "lost" and nothing was written.
+ */
+export class ClaimLostError extends MetaforaError {
+  override name = "ClaimLostError";
+  constructor(readonly taskId: string, readonly token: number, what: string) {
+    super(`task "${taskId}": ${what} refused: the claim with token ${token} is no longer this node's`);
+  }
+}
+
+/** ctx.checkpoint(value) with a value whose JSON is larger than the checkpoint limit. */
+export class CheckpointTooLargeError extends MetaforaError {
+  override name = "CheckpointTooLargeError";
+  constructor(readonly taskId: string, readonly bytes: number, readonly limit: number) {
+    super(`task "${taskId}": checkpoint is ${bytes} bytes of JSON; the checkpoint limit (MAX_CHECKPOINT_BYTES) is ${limit} bytes`);
+  }
+}

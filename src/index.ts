@@ -13,6 +13,7 @@
 export type * from "./types.ts";
 export { MetaforaError, TaskExistsError, NodeNameTakenError, ConfigError, StopError } from "./errors.ts";
 export { setLogger, getLogger, scopedLogger, silentLogger } from "./log.ts";
+export { MAX_CHECKPOINT_BYTES } from "./checkpoint.ts";
 
 // Node commands (for Client.submitCommand)
 export { freeze, unfreeze, balance, stopTask } from "./command.ts";

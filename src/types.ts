@@ -66,6 +66,37 @@ export interface HandlerContext {
    * "stop now". Returns an unsubscribe function.
    */
   onStop(listener: (reason: StopReason, count: number) => void): () => void;
+  /**
+   * May the handler still act for this task? Synchronous. False once a stop was requested,
+   * the claim was lost, the claim deadline passed, or the process was stalled (paused, GC,
+   * VM freeze) for longer than the safety margin since the claim began; it stays false.
+   * Check it right before every side effect: `if (!ctx.owned()) return "release"`.
+   * Deadlines and stalls are measured on the monotonic clock: a wall-clock step moves nothing.
+   */
+  owned(): boolean;
+  /**
+   * Pace a handler: resolves true after `ms` if the task is still owned at that moment
+   * (checked right before resolving), false as soon as it must stop (stop request, lost claim,
+   * passed deadline, stall). `while (await ctx.sleep(1000)) { … }` never takes a step after a
+   * pause past the deadline.
+   */
+  sleep(ms: number): Promise<boolean>;
+  /**
+   * Store JSON progress with the task, fenced by the claim: it only lands while this node's
+   * claim with `token` stands. The next owner gets it as `lastCheckpoint`. Allowed after a
+   * stop request (save progress on the way out). Rejects with ClaimLostError when the claim
+   * is gone (the task then stops, reason "lost"), a TypeError for non-JSON values, and
+   * CheckpointTooLargeError past MAX_CHECKPOINT_BYTES.
+   */
+  checkpoint(value: unknown): Promise<void>;
+  /** The last checkpoint stored for this task (by any owner), or undefined if none. */
+  readonly lastCheckpoint: unknown;
+}
+
+/** Identifies a claim for fenced writes: the node holding it and its fencing token. */
+export interface ClaimRef {
+  readonly node: string;
+  readonly token: number;
 }
 
 /** A task handler: the unit users write. */
@@ -84,6 +115,8 @@ export interface Handler<P extends TaskProps = TaskProps> {
 export interface Claim {
   /** Fencing token for this claim (see HandlerContext.token). */
   readonly token: number;
+  /** The task's last stored checkpoint (JSON text), if it has one. */
+  readonly checkpoint?: string;
 }
 
 /** Node-level command (docs/wire-format.md). Wire JSON: {"command": name, "parameters"?: {...}}. */
@@ -144,8 +177,25 @@ export interface Coordinator {
   release(task: Task): Promise<void>;
   /** The task finished for good: delete it. Safe after close. */
   done(task: Task): Promise<void>;
-  /** See HandlerContext.claimDeadline. */
+  /** See HandlerContext.claimDeadline (epoch ms, for display and compatibility). */
   claimDeadline(): number;
+  /**
+   * The same deadline on the monotonic clock (performance.now() ms); Infinity when claims
+   * cannot expire. Ownership checks use this one. Coordinators without it get
+   * claimDeadline() translated at each read.
+   */
+  claimDeadlineMonotonic?(): number;
+  /**
+   * A process stall longer than this (ms) may have cost the node its claims (etcd: the lease
+   * safety margin). Absent or Infinity when a stall cannot lose a claim (memory, embedded).
+   */
+  readonly stallMargin?: number;
+  /**
+   * Store a checkpoint (JSON text) for a claimed task, fenced by the claim's token. Rejects
+   * with ClaimLostError when the claim is no longer this node's. Optional: without it,
+   * ctx.checkpoint rejects with an error naming the coordinator.
+   */
+  checkpoint?(task: Task, token: number, json: string): Promise<void>;
   /** Live cluster view for balancers. */
   readonly cluster: ClusterState;
   /** A client on the same broker, for handlers. */

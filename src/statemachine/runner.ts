@@ -20,9 +20,15 @@
  *   owner. A faulted task gets its error-policy decision first. Exception: when the claim is
  *   gone (stop reason lost, deleted or lease), nothing more is written, since another node
  *   may own the task already; the dropped commands are logged.
+ * - Every state write and every command taken is fenced by the claim (node and token): a
+ *   store that refuses a write (ClaimLostError) ends the run with that error, which the
+ *   consumer treats as a lost claim. Before each write the runner also checks that the claim
+ *   is still vouched for (deadline not passed, no stall past the safety margin): a step that
+ *   ends after such a pause stores nothing.
  */
-import { StopError } from "../errors.ts";
-import type { HandlerContext, HandlerResult, Logger, Task, TaskProps } from "../types.ts";
+import { ClaimLostError, StopError } from "../errors.ts";
+import { claimStillHeld } from "../running-task.ts";
+import type { ClaimRef, HandlerContext, HandlerResult, Logger, Task, TaskProps } from "../types.ts";
 import { StateStoreError } from "./errors.ts";
 import { Mailbox } from "./mailbox.ts";
 import { describeMessage, describeState, errorMessage, messageProblem, normalizeHandlerResult, releaseMessage, runMessage } from "./messages.ts";
@@ -110,9 +116,14 @@ export async function runStateMachine<P extends TaskProps>(opts: RunnerOptions<P
       const unchangedRelease =
         message.code === "release" && next.code === state.code && (next.errors?.length ?? 0) === (state.errors?.length ?? 0);
       if (!unchangedRelease) {
+        if (!claimStillHeld(ctx)) {
+          log.warn(`claim no longer vouched for: not storing ${describeState(next)} (on ${describeMessage(message)})`);
+          return "release";
+        }
         try {
-          await store.store(task.id, next);
+          await store.store(task.id, next, claimOf(ctx));
         } catch (err) {
+          if (err instanceof ClaimLostError) throw err;
           throw new StateStoreError("store", task.id, err);
         }
       }
@@ -133,8 +144,13 @@ export async function runStateMachine<P extends TaskProps>(opts: RunnerOptions<P
   }
 }
 
+function claimOf(ctx: HandlerContext): ClaimRef {
+  return { node: ctx.node, token: ctx.token };
+}
+
 /** The stop means this node no longer (surely) holds the claim. */
 function claimGone(ctx: HandlerContext): boolean {
+  if (!claimStillHeld(ctx)) return true;
   const reason: unknown = ctx.signal.reason;
   return ctx.signal.aborted && reason instanceof StopError && (reason.reason === "lost" || reason.reason === "deleted" || reason.reason === "lease");
 }
@@ -219,6 +235,12 @@ async function runHandler<P extends TaskProps>(state: State, opts: RunnerOptions
     client: ctx.client,
     claimDeadline: () => ctx.claimDeadline(),
     onStop: (listener) => ctx.onStop(listener),
+    owned: () => ctx.owned(),
+    sleep: (ms) => ctx.sleep(ms),
+    checkpoint: (value) => ctx.checkpoint(value),
+    get lastCheckpoint() {
+      return ctx.lastCheckpoint;
+    },
     commands: view.commands,
     state,
   };
@@ -254,7 +276,7 @@ async function pumpCommands<P extends TaskProps>(opts: RunnerOptions<P>, mailbox
   let delay = LISTEN_RETRY_INITIAL;
   while (!signal.aborted) {
     try {
-      for await (const message of opts.commands.listen(opts.task.id, signal)) {
+      for await (const message of opts.commands.listen(opts.task.id, signal, claimOf(opts.ctx))) {
         const problem = messageProblem(message);
         if (problem !== undefined) {
           log.warn(`dropping invalid command: ${problem}`);

@@ -3,7 +3,7 @@
  * channels a stateful task needs. Semantics follow Go Metafora's statemachine package; the
  * shapes are idiomatic TypeScript (async functions and async iterables, not channels).
  */
-import type { HandlerContext, Task, TaskProps } from "../types.ts";
+import type { ClaimRef, HandlerContext, Task, TaskProps } from "../types.ts";
 
 /** Every state code. The first four are live; the last three are terminal. */
 export const STATE_CODES = ["runnable", "sleeping", "paused", "fault", "completed", "failed", "killed"] as const;
@@ -51,8 +51,12 @@ export interface StateStore {
    * (as Go's etcd store does) so operators can see it. Rejects on I/O or decode failure.
    */
   load(taskId: string): Promise<State | undefined>;
-  /** Persist the task's state (overwrites). */
-  store(taskId: string, state: State): Promise<void>;
+  /**
+   * Persist the task's state (overwrites). With `claim`, the write is fenced: it lands only
+   * while that claim (node and token) still holds the task, and otherwise rejects with
+   * ClaimLostError having written nothing. Without it (operators), it is a plain write.
+   */
+  store(taskId: string, state: State, claim?: ClaimRef): Promise<void>;
   /**
    * Read the state without recording anything (operators looking at a task must not create
    * state for it). Optional; stores that have it are preferred for reads.
@@ -67,7 +71,8 @@ export interface TaskCommander {
 
 /** Per task: yields messages for the task while this node owns it, until the signal aborts. */
 export interface TaskCommandSource {
-  listen(taskId: string, signal: AbortSignal): AsyncIterable<Message>;
+  /** With `claim`, a command is taken (consumed) only while that claim holds the task. */
+  listen(taskId: string, signal: AbortSignal, claim?: ClaimRef): AsyncIterable<Message>;
 }
 
 /** What a stateful handler gets: the usual handler context plus its commands and state. */

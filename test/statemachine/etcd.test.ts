@@ -13,7 +13,7 @@ import type { Message } from "../../src/statemachine/types.ts";
 import { startEtcd, type EtcdServer } from "../support/etcd.ts";
 import { staysFalse, waitFor } from "../support/wait.ts";
 import { runnerContract } from "./contract.ts";
-import { handlerFor, RecordingStore, ScriptedRun, start, taskId, type MachineEnv } from "./support.ts";
+import { handlerFor, noteClaim, RecordingStore, ScriptedRun, start, taskId, type MachineEnv } from "./support.ts";
 
 const NS = "/statemachine-test";
 const keys = new Keys(NS);
@@ -36,7 +36,11 @@ beforeAll(async () => {
       return c;
     },
     own: async (id, node) => {
+      // A new claim: a fresh owner key, so its create revision (the token) is new too.
+      await client.delete().key(keys.owner(id)).exec();
       await client.put(keys.owner(id)).value(encodeOwner(node)).exec();
+      const owner = await client.get(keys.owner(id)).exec();
+      noteClaim(id, node, Number(owner.kvs[0]!.create_revision));
     },
     commandTaken: async (id) => (await client.get(keys.taskCommands(id)).string()) === null,
   };
@@ -167,7 +171,7 @@ describe("etcd state store and Go interop", () => {
 
   test("a command written by hand in Go's format is acted on", async () => {
     const id = taskId("go-command");
-    await client.put(keys.owner(id)).value(encodeOwner("node1")).exec();
+    await env.own(id, "node1");
     await client.put(keys.state(id)).value('{"state":"runnable"}').exec();
     const store = new RecordingStore(new EtcdStateStore(client, NS));
     const scripted = new ScriptedRun();

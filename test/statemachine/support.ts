@@ -55,6 +55,15 @@ const noClient: Client = {
   tasks: () => Promise.resolve([]),
 };
 
+/**
+ * Fencing tokens of the claims the environment's own() made (task + node → token): contexts
+ * for that task and node carry it, so their fenced state writes and command takes hold.
+ */
+const claimTokens = new Map<string, number>();
+export function noteClaim(taskId: string, node: string, token: number): void {
+  claimTokens.set(`${taskId}\u0000${node}`, token);
+}
+
 /** A handler context like the consumer's: stop() aborts the signal with a StopError. */
 export function makeContext(taskId: string, node = "node1", log: Logger = silentLogger): { ctx: HandlerContext; stop(reason?: StopReason): void } {
   const controller = new AbortController();
@@ -62,7 +71,7 @@ export function makeContext(taskId: string, node = "node1", log: Logger = silent
   let count = 0;
   const ctx: HandlerContext = {
     signal: controller.signal,
-    token: 1,
+    token: claimTokens.get(`${taskId}\u0000${node}`) ?? 1,
     node,
     log,
     claimDeadline: () => Infinity,
@@ -71,6 +80,22 @@ export function makeContext(taskId: string, node = "node1", log: Logger = silent
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
+    owned: () => !controller.signal.aborted,
+    sleep: (ms) =>
+      new Promise<boolean>((resolve) => {
+        if (controller.signal.aborted) return resolve(false);
+        const onAbort = (): void => {
+          clearTimeout(timer);
+          resolve(false);
+        };
+        const timer = setTimeout(() => {
+          controller.signal.removeEventListener("abort", onAbort);
+          resolve(!controller.signal.aborted);
+        }, ms);
+        controller.signal.addEventListener("abort", onAbort, { once: true });
+      }),
+    checkpoint: () => Promise.reject(new Error("no checkpoints in state machine tests")),
+    lastCheckpoint: undefined,
   };
   return {
     ctx,

@@ -9,6 +9,7 @@
 import { Buffer } from "node:buffer";
 import { setImmediate } from "node:timers";
 import { Range, type Etcd3, type ICompare, type IRequestOp } from "etcd3";
+import { ClaimLostError } from "../../errors.ts";
 import type { Logger } from "../../types.ts";
 import type { Keys } from "./keys.ts";
 import type { NodeLease } from "./lease.ts";
@@ -101,6 +102,33 @@ export class ClaimOps {
       }
       this.o.log.warn(`task ${id} finished here, but another claim holds it now; leaving it to that owner`);
     });
+  }
+
+  /**
+   * Store a checkpoint under the task, only while our claim with this token stands. Rejects
+   * with ClaimLostError when it does not (nothing is written).
+   */
+  async checkpoint(id: string, token: number, json: string): Promise<void> {
+    const res = await this.o.etcd.kv.txn(
+      {
+        compare: this.ownerFence(id, token),
+        success: [{ request_put: { key: Buffer.from(this.o.keys.checkpoint(id)), value: Buffer.from(json) } }],
+      },
+      this.callOptions(),
+    );
+    if (!res.succeeded) throw new ClaimLostError(id, token, "checkpoint");
+  }
+
+  /** The task's stored checkpoint (JSON text), if any. */
+  async readCheckpoint(id: string): Promise<string | undefined> {
+    const res = await this.o.etcd.kv.range({ key: Buffer.from(this.o.keys.checkpoint(id)) }, this.callOptions());
+    const kv = res.kvs[0];
+    return kv ? kv.value.toString() : undefined;
+  }
+
+  /** Compares that hold only while our claim with this token stands unchanged (for fenced writes). */
+  fence(id: string, token: number): ICompare[] {
+    return this.ownerFence(id, token);
   }
 
   /** An owner key with our name that no claim of ours accounts for: delete it. */

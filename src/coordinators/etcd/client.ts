@@ -144,7 +144,7 @@ export class EtcdClient implements Client {
     const byId = new Map<string, { exists: boolean; props?: string; owner?: IKeyValue }>();
     for (const kv of await this.listAll(this.keys.tasksPrefix)) {
       const parsed = this.keys.parseTaskKey(decoder.decode(kv.key));
-      if (!parsed || parsed.part === "commands") continue;
+      if (!parsed || parsed.part === "commands" || parsed.part === "checkpoint") continue;
       let entry = byId.get(parsed.id);
       if (!entry) byId.set(parsed.id, (entry = { exists: false }));
       if (parsed.part === "task") entry.exists = true;

@@ -16,7 +16,7 @@
 import { Buffer } from "node:buffer";
 import { hostname } from "node:os";
 import type { Etcd3, IRequestOp } from "etcd3";
-import { ConfigError, describeError, NodeNameTakenError } from "../../errors.ts";
+import { ClaimLostError, ConfigError, describeError, NodeNameTakenError } from "../../errors.ts";
 import { Emitter } from "../../events.ts";
 import { scopedLogger } from "../../log.ts";
 import type { Claim, Coordinator, CoordinatorContext, Logger, Task } from "../../types.ts";
@@ -25,7 +25,7 @@ import { EtcdClusterView } from "./cluster.ts";
 import { parseEtcdConfig, type EtcdConfig, type EtcdConfigInput } from "./config.ts";
 import { connectEtcd } from "./connect.ts";
 import { encodeMetadata, encodeOwner, Keys } from "./keys.ts";
-import { NodeLease } from "./lease.ts";
+import { leaseTiming, NodeLease, toEpoch } from "./lease.ts";
 import { NodeCommandInbox } from "./node-commands.ts";
 import { ClaimOps } from "./claim-ops.ts";
 import { TaskView } from "./task-view.ts";
@@ -60,6 +60,9 @@ export interface EtcdCoordinatorEvents {
   /** A claim of this node ended without the consumer asking (owner key deleted or changed, task deleted). */
   lost: { taskId: string; reason: "lost" | "deleted" };
 }
+
+/** How long a claim waits for the watch to catch up before reading the checkpoint key instead. */
+const CHECKPOINT_WATCH_WAIT_MS = 1000;
 
 export type EtcdCoordinatorState = "new" | "starting" | "active" | "suspended" | "closing" | "closed";
 
@@ -98,12 +101,13 @@ export class EtcdCoordinator implements Coordinator {
   private tasksMirror: PrefixMirror | undefined;
   private nodesMirror: PrefixMirror | undefined;
   private readonly inbox: NodeCommandInbox;
+  /** While suspended: the claim deadline recorded then (performance.now() ms). */
   private suspendedDeadline = 0;
   private suspensions = 0;
   private resyncs = 0;
   private closing: Promise<void> | undefined;
   /** Lease trouble reported before init made the node active; handled right after. */
-  private earlyTrouble: { reason: string; deadline: number } | undefined;
+  private earlyTrouble: { reason: string; deadline: number; deadlineMonotonic: number } | undefined;
 
   constructor(config: EtcdConfig | EtcdConfigInput, options: EtcdCoordinatorOptions = {}) {
     this.config = parseEtcdConfig(config);
@@ -207,7 +211,7 @@ export class EtcdCoordinator implements Coordinator {
       if (this.isClosing()) return;
       this.state = "active";
       const early = this.earlyTrouble;
-      if (early) this.onLeaseTrouble(lease, early.reason, early.deadline);
+      if (early) this.onLeaseTrouble(lease, early.reason, early.deadlineMonotonic);
       await this.tasksMirror.start();
       this.log.info(`registered with lease ${lease.id} (TTL ${lease.ttlSeconds} s)`);
     } catch (err) {
@@ -285,33 +289,35 @@ export class EtcdCoordinator implements Coordinator {
   private startLease(lease: NodeLease): void {
     lease.on("renewed", ({ latencyMs, deadline }) => this.events.emit("keepalive", { latencyMs, deadline }));
     lease.on("loopLag", (payload) => this.events.emit("loopLag", payload));
-    lease.on("trouble", ({ reason, deadline }) => this.onLeaseTrouble(lease, reason, deadline));
+    lease.on("trouble", ({ reason, deadlineMonotonic }) => this.onLeaseTrouble(lease, reason, deadlineMonotonic));
     lease.start();
   }
 
   // ---------------------------------------------------------------------------------------
   // Lease trouble: suspend, revoke, rejoin
 
-  private onLeaseTrouble(lease: NodeLease, reason: string, deadline: number): void {
+  /** `deadlineMono`: the claim deadline when trouble began, performance.now() ms. */
+  private onLeaseTrouble(lease: NodeLease, reason: string, deadlineMono: number): void {
+    const deadline = toEpoch(deadlineMono);
     if (lease === this.lease && this.state === "starting") {
-      this.earlyTrouble = { reason, deadline }; // handled as soon as init makes the node active
+      this.earlyTrouble = { reason, deadline, deadlineMonotonic: deadlineMono }; // handled as soon as init makes the node active
       return;
     }
     if (lease !== this.lease || this.state !== "active") return;
     this.state = "suspended";
-    this.suspendedDeadline = deadline;
+    this.suspendedDeadline = deadlineMono;
     this.suspensions++;
     this.log.warn(
       `lease ${lease.id} in doubt (${reason}): stopping every task by ${new Date(deadline).toISOString()}, then rejoining with a new lease`,
     );
     this.events.emit("suspended", { reason, deadline, leaseId: lease.id });
-    void this.rejoin(lease, deadline).catch((err) => this.log.error(`rejoin failed: ${describeError(err)}`));
+    void this.rejoin(lease, deadlineMono).catch((err) => this.log.error(`rejoin failed: ${describeError(err)}`));
   }
 
-  private async rejoin(old: NodeLease, deadline: number): Promise<void> {
+  private async rejoin(old: NodeLease, deadlineMono: number): Promise<void> {
     let stopped: Promise<void>;
     try {
-      stopped = Promise.resolve(this.ctx?.suspend(deadline));
+      stopped = Promise.resolve(this.ctx?.suspend(toEpoch(deadlineMono)));
     } catch (err) {
       this.log.error(`consumer suspend failed: ${describeError(err)}`);
       stopped = Promise.resolve();
@@ -321,7 +327,7 @@ export class EtcdCoordinator implements Coordinator {
     await Promise.race([
       stopped.catch((err) => this.log.error(`consumer suspend failed: ${describeError(err)}`)),
       new Promise<void>((resolve) => {
-        graceTimer = setTimeout(resolve, Math.max(0, deadline - Date.now()) + 1000);
+        graceTimer = setTimeout(resolve, Math.max(0, deadlineMono - performance.now()) + 1000);
       }),
     ]);
     clearTimeout(graceTimer);
@@ -373,9 +379,24 @@ export class EtcdCoordinator implements Coordinator {
   // Claims
 
   claimDeadline(): number {
-    if (this.state === "suspended") return this.suspendedDeadline;
     if (this.isClosing()) return 0;
-    return this.lease ? this.lease.claimDeadline() : Infinity;
+    return toEpoch(this.claimDeadlineMonotonic());
+  }
+
+  claimDeadlineMonotonic(): number {
+    if (this.state === "suspended") return this.suspendedDeadline;
+    if (this.isClosing()) return -Infinity;
+    return this.lease ? this.lease.claimDeadlineMonotonic() : Infinity;
+  }
+
+  /** The lease's safety margin: a stall longer than this may have let the lease expire. */
+  get stallMargin(): number {
+    return (this.lease?.timing ?? leaseTiming(this.config.leaseTtl)).marginMs;
+  }
+
+  async checkpoint(task: Task, token: number, json: string): Promise<void> {
+    if (this.view.claims.get(task.id) !== token) throw new ClaimLostError(task.id, token, "checkpoint");
+    await this.ops.checkpoint(task.id, token, json);
   }
 
   async claim(task: Task): Promise<Claim | undefined> {
@@ -397,7 +418,28 @@ export class EtcdCoordinator implements Coordinator {
     if (lease !== this.lease || this.state !== "active") return undefined; // the old lease is being revoked
     if (view.endedAlready(id, token)) return undefined; // the watch saw it deleted or replaced already
     view.claims.set(id, token);
-    return { token };
+    const checkpoint = await this.checkpointAfterClaim(id, token);
+    // The claim may have ended while we looked (lease trouble, owner key deleted): then it is
+    // reported lost to no one, so say it was not won.
+    if (view.claims.get(id) !== token) return undefined;
+    return checkpoint === undefined ? { token } : { token, checkpoint };
+  }
+
+  /**
+   * The checkpoint a claim at `token` starts from, without a GET for tasks that have none:
+   * once the watch has applied every revision before the claim, the table knows whether a
+   * checkpoint exists (only an owner writes one, and no one else can while we hold the claim).
+   * The watch usually gets there within a round trip; if not, or if there is one, read it.
+   */
+  private async checkpointAfterClaim(id: string, token: number): Promise<string | undefined> {
+    const caughtUp = await this.view.whenApplied(token - 1, CHECKPOINT_WATCH_WAIT_MS);
+    if (caughtUp && !this.view.table.get(id)?.checkpointRevision) return undefined;
+    try {
+      return await this.ops.readCheckpoint(id);
+    } catch (err) {
+      this.log.warn(`task ${id}: could not read its checkpoint (${errorMessage(err)}); it starts without one`);
+      return undefined;
+    }
   }
 
   async release(task: Task): Promise<void> {

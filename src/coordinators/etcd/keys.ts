@@ -11,6 +11,8 @@
  *   N/tasks/T/props                  task props JSON
  *   N/tasks/T/owner                  {"node":"M"} on the owner's lease: the claim
  *   N/tasks/T/commands               state machine message JSON, single slot
+ *   N/tasks/T/checkpoint             a handler's last checkpoint JSON, fenced (no lease;
+ *                                    Go nodes ignore it, and their done removes it with tasks/T/)
  *   N/state/T                        state machine state JSON, permanent
  */
 import { goJson } from "../../gojson.ts";
@@ -52,6 +54,7 @@ export class Keys {
   props(id: string): string { return `${this.ns}/tasks/${id}/props`; }
   owner(id: string): string { return `${this.ns}/tasks/${id}/owner`; }
   taskCommands(id: string): string { return `${this.ns}/tasks/${id}/commands`; }
+  checkpoint(id: string): string { return `${this.ns}/tasks/${id}/checkpoint`; }
   state(id: string): string { return `${this.ns}/state/${id}`; }
   node(name: string): string { return `${this.ns}/nodes/${name}/${METADATA}`; }
   nodeCommandsMetadata(name: string): string { return `${this.ns}/nodes/${name}/commands/${METADATA}`; }
@@ -62,7 +65,7 @@ export class Keys {
    * Classify a key under tasks/: which task and which part of it. Returns undefined for keys
    * that are not part of the layout (metadata, deeper paths).
    */
-  parseTaskKey(key: string): { id: string; part: "task" | "props" | "owner" | "commands" } | undefined {
+  parseTaskKey(key: string): { id: string; part: "task" | "props" | "owner" | "commands" | "checkpoint" } | undefined {
     if (!key.startsWith(this.tasksPrefix)) return undefined;
     const rest = key.slice(this.tasksPrefix.length);
     const segments = rest.split("/");
@@ -71,7 +74,7 @@ export class Keys {
     if (segments.length === 1) return { id, part: "task" };
     if (segments.length === 2) {
       const part = segments[1];
-      if (part === "props" || part === "owner" || part === "commands") return { id, part };
+      if (part === "props" || part === "owner" || part === "commands" || part === "checkpoint") return { id, part };
     }
     return undefined;
   }

@@ -8,6 +8,10 @@
  *
  *   deadline = lastRenewal + TTL − margin,   margin = max(1 s, TTL/5)
  *
+ * All of it is kept on the monotonic clock (performance.now()): a wall-clock step (NTP, a VM
+ * resumed with a new time) must neither extend nor shorten a claim. Epoch values are derived
+ * at the moment they are read, for display.
+ *
  * Keepalives go out every (TTL − margin)/4; when none has been confirmed for (TTL − margin)/2,
  * or the event loop stalled for longer than the margin, the lease is "in trouble": the
  * coordinator suspends (handlers must stop by the deadline) and later rejoins with a new lease.
@@ -43,7 +47,7 @@ export interface NodeLeaseEvents {
   /** A keepalive was confirmed. */
   renewed: { latencyMs: number; renewedAt: number; deadline: number };
   /** Emitted once: renewals can no longer be vouched for. */
-  trouble: { reason: string; deadline: number };
+  trouble: { reason: string; deadline: number; deadlineMonotonic: number };
   /** Largest event-loop lag over the last ~second. */
   loopLag: { maxMs: number };
 }
@@ -53,6 +57,7 @@ type KeepAliveStream = IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResp
 export class NodeLease {
   readonly timing: LeaseTiming;
   private readonly events: Emitter<NodeLeaseEvents>;
+  /** performance.now() of the last confirmed renewal (by send time). */
   private lastRenewal: number;
   private stream: KeepAliveStream | undefined;
   private pending: number[] = [];
@@ -84,9 +89,9 @@ export class NodeLease {
 
   /** Ask etcd for a lease; rejects when etcd does not answer within `timeoutMs`. */
   static async grant(etcd: Etcd3, ttlSeconds: number, timeoutMs: number, log: Logger): Promise<NodeLease> {
-    const sentAt = Date.now();
+    const sentAt = performance.now();
     const res = await withTimeout(
-      etcd.leaseClient.leaseGrant({ TTL: ttlSeconds }, { deadline: sentAt + timeoutMs }),
+      etcd.leaseClient.leaseGrant({ TTL: ttlSeconds }, { deadline: Date.now() + timeoutMs }),
       timeoutMs,
       `etcd did not grant a lease within ${timeoutMs} ms`,
     );
@@ -100,14 +105,19 @@ export class NodeLease {
     return this.events.on(event, listener);
   }
 
-  /** Epoch ms until which claims under this lease are vouched for. */
+  /** Epoch ms until which claims under this lease are vouched for (for display). */
   claimDeadline(): number {
+    return toEpoch(this.claimDeadlineMonotonic());
+  }
+
+  /** performance.now() ms until which claims under this lease are vouched for. */
+  claimDeadlineMonotonic(): number {
     return this.lastRenewal + this.timing.safeMs;
   }
 
-  /** Epoch ms of the last confirmed renewal (by send time). */
+  /** Epoch ms of the last confirmed renewal (by send time; for display). */
   lastRenewedAt(): number {
-    return this.lastRenewal;
+    return toEpoch(this.lastRenewal);
   }
 
   /** Latency of the last confirmed keepalive, ms. */
@@ -168,7 +178,7 @@ export class NodeLease {
       return;
     }
     try {
-      this.pending.push(Date.now());
+      this.pending.push(performance.now());
       stream.write({ ID: this.id });
     } catch (err) {
       this.log.debug(`lease ${this.id}: keepalive write failed: ${errorMessage(err)}`);
@@ -207,10 +217,10 @@ export class NodeLease {
       return;
     }
     if (sentAt === undefined) return;
-    const now = Date.now();
+    const now = performance.now();
     if (sentAt > this.lastRenewal) this.lastRenewal = sentAt;
     this.lastLatency = now - sentAt;
-    this.events.emit("renewed", { latencyMs: this.lastLatency, renewedAt: sentAt, deadline: this.claimDeadline() });
+    this.events.emit("renewed", { latencyMs: this.lastLatency, renewedAt: toEpoch(sentAt), deadline: this.claimDeadline() });
   }
 
   private onStreamClosed(stream: KeepAliveStream, err?: Error): void {
@@ -234,7 +244,7 @@ export class NodeLease {
       this.raiseTrouble(`event loop stalled for ${Math.round(lagMs)} ms (safety margin ${this.timing.marginMs} ms)`);
       return;
     }
-    const age = Date.now() - this.lastRenewal;
+    const age = Math.round(performance.now() - this.lastRenewal);
     if (age > this.timing.overdueAfterMs) {
       this.raiseTrouble(`no keepalive confirmed for ${age} ms (lease TTL ${this.ttlSeconds} s)`);
     }
@@ -243,8 +253,16 @@ export class NodeLease {
   private raiseTrouble(reason: string): void {
     if (this.troubled || this.stopped) return;
     this.troubled = true;
-    this.events.emit("trouble", { reason, deadline: this.claimDeadline() });
+    this.events.emit("trouble", { reason, deadline: this.claimDeadline(), deadlineMonotonic: this.claimDeadlineMonotonic() });
   }
+}
+
+/**
+ * A monotonic time as epoch ms (display only): counted from the process's time origin, so the
+ * same instant always maps to the same value, whatever the wall clock does meanwhile.
+ */
+export function toEpoch(monotonic: number): number {
+  return Number.isFinite(monotonic) ? Math.round(performance.timeOrigin + monotonic) : monotonic;
 }
 
 /**

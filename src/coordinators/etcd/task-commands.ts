@@ -12,7 +12,7 @@ import type { Etcd3, IKeyValue, Watcher } from "etcd3";
 import { scopedLogger } from "../../log.ts";
 import { decodeMessage, encodeMessage } from "../../statemachine/codec.ts";
 import type { Message, TaskCommander, TaskCommandSource } from "../../statemachine/types.ts";
-import type { Logger } from "../../types.ts";
+import type { ClaimRef, Logger } from "../../types.ts";
 import { encodeOwner, Keys } from "./keys.ts";
 
 export class EtcdTaskCommands implements TaskCommander, TaskCommandSource {
@@ -43,7 +43,7 @@ export class EtcdTaskCommands implements TaskCommander, TaskCommandSource {
    * write (watched from the listing's revision + 1, so none is missed). If the watch fails
    * (e.g. compaction), the slot is listed again and watched anew.
    */
-  async *listen(taskId: string, signal: AbortSignal): AsyncIterable<Message> {
+  async *listen(taskId: string, signal: AbortSignal, claim?: ClaimRef): AsyncIterable<Message> {
     const key = this.keys.taskCommands(taskId);
     while (!signal.aborted) {
       const pending: IKeyValue[] = [];
@@ -72,7 +72,7 @@ export class EtcdTaskCommands implements TaskCommander, TaskCommandSource {
         while (!signal.aborted && !broken) {
           const kv = pending.shift();
           if (kv) {
-            const message = await this.consume(taskId, key, kv);
+            const message = await this.consume(taskId, key, kv, claim);
             if (message) yield message;
             continue;
           }
@@ -90,9 +90,11 @@ export class EtcdTaskCommands implements TaskCommander, TaskCommandSource {
   /**
    * Take one command if this node owns the task: delete it only if the owner is us and the
    * slot still holds this very write (a newer command is left for its own watch event).
+   * With `claim`, the owner key must also have been created at its token: once that claim
+   * ended, a later claim (even by this node) is a different owner and this listener takes nothing.
    * Malformed commands are deleted (by the owner) and logged, never delivered.
    */
-  private async consume(taskId: string, key: string, kv: IKeyValue): Promise<Message | undefined> {
+  private async consume(taskId: string, key: string, kv: IKeyValue, claim?: ClaimRef): Promise<Message | undefined> {
     const raw = kv.value.toString();
     let message: Message | undefined;
     let problem: string | undefined;
@@ -101,11 +103,9 @@ export class EtcdTaskCommands implements TaskCommander, TaskCommandSource {
     } catch (err) {
       problem = (err as Error).message;
     }
-    const res = await this.client
-      .if(this.keys.owner(taskId), "Value", "==", this.ownerValue)
-      .and(key, "Mod", "==", kv.mod_revision)
-      .then(this.client.delete().key(key))
-      .commit();
+    let cond = this.client.if(this.keys.owner(taskId), "Value", "==", this.ownerValue).and(key, "Mod", "==", kv.mod_revision);
+    if (claim) cond = cond.and(this.keys.owner(taskId), "Create", "==", claim.token);
+    const res = await cond.then(this.client.delete().key(key)).commit();
     if (!res.succeeded) {
       this.log.debug(`command for task "${taskId}" not taken: this node is not its owner, or a newer command replaced it`);
       return undefined;

@@ -41,6 +41,8 @@ export class TaskView {
   revision = 0;
   private readonly toAnnounce = new Set<string>();
   private readonly warned = new Set<string>();
+  /** Callers waiting for the view to have applied a revision (see whenApplied). */
+  private readonly waiters = new Set<{ revision: number; resolve: (reached: boolean) => void }>();
 
   constructor(private readonly o: TaskViewOptions) {}
 
@@ -52,6 +54,30 @@ export class TaskView {
   /** A claim that won at `token` but that the watch has already seen end. */
   endedAlready(id: string, token: number): boolean {
     return this.revision >= token && this.table.get(id)?.owner?.createRevision !== token;
+  }
+
+  /**
+   * Resolves true once the view has applied `revision` (everything up to it is in the table),
+   * false after `timeoutMs`.
+   */
+  whenApplied(revision: number, timeoutMs: number): Promise<boolean> {
+    if (this.revision >= revision) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const waiter = {
+        revision,
+        resolve: (reached: boolean): void => {
+          clearTimeout(timer);
+          this.waiters.delete(waiter);
+          resolve(reached);
+        },
+      };
+      const timer = setTimeout(() => waiter.resolve(false), timeoutMs);
+      this.waiters.add(waiter);
+    });
+  }
+
+  private wakeWaiters(): void {
+    for (const w of [...this.waiters]) if (this.revision >= w.revision) w.resolve(true);
   }
 
   snapshot(kvs: readonly MirrorKv[], revision: number): void {
@@ -84,6 +110,7 @@ export class TaskView {
     // their attempts mostly disjoint.
     shuffle(claimable);
     for (const id of claimable) this.announce(id);
+    this.wakeWaiters();
   }
 
   events(events: readonly MirrorEvent[]): void {
@@ -95,6 +122,7 @@ export class TaskView {
       if (part === "task") this.onTaskKey(id, ev);
       else if (part === "props") this.onPropsKey(id, ev);
       else if (part === "owner") this.onOwnerKey(id, ev);
+      else if (part === "checkpoint") this.table.setCheckpoint(id, ev.type === "put" ? ev.kv.modRevision : 0);
       // tasks/T/commands belongs to the state machine's listener.
     }
     // A response can carry many tasks at once (a batch release, an expired lease). Every node
@@ -106,6 +134,7 @@ export class TaskView {
       const record = this.table.get(id);
       if (record?.exists && !record.owner) this.announce(id);
     }
+    this.wakeWaiters();
   }
 
   /** Report a claim as ended (also used when a snapshot contradicts it). */

@@ -10,7 +10,7 @@
  * Everything is synchronous under the hood (one event loop, no locks needed); the async
  * Coordinator/Client surface is there so callers cannot tell it from etcd.
  */
-import { NodeNameTakenError, TaskExistsError, describeError } from "../../errors.ts";
+import { ClaimLostError, NodeNameTakenError, TaskExistsError, describeError } from "../../errors.ts";
 import { getLogger } from "../../log.ts";
 import { assertNodeName, assertTaskId } from "../../ids.ts";
 import type { Client, Coordinator, CoordinatorContext, NodeCommand, Task, TaskInfo, TaskProps } from "../../types.ts";
@@ -30,6 +30,14 @@ export interface MemoryBrokerOptions {
   snapshot?: BrokerSnapshot;
   /** Called after a task was submitted, deleted or finished (done), e.g. to persist snapshot(). */
   onChange?: () => void;
+  /** Checkpoints (JSON text) restored from a previous run, by task id. */
+  checkpoints?: Iterable<readonly [string, string]>;
+  /**
+   * Called synchronously on every checkpoint change, after the fence check and before the
+   * change is applied (undefined: removed because its task is gone). If it throws, nothing
+   * changes and the error reaches the caller: a durable store writes here.
+   */
+  onCheckpoint?: (taskId: string, json: string | undefined, token?: number) => void | Promise<void>;
 }
 
 interface TaskRecord {
@@ -57,9 +65,13 @@ export class MemoryBroker {
   private readonly onChange: (() => void) | undefined;
   /** Listeners for changes of the live node set (ClusterState.onChange). */
   private readonly membershipListeners = new Set<() => void>();
+  private readonly checkpoints: Map<string, string>;
+  private readonly onCheckpoint: ((taskId: string, json: string | undefined, token?: number) => void | Promise<void>) | undefined;
 
   constructor(opts: MemoryBrokerOptions = {}) {
     this.onChange = opts.onChange;
+    this.checkpoints = new Map(opts.checkpoints ?? []);
+    this.onCheckpoint = opts.onCheckpoint;
     if (opts.snapshot !== undefined) this.load(opts.snapshot);
   }
 
@@ -133,10 +145,33 @@ export class MemoryBroker {
     return record.token;
   }
 
-  /** @internal Give up a claim (no-op unless `node` owns the task). */
-  release(node: string, id: string): void {
+  /**
+   * Does `node` hold the claim on `id` with this token? The fence of every write made for a
+   * claimed task (state, checkpoint, task commands, release, done).
+   */
+  holds(id: string, node: string, token: number): boolean {
     const record = this.records.get(id);
-    if (!record || record.owner !== node) return;
+    return record !== undefined && record.owner === node && record.token === token && this.live.has(node);
+  }
+
+  /** The task's checkpoint (JSON text), if any. */
+  checkpointOf(id: string): string | undefined {
+    return this.checkpoints.get(id);
+  }
+
+  /** @internal Store a checkpoint, fenced by the claim; ClaimLostError if it does not hold. */
+  checkpoint(node: string, id: string, token: number, json: string): void | Promise<void> {
+    if (!this.holds(id, node, token)) throw new ClaimLostError(id, token, "checkpoint");
+    // A persisting hook may answer with a promise: the checkpoint is durable once it settles.
+    const written = this.onCheckpoint?.(id, json, token);
+    this.checkpoints.set(id, json);
+    return written;
+  }
+
+  /** @internal Give up a claim (no-op unless `node` owns the task, with `token` when given). */
+  release(node: string, id: string, token?: number): void {
+    const record = this.records.get(id);
+    if (!record || record.owner !== node || (token !== undefined && record.token !== token)) return;
     this.live.get(node)?.owned.delete(id);
     record.owner = undefined;
     record.token = undefined;
@@ -144,13 +179,20 @@ export class MemoryBroker {
     this.announce(record.task);
   }
 
-  /** @internal The task finished for good (no-op unless `node` owns it). */
-  done(node: string, id: string): void {
+  /** @internal The task finished for good (no-op unless `node` owns it, with `token` when given). */
+  done(node: string, id: string, token?: number): void {
     const record = this.records.get(id);
-    if (!record || record.owner !== node) return;
+    if (!record || record.owner !== node || (token !== undefined && record.token !== token)) return;
     this.live.get(node)?.owned.delete(id);
     this.records.delete(id);
+    this.dropCheckpoint(id);
     this.changed();
+  }
+
+  private dropCheckpoint(id: string): void {
+    if (!this.checkpoints.has(id)) return;
+    safely(() => this.onCheckpoint?.(id, undefined));
+    this.checkpoints.delete(id);
   }
 
   /** @internal */
@@ -198,6 +240,7 @@ export class MemoryBroker {
     const record = this.records.get(id);
     if (!record) return false;
     this.records.delete(id);
+    this.dropCheckpoint(id);
     if (record.owner === undefined) {
       this.unclaimed--;
       for (const entry of this.live.values()) safely(() => entry.ctx.withdraw(id));

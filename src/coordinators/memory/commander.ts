@@ -9,6 +9,7 @@
  */
 import { messageProblem } from "../../statemachine/messages.ts";
 import type { Message, TaskCommander, TaskCommandSource } from "../../statemachine/types.ts";
+import type { ClaimRef } from "../../types.ts";
 
 interface Listener {
   wake(): void;
@@ -22,14 +23,18 @@ export interface MemoryTaskCommandsOptions {
    * a promise it returns has (the command is then durable); other changes do not wait for it.
    */
   onChange?: (taskId: string, message: Message | undefined) => void | Promise<void>;
+  /** Does `claim` still hold `taskId`? A listener given a claim takes commands only while it does. */
+  fence?: (taskId: string, claim: ClaimRef) => boolean;
 }
 
 export class MemoryTaskCommands implements TaskCommander, TaskCommandSource {
   private readonly slots: Map<string, Message>;
   private readonly listeners = new Map<string, Listener[]>();
   private readonly onChange: (taskId: string, message: Message | undefined) => void | Promise<void>;
+  private readonly fence: ((taskId: string, claim: ClaimRef) => boolean) | undefined;
 
   constructor(opts: MemoryTaskCommandsOptions = {}) {
+    this.fence = opts.fence;
     this.slots = new Map(opts.waiting ?? []);
     this.onChange = opts.onChange ?? (() => {});
   }
@@ -53,7 +58,7 @@ export class MemoryTaskCommands implements TaskCommander, TaskCommandSource {
     return this.slots.get(taskId);
   }
 
-  async *listen(taskId: string, signal: AbortSignal): AsyncIterable<Message> {
+  async *listen(taskId: string, signal: AbortSignal, claim?: ClaimRef): AsyncIterable<Message> {
     let wake: () => void = () => {};
     const me: Listener = { wake: () => wake() };
     const list = this.listeners.get(taskId) ?? [];
@@ -61,7 +66,8 @@ export class MemoryTaskCommands implements TaskCommander, TaskCommandSource {
     this.listeners.set(taskId, list);
     try {
       while (!signal.aborted) {
-        const message = this.listeners.get(taskId)?.at(-1) === me ? this.slots.get(taskId) : undefined;
+        const current = this.listeners.get(taskId)?.at(-1) === me && !(claim && this.fence && !this.fence(taskId, claim));
+        const message = current ? this.slots.get(taskId) : undefined;
         if (message !== undefined) {
           this.slots.delete(taskId);
           this.onChange(taskId, undefined);

@@ -1,4 +1,13 @@
-/** One node's view of a MemoryBroker, behind the Coordinator interface. */
+/**
+ * One node's view of a MemoryBroker, behind the Coordinator interface.
+ *
+ * Claims here hang on no lease: a claim lasts until released, finished, deleted or the node
+ * closes. A process stall therefore cannot cost a claim (nobody else can take the task while
+ * this process is frozen, since the broker lives in it), so there is no claim deadline and
+ * no stall margin: ctx.owned() turns false only on a stop request or a lost (deleted) claim.
+ * Writes are still fenced by token, which catches a handler that outlives its claim.
+ */
+import { ClaimLostError } from "../../errors.ts";
 import type { Claim, Client, ClusterState, Coordinator, CoordinatorContext, Task } from "../../types.ts";
 import type { MemoryBroker } from "./broker.ts";
 
@@ -7,6 +16,8 @@ export class MemoryCoordinator implements Coordinator {
   readonly cluster: ClusterState;
   readonly client: Client;
   private registered = false;
+  /** Claims this node holds: task id → token (release and done are fenced by it). */
+  private readonly claims = new Map<string, number>();
 
   constructor(
     private readonly broker: MemoryBroker,
@@ -29,15 +40,31 @@ export class MemoryCoordinator implements Coordinator {
 
   async claim(task: Task): Promise<Claim | undefined> {
     const token = this.broker.claim(this.node, this, task.id);
-    return token === undefined ? undefined : { token };
+    if (token === undefined) return undefined;
+    this.claims.set(task.id, token);
+    const checkpoint = this.broker.checkpointOf(task.id);
+    return checkpoint === undefined ? { token } : { token, checkpoint };
   }
 
   async release(task: Task): Promise<void> {
-    this.broker.release(this.node, task.id);
+    const token = this.claims.get(task.id);
+    this.claims.delete(task.id);
+    if (token !== undefined) this.broker.release(this.node, task.id, token);
   }
 
   async done(task: Task): Promise<void> {
-    this.broker.done(this.node, task.id);
+    const token = this.claims.get(task.id);
+    this.claims.delete(task.id);
+    if (token !== undefined) this.broker.done(this.node, task.id, token);
+  }
+
+  async checkpoint(task: Task, token: number, json: string): Promise<void> {
+    if (this.claims.get(task.id) !== token) throw new ClaimLostError(task.id, token, "checkpoint");
+    await this.broker.checkpoint(this.node, task.id, token, json);
+  }
+
+  claimDeadlineMonotonic(): number {
+    return Infinity;
   }
 
   /** Memory claims cannot be lost to a lease: there is no lease. */
@@ -48,6 +75,7 @@ export class MemoryCoordinator implements Coordinator {
   async close(): Promise<void> {
     if (!this.registered) return;
     this.registered = false;
+    this.claims.clear();
     this.broker.unregister(this.node, this);
   }
 }

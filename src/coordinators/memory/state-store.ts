@@ -4,7 +4,9 @@
  * data and restored exactly, and both stores behave identically.
  */
 import { decodeState, encodeState } from "../../statemachine/codec.ts";
+import { ClaimLostError } from "../../errors.ts";
 import type { State, StateStore } from "../../statemachine/types.ts";
+import type { ClaimRef } from "../../types.ts";
 
 /** A persisted snapshot: task id → the state's JSON object ({"state": "...", ...}). */
 export type StateSnapshotData = Record<string, Record<string, unknown>>;
@@ -17,14 +19,22 @@ export interface MemoryStateStoreOptions {
    * store() resolves only once a returned promise has (the write is then durable).
    */
   onChange?: (taskId: string, state: State) => unknown;
+  /**
+   * The fence for writes made for a claimed task: does `claim` still hold `taskId`? With a
+   * MemoryBroker: `(id, c) => broker.holds(id, c.node, c.token)`. Without it, fenced writes
+   * are plain writes.
+   */
+  fence?: (taskId: string, claim: ClaimRef) => boolean;
 }
 
 export class MemoryStateStore implements StateStore {
   private readonly states = new Map<string, string>();
   private readonly onChange: ((taskId: string, state: State) => unknown) | undefined;
+  private readonly fence: ((taskId: string, claim: ClaimRef) => boolean) | undefined;
 
   constructor(opts: MemoryStateStoreOptions = {}) {
     this.onChange = opts.onChange;
+    this.fence = opts.fence;
     for (const [taskId, value] of Object.entries(opts.snapshot ?? {})) {
       const json = JSON.stringify(value);
       try {
@@ -45,7 +55,8 @@ export class MemoryStateStore implements StateStore {
     return initial;
   }
 
-  async store(taskId: string, state: State): Promise<void> {
+  async store(taskId: string, state: State, claim?: ClaimRef): Promise<void> {
+    if (claim && this.fence && !this.fence(taskId, claim)) throw new ClaimLostError(taskId, claim.token, `state write (${state.code})`);
     const json = encodeState(state);
     this.states.set(taskId, json);
     await this.onChange?.(taskId, decodeState(json));

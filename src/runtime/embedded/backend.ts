@@ -13,7 +13,7 @@ import { MemoryTaskCommands } from "../../coordinators/memory/commander.ts";
 import { MemoryStateStore, type StateSnapshotData } from "../../coordinators/memory/state-store.ts";
 import { decodeMessage, encodeMessage, encodeState } from "../../statemachine/codec.ts";
 import type { Message } from "../../statemachine/types.ts";
-import type { Logger } from "../../types.ts";
+import type { ClaimRef, Logger } from "../../types.ts";
 import type { Backend } from "../backend.ts";
 import type { RuntimeConfig } from "../config/schema.ts";
 import { lockDataDir } from "./data-dir-lock.ts";
@@ -30,7 +30,12 @@ export async function openEmbeddedBackend(config: RuntimeConfig, log: Logger): P
     store = openStore(config.dataDir, log);
     const db = store;
     const waiting = restoreCommands(db, log);
+    // Writes for a claimed task are fenced by the broker's claims (see broker.holds); the broker
+    // is made below, before any claim can exist.
+    let broker: MemoryBroker | undefined;
+    const fence = (taskId: string, claim: ClaimRef): boolean => broker?.holds(taskId, claim.node, claim.token) ?? false;
     const taskCommands = new MemoryTaskCommands({
+      fence,
       waiting,
       // send() awaits this: the command is committed before send() resolves.
       onChange: (taskId, message) => {
@@ -47,7 +52,15 @@ export async function openEmbeddedBackend(config: RuntimeConfig, log: Logger): P
     db.pruneGoneHistory().catch((err: unknown) => log.warn(`pruning old task history failed: ${(err as Error).message}`));
     const stored = db.tasks();
     const known = new Set(stored.map((t) => t.id));
-    const broker = new MemoryBroker({ snapshot: { version: 1, lastToken: tokens.floor, tasks: stored } });
+    broker = new MemoryBroker({
+      snapshot: { version: 1, lastToken: tokens.floor, tasks: stored },
+      // Checkpoints: committed (after the broker's fence check) before ctx.checkpoint resolves.
+      checkpoints: db.checkpoints(),
+      onCheckpoint: (taskId, json, token) => {
+        if (json !== undefined) return db.putCheckpoint(taskId, { value: json, token: token ?? 0, at: new Date().toISOString() });
+        // Removed with its task: removeTask deletes the row in the same write.
+      },
+    });
     const hooks = {
       onSubmitted: (id: string) => history.record(id, { at: new Date().toISOString(), kind: "submitted" }),
       onGone: (id: string, why: "deleted" | "done") => {
@@ -60,6 +73,7 @@ export async function openEmbeddedBackend(config: RuntimeConfig, log: Logger): P
     const coordinator = persistedCoordinator(broker.coordinator(config.node), db, known, client, tokens, hooks);
     const states = db.states();
     const stateStore = new MemoryStateStore({
+      fence,
       snapshot: Object.fromEntries(states.map(([id, text]) => [id, JSON.parse(text) as Record<string, unknown>])) as StateSnapshotData,
       // store() awaits this: the state is committed before store() resolves.
       onChange: (taskId, state) => db.putState(taskId, encodeState(state)),

@@ -129,6 +129,9 @@ export function persistedCoordinator(
       await inner.done(task);
     },
     claimDeadline: () => inner.claimDeadline(),
+    ...(inner.claimDeadlineMonotonic ? { claimDeadlineMonotonic: () => inner.claimDeadlineMonotonic!() } : {}),
+    ...(inner.stallMargin !== undefined ? { stallMargin: inner.stallMargin } : {}),
+    ...(inner.checkpoint ? { checkpoint: (task, token, json) => inner.checkpoint!(task, token, json) } : {}),
     get cluster() {
       return inner.cluster;
     },

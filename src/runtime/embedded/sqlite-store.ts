@@ -319,6 +319,15 @@ export class EmbeddedStore {
     return { value: row.value, token: Number(row.token), at: row.at };
   }
 
+  /** Task id → the latest checkpoint's JSON text, for restoring the broker at start. */
+  checkpoints(): Array<[string, string]> {
+    const rows = this.db.prepare("SELECT task_id, value, token, at, sum FROM checkpoints").all() as Array<{ task_id: string; value: string; token: number; at: string; sum: number }>;
+    return rows.map((r) => {
+      this.verify("checkpoints", r.task_id, r.sum, rowSum(r.task_id, r.value, Number(r.token), r.at));
+      return [r.task_id, r.value];
+    });
+  }
+
   /** Size (bytes of JSON text) and time of every stored checkpoint. */
   checkpointInfos(): Map<string, { bytes: number; at: string }> {
     const rows = this.stmt.checkpointInfos!.all() as Array<{ task_id: string; bytes: number; at: string }>;
