@@ -11,7 +11,7 @@
 
 // Types and errors
 export type * from "./types.ts";
-export { MetaforaError, TaskExistsError, NodeNameTakenError, ConfigError, StopError } from "./errors.ts";
+export { MetaforaError, TaskExistsError, NodeNameTakenError, ConfigError, StopError, ClaimLostError, CheckpointTooLargeError } from "./errors.ts";
 export { setLogger, getLogger, scopedLogger, silentLogger } from "./log.ts";
 export { MAX_CHECKPOINT_BYTES } from "./checkpoint.ts";
 
