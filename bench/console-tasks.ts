@@ -9,7 +9,7 @@
  * in the list, an id search, a handler filter). Each figure is the median of 9 requests, with
  * the response size.
  */
-import { Consumer } from "../src/consumer.ts";
+import { Consumer } from "../src/consumer/consumer.ts";
 import { MemoryBroker } from "../src/coordinators/memory/broker.ts";
 import { MemoryStateStore } from "../src/coordinators/memory/state-store.ts";
 import { silentLogger } from "../src/log.ts";

@@ -22,7 +22,7 @@ import { createInterface } from "node:readline";
 import { FairBalancer, type FairBalancerOptions } from "../src/balancers/fair.ts";
 import type { RebalanceOptions } from "../src/balancers/membership.ts";
 import { EtcdCoordinator } from "../src/coordinators/etcd/coordinator.ts";
-import { Consumer } from "../src/consumer.ts";
+import { Consumer } from "../src/consumer/consumer.ts";
 import { silentLogger } from "../src/log.ts";
 import type { Handler, HandlerResult } from "../src/types.ts";
 import { client, type EtcdServer, fmt, median, startEtcd, submitAll, taskIds, until } from "./etcd-support.ts";

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { EtcdClient } from "../src/coordinators/etcd/client.ts";
 import { EtcdCoordinator } from "../src/coordinators/etcd/coordinator.ts";
-import { Consumer, type ConsumerOptions } from "../src/consumer.ts";
+import { Consumer, type ConsumerOptions } from "../src/consumer/consumer.ts";
 import { silentLogger } from "../src/log.ts";
 import type { Handler, HandlerResult } from "../src/types.ts";
 export { startEtcd, type EtcdServer } from "../test/support/etcd.ts";

@@ -10,7 +10,7 @@
  * fairness) and claimConcurrency 4, for comparison. Goal: < 1 s, spread within ±10%.
  */
 import { DumbBalancer } from "../src/balancers/dumb.ts";
-import { Consumer } from "../src/consumer.ts";
+import { Consumer } from "../src/consumer/consumer.ts";
 import { MemoryBroker } from "../src/coordinators/memory/broker.ts";
 import { silentLogger } from "../src/log.ts";
 import type { Balancer, CoordinatorContext, Handler } from "../src/types.ts";

@@ -8,7 +8,7 @@
  * handlers (each waits on its AbortSignal). Figures are RSS and JS heap growth after GC,
  * per task. Run twice in one process; the second pass shows the steady state.
  */
-import { Consumer } from "../src/consumer.ts";
+import { Consumer } from "../src/consumer/consumer.ts";
 import { MemoryBroker } from "../src/coordinators/memory/broker.ts";
 import { silentLogger } from "../src/log.ts";
 import type { Handler } from "../src/types.ts";

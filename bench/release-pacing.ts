@@ -10,7 +10,7 @@
  */
 import { EtcdCoordinator } from "../src/coordinators/etcd/coordinator.ts";
 import { MemoryBroker } from "../src/coordinators/memory/broker.ts";
-import { Consumer, type ConsumerOptions } from "../src/consumer.ts";
+import { Consumer, type ConsumerOptions } from "../src/consumer/consumer.ts";
 import { silentLogger } from "../src/log.ts";
 import type { Handler } from "../src/types.ts";
 import { startEtcd } from "./etcd-support.ts";

@@ -19,7 +19,7 @@ export { MAX_CHECKPOINT_BYTES } from "./checkpoint.ts";
 export { freeze, unfreeze, balance, stopTask } from "./command.ts";
 
 // Core: consumer, handlers, balancers
-export { Consumer, type ConsumerOptions, type ConsumerEvents, type ConsumerState } from "./consumer.ts";
+export { Consumer, type ConsumerOptions, type ConsumerEvents, type ConsumerState } from "./consumer/consumer.ts";
 export { defineHandler, routeTask } from "./handler.ts";
 export { defineStatefulHandler, type StatefulHandlerModule } from "./runtime/define.ts";
 export { DumbBalancer } from "./balancers/dumb.ts";

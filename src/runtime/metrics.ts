@@ -10,7 +10,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { shareOf } from "../balancers/fair.ts";
-import type { Consumer, ConsumerEvents } from "../consumer.ts";
+import type { Consumer, ConsumerEvents } from "../consumer/consumer.ts";
 import { STATE_CODES } from "../statemachine/types.ts";
 import type { ClusterState, RunningTask, StopReason } from "../types.ts";
 import { FailoverEstimator } from "./metrics-failover.ts";

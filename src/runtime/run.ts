@@ -4,7 +4,7 @@
  * Resolves with the process exit code (exit-codes.ts); main.ts exits with it.
  */
 import { FairBalancer } from "../balancers/fair.ts";
-import { Consumer } from "../consumer.ts";
+import { Consumer } from "../consumer/consumer.ts";
 import { ConfigError, describeError, NodeNameTakenError, TaskExistsError } from "../errors.ts";
 import { isTerminal } from "../statemachine/types.ts";
 import type { Logger, ShutdownReport } from "../types.ts";

@@ -2,7 +2,7 @@
  * What a running node offers the HTTP server and metrics: one object built by
  * `metafora run` once the coordinator, handlers and consumer exist.
  */
-import type { Consumer } from "../consumer.ts";
+import type { Consumer } from "../consumer/consumer.ts";
 import type { CoordinatorErrorKind } from "../coordinators/error-kind.ts";
 import type { State, StateStore, TaskCommander } from "../statemachine/types.ts";
 import type { Client, Logger } from "../types.ts";

@@ -27,7 +27,7 @@
  *   ends after such a pause stores nothing.
  */
 import { ClaimLostError, StopError } from "../errors.ts";
-import { claimStillHeld } from "../running-task.ts";
+import { claimStillHeld } from "../consumer/task-run.ts";
 import type { ClaimRef, HandlerContext, HandlerResult, Logger, Task, TaskProps } from "../types.ts";
 import { StateStoreError } from "./errors.ts";
 import { Mailbox } from "./mailbox.ts";

@@ -3,7 +3,7 @@
  * records every handler start and stop and flags two concurrent runs of one task.
  */
 import { EtcdCoordinator } from "../../src/coordinators/etcd/coordinator.ts";
-import { Consumer, type ConsumerOptions } from "../../src/consumer.ts";
+import { Consumer, type ConsumerOptions } from "../../src/consumer/consumer.ts";
 import type { Handler, HandlerResult, StopReason } from "../../src/types.ts";
 import type { EtcdServer } from "../support/etcd.ts";
 import { CapturingLogger, type Cleanup } from "./helpers.ts";

@@ -14,7 +14,7 @@ import type { Etcd3 } from "etcd3";
 import { allowanceFor, FairBalancer } from "../../src/balancers/fair.ts";
 import { EtcdCoordinator } from "../../src/coordinators/etcd/coordinator.ts";
 import { encodeMetadata, encodeOwner, Keys } from "../../src/coordinators/etcd/keys.ts";
-import { Consumer } from "../../src/consumer.ts";
+import { Consumer } from "../../src/consumer/consumer.ts";
 import type { Handler, HandlerResult } from "../../src/types.ts";
 import { startEtcd, type EtcdServer } from "../support/etcd.ts";
 import { sleep, waitFor } from "../support/wait.ts";

@@ -5,7 +5,7 @@
  */
 import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
 import { Buffer } from "node:buffer";
-import { Consumer } from "../../src/consumer.ts";
+import { Consumer } from "../../src/consumer/consumer.ts";
 import { ClaimOps } from "../../src/coordinators/etcd/claim-ops.ts";
 import { encodeOwner, Keys } from "../../src/coordinators/etcd/keys.ts";
 import { EtcdStateStore } from "../../src/coordinators/etcd/state-store.ts";

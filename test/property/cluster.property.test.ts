@@ -14,7 +14,7 @@ import { expect, test } from "bun:test";
 import fc from "fast-check";
 import { FairBalancer } from "../../src/balancers/fair.ts";
 import { freeze, unfreeze, balance as balanceCmd } from "../../src/command.ts";
-import { Consumer } from "../../src/consumer.ts";
+import { Consumer } from "../../src/consumer/consumer.ts";
 import { MemoryBroker } from "../../src/coordinators/memory/broker.ts";
 import { silentLogger } from "../../src/log.ts";
 import type { Coordinator, Handler, HandlerResult } from "../../src/types.ts";

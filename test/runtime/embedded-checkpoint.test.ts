@@ -6,7 +6,7 @@ import { afterEach, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Consumer } from "../../src/consumer.ts";
+import { Consumer } from "../../src/consumer/consumer.ts";
 import { ClaimLostError } from "../../src/errors.ts";
 import { silentLogger } from "../../src/log.ts";
 import { loadConfig } from "../../src/runtime/config/load.ts";

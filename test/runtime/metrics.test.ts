@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { register as globalRegistry } from "prom-client";
 import { FairBalancer } from "../../src/balancers/fair.ts";
-import { Consumer } from "../../src/consumer.ts";
+import { Consumer } from "../../src/consumer/consumer.ts";
 import { MemoryBroker } from "../../src/coordinators/memory/broker.ts";
 import { silentLogger } from "../../src/log.ts";
 import { attachConsumerMetrics, createMetrics, type Metrics } from "../../src/runtime/metrics.ts";

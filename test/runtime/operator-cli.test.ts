@@ -9,7 +9,7 @@ import { cac } from "cac";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Consumer } from "../../src/consumer.ts";
+import { Consumer } from "../../src/consumer/consumer.ts";
 import { EtcdCoordinator } from "../../src/coordinators/etcd/coordinator.ts";
 import { EtcdStateStore } from "../../src/coordinators/etcd/state-store.ts";
 import { silentLogger } from "../../src/log.ts";

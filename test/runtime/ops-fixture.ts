@@ -3,7 +3,7 @@
  * handler (memory state store and task commands), metrics, and the HTTP server on
  * 127.0.0.1:0. Everything is the production code; only the wiring (D1's job in `run`) is here.
  */
-import { Consumer } from "../../src/consumer.ts";
+import { Consumer } from "../../src/consumer/consumer.ts";
 import { MemoryBroker } from "../../src/coordinators/memory/broker.ts";
 import { MemoryTaskCommands } from "../../src/coordinators/memory/commander.ts";
 import { MemoryStateStore } from "../../src/coordinators/memory/state-store.ts";

@@ -8,7 +8,7 @@ import { balance } from "../../src/command.ts";
 import { EtcdCoordinator } from "../../src/coordinators/etcd/coordinator.ts";
 import { EtcdStateStore } from "../../src/coordinators/etcd/state-store.ts";
 import { EtcdTaskCommands } from "../../src/coordinators/etcd/task-commands.ts";
-import { Consumer } from "../../src/consumer.ts";
+import { Consumer } from "../../src/consumer/consumer.ts";
 import { silentLogger } from "../../src/log.ts";
 import { errorMessage, sleepMessage } from "../../src/statemachine/messages.ts";
 import { statefulHandler } from "../../src/statemachine/stateful.ts";

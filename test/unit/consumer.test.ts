@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { DumbBalancer } from "../../src/balancers/dumb.ts";
 import { balance, freeze, stopTask, unfreeze } from "../../src/command.ts";
-import { Consumer } from "../../src/consumer.ts";
+import { Consumer } from "../../src/consumer/consumer.ts";
 import { MemoryBroker } from "../../src/coordinators/memory/broker.ts";
 import { ConfigError, NodeNameTakenError, StopError } from "../../src/errors.ts";
 import { defineHandler } from "../../src/handler.ts";

@@ -6,7 +6,7 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { allowanceFor, FairBalancer } from "../../src/balancers/fair.ts";
-import { Consumer } from "../../src/consumer.ts";
+import { Consumer } from "../../src/consumer/consumer.ts";
 import { MemoryBroker } from "../../src/coordinators/memory/broker.ts";
 import type { Coordinator, Task } from "../../src/types.ts";
 import { RunLedger } from "../etcd/cluster.ts";

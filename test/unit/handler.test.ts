@@ -1,6 +1,6 @@
 /** routeTask, defineHandler, and the pending queue the claim loop drains. */
 import { expect, test } from "bun:test";
-import { PendingQueue } from "../../src/claim-queue.ts";
+import { PendingQueue } from "../../src/consumer/pending-queue.ts";
 import { defineHandler, routeTask } from "../../src/handler.ts";
 
 test("routeTask: props.handler wins, else the id before the first ':', else the whole id", () => {

@@ -1,5 +1,5 @@
 /** Shared bits for the consumer and memory-broker tests (not a test file itself). */
-import { Consumer, type ConsumerEvents, type ConsumerOptions } from "../../src/consumer.ts";
+import { Consumer, type ConsumerEvents, type ConsumerOptions } from "../../src/consumer/consumer.ts";
 import { MemoryBroker } from "../../src/coordinators/memory/broker.ts";
 import type { Coordinator, CoordinatorContext, Handler, HandlerContext, Logger, Task } from "../../src/types.ts";
 import { CapturingLogger } from "../support/logger.ts";

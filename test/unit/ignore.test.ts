@@ -1,6 +1,6 @@
 /** The ignore list (ref §1.8, T7), and its deadlock-free design (ref §6 item 11). */
 import { expect, test } from "bun:test";
-import { IgnoreList } from "../../src/ignore.ts";
+import { IgnoreList } from "../../src/consumer/ignore-list.ts";
 import type { Task } from "../../src/types.ts";
 import { staysFalse, waitFor } from "../support/wait.ts";
 

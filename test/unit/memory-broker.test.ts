@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { freeze, stopTask } from "../../src/command.ts";
-import type { Consumer } from "../../src/consumer.ts";
+import type { Consumer } from "../../src/consumer/consumer.ts";
 import { MemoryBroker, type BrokerSnapshot } from "../../src/coordinators/memory/broker.ts";
 import { NodeNameTakenError, TaskExistsError } from "../../src/errors.ts";
 import { getLogger, setLogger, silentLogger } from "../../src/log.ts";

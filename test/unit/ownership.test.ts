@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { MAX_CHECKPOINT_BYTES } from "../../src/checkpoint.ts";
-import { Consumer } from "../../src/consumer.ts";
+import { Consumer } from "../../src/consumer/consumer.ts";
 import { MemoryBroker } from "../../src/coordinators/memory/broker.ts";
 import { MemoryStateStore } from "../../src/coordinators/memory/state-store.ts";
 import { CheckpointTooLargeError, ClaimLostError } from "../../src/errors.ts";

@@ -3,10 +3,10 @@
  * is backed off on that node, doubling per repeat, logged once per streak, counted in an event.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { Consumer } from "../../src/consumer.ts";
+import { Consumer } from "../../src/consumer/consumer.ts";
 import { MemoryBroker } from "../../src/coordinators/memory/broker.ts";
 import { ConfigError } from "../../src/errors.ts";
-import { ReleasePacer } from "../../src/release-pacing.ts";
+import { ReleasePacer } from "../../src/consumer/release-pacing.ts";
 import type { Handler } from "../../src/types.ts";
 import { sleep, waitFor } from "../support/wait.ts";
 import { captureLog, consumerOn } from "./helpers.ts";

@@ -1,6 +1,6 @@
 /** A shutdown whose releases fail is not a clean one: the report names the tasks left claimed. */
 import { expect, test } from "bun:test";
-import { Consumer } from "../../src/consumer.ts";
+import { Consumer } from "../../src/consumer/consumer.ts";
 import { MemoryBroker } from "../../src/coordinators/memory/broker.ts";
 import type { Coordinator } from "../../src/types.ts";
 import { waitFor } from "../support/wait.ts";

@@ -5,7 +5,7 @@
  * same estimate /metrics counts (metrics-failover.ts): a claim shortly after a node vanished
  * holding tasks.
  */
-import type { Consumer } from "../../consumer.ts";
+import type { Consumer } from "../../consumer/consumer.ts";
 import type { ClusterState } from "../../types.ts";
 import { FailoverEstimator } from "../metrics-failover.ts";
 import type { CountSample, NodeCount, TimelineEvent } from "./types.ts";

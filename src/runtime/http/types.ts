@@ -1,5 +1,5 @@
 /** What the HTTP server needs from a running node (a subset of runtime/services.ts's RuntimeServices). */
-import type { Consumer } from "../../consumer.ts";
+import type { Consumer } from "../../consumer/consumer.ts";
 import type { CoordinatorErrorKind } from "../../coordinators/error-kind.ts";
 import type { State, StateStore, TaskCommander } from "../../statemachine/types.ts";
 import type { Client, Logger } from "../../types.ts";

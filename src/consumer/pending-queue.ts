@@ -4,7 +4,7 @@
  * announcement order. An array of ids plus a map keeps take() O(1) amortised even with tens of
  * thousands of entries, where repeatedly taking the head of a Map would rescan deleted slots.
  */
-import type { Task } from "./types.ts";
+import type { Task } from "../types.ts";
 
 export class PendingQueue {
   private readonly tasks = new Map<string, Task>();
