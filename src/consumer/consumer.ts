@@ -1,37 +1,28 @@
 /**
  * The Consumer: one node's worker loop (Go Metafora's, redesigned for an event loop).
  *
- * The coordinator pushes announcements into the claim loop (claim-loop.ts), which drains them
- * (asking the balancer, then the coordinator) without blocking the event loop; each won claim
- * runs its handler with an AbortSignal (task-run.ts). Handlers end in done or release, or, when
- * they throw, in release plus an exponential back-off on this node (settle.ts). Node commands
- * are dispatched in node-commands.ts. Shutdown is bounded by a timeout and reports the tasks
- * that did not stop. This file holds the node API, the lifecycle and the wiring of those parts.
+ * This file is the node API, the lifecycle (start, suspend/resume, bounded shutdown) and the
+ * wiring of the parts, each in its own file:
+ *   - options.ts: the options, their defaults and checks, and the handler router;
+ *   - claim-loop.ts: announcements drained into claims (asking the balancer, then the
+ *     coordinator) without blocking the event loop; it owns every task on its way to a claim;
+ *   - running-tasks.ts: each won claim runs its handler with an AbortSignal (task-run.ts);
+ *   - settle.ts: a handler's result or throw becomes done, release or release plus back-off;
+ *   - balancing.ts: the periodic, commanded and membership-driven balance;
+ *   - node-commands.ts: freeze, unfreeze, balance and stop_task sent to this node.
  */
 import { ConfigError, describeError } from "../errors.ts";
 import { Emitter } from "../events.ts";
 import { deadlineTimer } from "../internal/timers.ts";
 import { scopedLogger } from "../log.ts";
-import type {
-  Balancer,
-  BalancerContext,
-  Claim,
-  Coordinator,
-  CoordinatorContext,
-  HandlerResult,
-  Logger,
-  RunningTask,
-  ShutdownReport,
-  StopReason,
-  Task,
-} from "../types.ts";
+import type { Balancer, BalancerContext, Coordinator, CoordinatorContext, Logger, RunningTask, ShutdownReport, StopReason } from "../types.ts";
 import { Balancing } from "./balancing.ts";
 import { ClaimLoop } from "./claim-loop.ts";
 import type { ConsumerEvents, ConsumerState } from "./events.ts";
-import { dispatchNodeCommand } from "./node-commands.ts";
-import { type ConsumerOptions, DEFAULT_SHUTDOWN_TIMEOUT, resolveOptions, type Route } from "./options.ts";
+import { type CommandTarget, dispatchNodeCommand } from "./node-commands.ts";
+import { type ConsumerOptions, DEFAULT_SHUTDOWN_TIMEOUT, resolveOptions } from "./options.ts";
+import { RunningTasks } from "./running-tasks.ts";
 import { Settlement } from "./settle.ts";
-import { TaskRun } from "./task-run.ts";
 
 export type { ConsumerEvents, ConsumerState } from "./events.ts";
 export type { ConsumerOptions } from "./options.ts";
@@ -46,8 +37,8 @@ export class Consumer {
 
   private current: ConsumerState = "new";
   private isFrozen = false;
-  /** Handlers that have not returned yet, by task id. */
-  private readonly running = new Map<string, TaskRun>();
+  /** Handlers that have not returned yet. */
+  private readonly running: RunningTasks;
   /** Everything on its way to a claim here: pending, in flight, held, ignored. */
   private readonly claims: ClaimLoop;
   /** What happens after a handler returns or throws, and the release/done calls it makes. */
@@ -76,6 +67,13 @@ export class Consumer {
     this.balancer = options.balancer;
     this.closeTimeout = options.closeTimeout;
     this.events = new Emitter<ConsumerEvents>(this.log);
+    this.running = new RunningTasks({
+      node: this.node,
+      log: this.log,
+      coordinator: this.coordinator,
+      events: this.events,
+      ended: (run, value, error, threw) => this.settlement.ended(run, value, error, threw),
+    });
     this.claims = new ClaimLoop({
       log: this.log,
       balancer: this.balancer,
@@ -87,7 +85,7 @@ export class Consumer {
       frozen: () => this.isFrozen,
       isRunning: (taskId) => this.running.has(taskId),
       runningCount: () => this.running.size,
-      claimed: (task, route, claim) => this.startTask(task, route, claim),
+      claimed: (task, route, claim) => this.running.start(task, route, claim),
       handBack: (task) => this.settlement.handBack(task),
       claimMissed: (taskId) => this.events.emit("claimMissed", { taskId }),
       ignoreEnded: (taskId) => this.settlement.backoffEnded(taskId),
@@ -107,6 +105,15 @@ export class Consumer {
     this.stoppedPromise = new Promise((resolve) => (this.resolveStopped = resolve));
 
     const self = this;
+    const commands: CommandTarget = {
+      log: this.log,
+      state: () => this.current,
+      received: (command) => this.events.emit("command", { command }),
+      freeze: () => this.freeze(),
+      unfreeze: () => this.unfreeze(),
+      balanceNow: (why) => this.balanceNow(why),
+      stopTask: (id, reason) => this.stopTask(id, reason),
+    };
     this.balancerContext = {
       node: this.node,
       tasks: () => this.tasks(),
@@ -120,20 +127,8 @@ export class Consumer {
       log: scopedLogger(this.coordinator.name, opts.log),
       announce: (task) => this.claims.announce(task),
       withdraw: (taskId) => this.claims.withdraw(taskId),
-      command: (cmd) =>
-        dispatchNodeCommand(
-          {
-            log: this.log,
-            state: () => this.current,
-            received: (command) => this.events.emit("command", { command }),
-            freeze: () => this.freeze(),
-            unfreeze: () => this.unfreeze(),
-            balanceNow: (why) => this.balanceNow(why),
-            stopTask: (id, reason) => this.stopTask(id, reason),
-          },
-          cmd,
-        ),
-      lost: (taskId, reason) => this.lost(taskId, reason),
+      command: (cmd) => dispatchNodeCommand(commands, cmd),
+      lost: (taskId, reason) => this.running.lost(taskId, reason),
       suspend: (deadline) => this.suspend(deadline),
       resume: () => this.resume(),
     };
@@ -149,7 +144,7 @@ export class Consumer {
       state: () => this.current,
       frozen: () => this.isFrozen,
       runningCount: () => this.running.size,
-      stopping: (taskId) => this.running.get(taskId)?.stopped !== undefined,
+      stopping: (taskId) => this.running.stopping(taskId),
       stopTask: (taskId) => this.stopTask(taskId, "balance"),
     });
   }
@@ -203,8 +198,7 @@ export class Consumer {
 
   /** Running tasks, sorted by id. */
   tasks(): RunningTask[] {
-    const ids = [...this.running.keys()].sort();
-    return ids.map((id) => this.running.get(id)!.view());
+    return this.running.views();
   }
 
   frozen(): boolean {
@@ -247,13 +241,7 @@ export class Consumer {
    * aborts on the first). Returns false (with a warning) when the task is not running here.
    */
   stopTask(id: string, reason: StopReason = "command"): boolean {
-    const run = this.running.get(id);
-    if (!run) {
-      this.log.warn(`stop ${JSON.stringify(id)} (${reason}): not running on this node`);
-      return false;
-    }
-    run.requestStop(reason);
-    return true;
+    return this.running.stop(id, reason);
   }
 
   // ---------------------------------------------------------------------------------------
@@ -298,10 +286,10 @@ export class Consumer {
       this.balancing.close();
       this.claims.ignore.close();
       this.claims.clear();
-      for (const run of this.running.values()) run.requestStop("shutdown");
+      this.running.stopAll("shutdown");
 
       await Promise.race([this.whenIdle(() => this.running.size === 0 && this.claims.attempting === 0 && this.settlement.finishingCount === 0), giveUp]);
-      const stuck = [...this.running.keys()].sort();
+      const stuck = this.running.ids();
       this.gaveUp = true;
       if (stuck.length > 0) {
         this.log.warn(`shutdown gave up waiting for ${stuck.length} handler(s) that did not stop: ${stuck.join(", ")}`);
@@ -350,18 +338,7 @@ export class Consumer {
   }
 
   // ---------------------------------------------------------------------------------------
-  // Coordinator callbacks (announce and withdraw go straight to the claim loop)
-
-  private lost(taskId: string, reason: "lost" | "deleted"): void {
-    const run = this.running.get(taskId);
-    if (!run) {
-      this.log.debug(`coordinator reports task ${taskId} ${reason}; it is not running here`);
-      return;
-    }
-    run.lostReason ??= reason;
-    this.log.warn(reason === "deleted" ? `task ${taskId} was deleted while running; stopping it` : `lost the claim on task ${taskId}; stopping it`);
-    run.requestStop(reason);
-  }
+  // Coordinator callbacks (announce and withdraw go to the claim loop, lost to the running tasks)
 
   private async suspend(deadline: number): Promise<void> {
     if (this.current === "running" || this.current === "starting") {
@@ -369,7 +346,7 @@ export class Consumer {
       this.log.warn(`suspended: claims in doubt; stopping ${this.running.size} task(s) by ${new Date(deadline).toISOString()}`);
       this.events.emit("suspended", { deadline });
     }
-    for (const run of this.running.values()) run.requestStop("lease");
+    this.running.stopAll("lease");
     // On the monotonic clock when the coordinator has one (a wall-clock step must not shorten it).
     const coordinator = this.coordinator;
     const monotonic = coordinator.claimDeadlineMonotonic?.();
@@ -381,7 +358,7 @@ export class Consumer {
       timer.cancel();
     }
     if (this.running.size > 0) {
-      this.log.error(`claim deadline passed with handlers still running: ${[...this.running.keys()].sort().join(", ")}`);
+      this.log.error(`claim deadline passed with handlers still running: ${this.running.ids().join(", ")}`);
     }
   }
 
@@ -392,49 +369,6 @@ export class Consumer {
     this.events.emit("resumed", {});
     this.balancing.runDue();
     this.claims.scheduleDrain();
-  }
-
-  // ---------------------------------------------------------------------------------------
-  // Running tasks
-
-  private startTask(task: Task, route: Route, claim: Claim): void {
-    const { token } = claim;
-    const coordinator = this.coordinator;
-    const monotonic = coordinator.claimDeadlineMonotonic
-      ? () => coordinator.claimDeadlineMonotonic!()
-      : () => performance.now() + (coordinator.claimDeadline() - Date.now());
-    const run = new TaskRun({
-      task,
-      handler: route.name,
-      token,
-      node: this.node,
-      log: () => scopedLogger(`task ${task.id}`, this.log),
-      client: coordinator.client,
-      claimDeadline: () => coordinator.claimDeadline(),
-      claimDeadlineMonotonic: monotonic,
-      stallMargin: coordinator.stallMargin ?? Infinity,
-      coordinatorName: coordinator.name,
-      ...(coordinator.checkpoint ? { storeCheckpoint: (json: string) => coordinator.checkpoint!(task, token, json) } : {}),
-      ...(claim.checkpoint !== undefined ? { lastCheckpoint: claim.checkpoint } : {}),
-    });
-    this.running.set(task.id, run);
-    this.log.debug(`claimed ${task.id} (token ${token}, handler ${route.name})`);
-    this.events.emit("claimed", { task, token, handler: route.name });
-    let result: Promise<HandlerResult>;
-    try {
-      result = Promise.resolve(route.handler.run(task, run.context));
-    } catch (err) {
-      result = Promise.reject(err);
-    }
-    result.then(
-      (value) => this.taskEnded(run, value, undefined, false),
-      (err) => this.taskEnded(run, undefined, err, true),
-    );
-  }
-
-  private taskEnded(run: TaskRun, value: unknown, error: unknown, threw: boolean): void {
-    if (this.running.get(run.task.id) === run) this.running.delete(run.task.id);
-    this.settlement.ended(run, value, error, threw);
   }
 
   /** When this node's back-off from `id` (handler error or quick release) ends, if it is backing off. */
