@@ -158,10 +158,28 @@ export interface TaskInfo {
   readonly token?: number;
 }
 
+/** One task of a bulk submit. */
+export interface TaskSubmission {
+  readonly id: string;
+  readonly props?: TaskProps;
+}
+
+/** What a bulk submit did with one task: created it, or found the id taken (left unchanged). */
+export interface SubmitResult {
+  readonly id: string;
+  readonly result: "created" | "exists";
+}
+
 /** Used by submitters and operators, not by nodes (ref §1.4). */
 export interface Client {
   /** Create a task. Rejects with TaskExistsError if the id is taken. */
   submitTask(id: string, props?: TaskProps): Promise<void>;
+  /**
+   * Create many tasks; one result per task, in the order given. An id that is taken is
+   * reported "exists" (not an error). Rejects with a TypeError naming the item before writing
+   * anything when an item is malformed or an id appears twice.
+   */
+  submitTasks(tasks: readonly TaskSubmission[]): Promise<SubmitResult[]>;
   /** Delete a task; its running instance, if any, is stopped. Resolves false if absent. */
   deleteTask(id: string): Promise<boolean>;
   /** Send a command to a node. */

@@ -14,7 +14,8 @@ import type { Backend } from "./backend.ts";
 import { etcdConfigOf } from "./config/etcd.ts";
 import type { RuntimeConfig } from "./config/schema.ts";
 
-const ETCD_CLAIM_CONCURRENCY = 8;
+/** Enough claims in flight to fill the coordinator's pipelined batch transactions (4 × 64). */
+const ETCD_CLAIM_CONCURRENCY = 256;
 
 export async function openEtcdBackend(config: RuntimeConfig, log: Logger): Promise<Backend> {
   const etcdConfig = etcdConfigOf(config, { asNode: true });
@@ -30,8 +31,8 @@ export async function openEtcdBackend(config: RuntimeConfig, log: Logger): Promi
     client: coordinator.client,
     stateStore,
     taskCommands,
-    // Each claim is one etcd transaction (a network round trip); a few in flight keep a node
-    // that starts with thousands of unclaimed tasks from ramping up one round trip at a time.
+    // Claims in flight share batched, pipelined transactions; many in flight keep a node that
+    // starts with thousands of unclaimed tasks from ramping up one round trip at a time.
     claimConcurrency: ETCD_CLAIM_CONCURRENCY,
     readState: (taskId) => stateStore.get(taskId),
     classifyJoinError: (err) =>

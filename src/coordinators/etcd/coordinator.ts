@@ -124,6 +124,7 @@ export class EtcdCoordinator implements Coordinator {
       context: () => this.ctx,
       orphan: (id, createRevision) => void this.ops.releaseIfOrphan(id, createRevision),
       lost: (taskId, reason) => this.events.emit("lost", { taskId, reason }),
+      liveNodes: () => this.cluster.liveNodes(),
     });
     this.ops = new ClaimOps({
       etcd: this.etcd,

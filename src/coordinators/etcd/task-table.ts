@@ -44,8 +44,26 @@ export function parseProps(raw: string | undefined): ParsedProps {
   return { ok: true, props: value as TaskProps };
 }
 
+/**
+ * Owner values are few distinct strings (one per node), each seen once per task: decode each
+ * once, and let every record share one copy of the value and the node name.
+ */
+const ownerCache = new Map<string, { node: string | undefined; raw: string }>();
+const OWNER_CACHE_LIMIT = 4096;
+
+function cachedOwner(raw: string): { node: string | undefined; raw: string } {
+  let entry = ownerCache.get(raw);
+  if (!entry) {
+    if (ownerCache.size >= OWNER_CACHE_LIMIT) ownerCache.clear();
+    entry = { node: decodeOwner(raw), raw };
+    ownerCache.set(raw, entry);
+  }
+  return entry;
+}
+
 export function ownerRecord(kv: MirrorKv): OwnerRecord {
-  return { node: decodeOwner(kv.value), raw: kv.value, createRevision: kv.createRevision, lease: kv.lease };
+  const { node, raw } = cachedOwner(kv.value);
+  return { node, raw, createRevision: kv.createRevision, lease: kv.lease };
 }
 
 export class TaskTable {

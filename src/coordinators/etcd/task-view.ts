@@ -16,6 +16,7 @@
 import { describeError } from "../../errors.ts";
 import type { CoordinatorContext, Logger } from "../../types.ts";
 import type { Keys } from "./keys.ts";
+import { rendezvousOrder } from "./rendezvous.ts";
 import { ownerRecord, parseProps, TaskTable } from "./task-table.ts";
 import type { MirrorEvent, MirrorKv } from "./watch.ts";
 
@@ -29,6 +30,8 @@ export interface TaskViewOptions {
   orphan(id: string, createRevision: number): void;
   /** A claim ended without the consumer asking (for metrics). */
   lost(id: string, reason: "lost" | "deleted"): void;
+  /** Live node names (the claim order is arranged so that they do not collide). */
+  liveNodes?(): readonly string[];
 }
 
 export class TaskView {
@@ -80,10 +83,9 @@ export class TaskView {
       }
     }
     // Every node lists the same backlog; announced in key order, they would all race for the
-    // same task at the same moment and most claims would lose. A random order per node keeps
-    // their attempts mostly disjoint.
-    shuffle(claimable);
-    for (const id of claimable) this.announce(id);
+    // same task at the same moment and most claims would lose. Rendezvous order keeps their
+    // attempts disjoint.
+    for (const id of this.claimOrder(claimable)) this.announce(id);
   }
 
   events(events: readonly MirrorEvent[]): void {
@@ -98,10 +100,10 @@ export class TaskView {
       // tasks/T/commands belongs to the state machine's listener.
     }
     // A response can carry many tasks at once (a batch release, an expired lease). Every node
-    // gets the same list; announcing it in a per-node random order keeps their claims apart.
-    const ids = [...this.toAnnounce];
+    // gets the same list; announcing it in rendezvous order keeps their claims apart.
+    if (this.toAnnounce.size === 0) return;
+    const ids = this.claimOrder([...this.toAnnounce]);
     this.toAnnounce.clear();
-    shuffle(ids);
     for (const id of ids) {
       const record = this.table.get(id);
       if (record?.exists && !record.owner) this.announce(id);
@@ -164,6 +166,12 @@ export class TaskView {
     this.o.context()?.withdraw(id);
   }
 
+  /** Rendezvous order among the live nodes; a random one when they are not known. */
+  private claimOrder(ids: string[]): string[] {
+    const nodes = this.o.liveNodes?.();
+    return nodes ? rendezvousOrder(ids, this.o.node, nodes) : shuffle(ids);
+  }
+
   private announce(id: string): void {
     const record = this.table.get(id);
     if (!record) return;
@@ -194,9 +202,10 @@ export class TaskView {
   }
 }
 
-function shuffle<T>(items: T[]): void {
+function shuffle<T>(items: T[]): T[] {
   for (let i = items.length - 1; i > 0; i--) {
     const j = Math.floor(Math.random() * (i + 1));
     [items[i], items[j]] = [items[j]!, items[i]!];
   }
+  return items;
 }

@@ -9,12 +9,13 @@
  * declarative tasks use the wrapped client.
  */
 import { TaskExistsError } from "../../errors.ts";
-import type { Client, Coordinator, NodeCommand, TaskInfo, TaskProps } from "../../types.ts";
+import { checkSubmissions, submitOneByOne } from "../../submit-batch.ts";
+import type { Client, Coordinator, NodeCommand, SubmitResult, TaskInfo, TaskProps, TaskSubmission } from "../../types.ts";
 import type { DurableMap } from "./durable-map.ts";
 
 /** `onGone` hears of every task deleted or done, so what hangs off a task can go with it. */
 export function persistedClient(inner: Client, tasks: DurableMap<TaskProps>, onGone: (id: string) => void = () => {}): Client {
-  return {
+  const client: Client = {
     async submitTask(id: string, props: TaskProps = {}): Promise<void> {
       if (typeof id === "string" && tasks.has(id)) throw new TaskExistsError(id);
       // Journal first: once the broker has the task a consumer may claim and finish it at once,
@@ -35,10 +36,15 @@ export function persistedClient(inner: Client, tasks: DurableMap<TaskProps>, onG
       }
       return inner.deleteTask(id);
     },
+    /** One by one through submitTask, so each task is journaled exactly as a single submit is. */
+    async submitTasks(list: readonly TaskSubmission[]): Promise<SubmitResult[]> {
+      return submitOneByOne(checkSubmissions(list), (id, props) => client.submitTask(id, props));
+    },
     submitCommand: (node: string, cmd: NodeCommand) => inner.submitCommand(node, cmd),
     nodes: () => inner.nodes(),
     tasks: (): Promise<TaskInfo[]> => inner.tasks(),
   };
+  return client;
 }
 
 /**
