@@ -1,0 +1,77 @@
+/**
+ * One node of bench/scale.ts, in its own process: a Consumer on the etcd coordinator with idle
+ * handlers (they run until told to stop). Usage:
+ *   bun bench/scale-node.ts <endpoint> <namespace> <node> <leaseTtl> <claimConcurrency> <frozen 0|1>
+ * Stdout: "ready <ms from process start to consumer started>", then "count <running>" whenever
+ * the number of running handlers changed (at most every 20 ms), and "stats <json>" after each
+ * "stats" line on stdin. Stdin "unfreeze" starts claiming. SIGTERM: graceful shutdown.
+ */
+import { EtcdCoordinator } from "../src/coordinators/etcd/coordinator.ts";
+import { Consumer } from "../src/consumer.ts";
+import { silentLogger } from "../src/log.ts";
+import type { HandlerResult } from "../src/types.ts";
+
+const [endpoint, namespace, node, ttl, concurrency, frozen] = process.argv.slice(2);
+if (!endpoint || !namespace || !node || !ttl || !concurrency) {
+  console.error("usage: scale-node.ts <endpoint> <namespace> <node> <leaseTtl> <claimConcurrency> [frozen 0|1]");
+  process.exit(2);
+}
+const processStart = performance.timeOrigin;
+let running = 0;
+let reported = -1;
+let reportTimer: ReturnType<typeof setTimeout> | undefined;
+function report(): void {
+  if (reportTimer) return;
+  reportTimer = setTimeout(() => {
+    reportTimer = undefined;
+    if (running !== reported) {
+      reported = running;
+      process.stdout.write(`count ${running}\n`);
+    }
+  }, 20);
+}
+
+const coordinator = new EtcdCoordinator({ endpoints: [endpoint], namespace, node, leaseTtl: Number(ttl) }, { log: silentLogger });
+const consumer = new Consumer({
+  coordinator,
+  node,
+  balanceEvery: Infinity,
+  claimConcurrency: Number(concurrency),
+  log: silentLogger,
+  handler: {
+    run: (_task, ctx) =>
+      new Promise<HandlerResult>((resolve) => {
+        running++;
+        report();
+        const stop = (): void => {
+          running--;
+          report();
+          resolve("release");
+        };
+        if (ctx.signal.aborted) stop();
+        else ctx.signal.addEventListener("abort", stop, { once: true });
+      }),
+  },
+});
+if (frozen === "1") consumer.freeze();
+await consumer.start();
+process.stdout.write(`ready ${Math.round(Date.now() - processStart)}\n`);
+
+let input = "";
+process.stdin.on("data", (chunk: Buffer) => {
+  const lines = (input + chunk.toString()).split("\n");
+  input = lines.pop() ?? "";
+  for (const line of lines) {
+    if (line === "unfreeze") consumer.unfreeze();
+    else if (line === "exit") process.exit(0);
+    else if (line === "stats") {
+      Bun.gc(true);
+      const mem = process.memoryUsage();
+      const stats = { rss: mem.rss, heapUsed: mem.heapUsed, running, known: coordinator.stats().knownTasks };
+      process.stdout.write(`stats ${JSON.stringify(stats)}\n`);
+    }
+  }
+});
+process.on("SIGTERM", () => {
+  void consumer.shutdown({ timeout: 30_000 }).then((report) => process.exit(report.clean ? 0 : 1));
+});
