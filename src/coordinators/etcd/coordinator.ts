@@ -200,7 +200,11 @@ export class EtcdCoordinator implements Coordinator {
         prefix: this.keys.tasksPrefix,
         log: this.log,
         requestTimeout: this.config.requestTimeout,
-        listener: { snapshot: (kvs, rev) => this.view.snapshot(kvs, rev), events: (evs) => this.view.events(evs) },
+        listener: {
+          snapshot: (kvs, rev) => this.view.snapshot(kvs, rev),
+          beginSnapshot: () => this.view.beginSnapshot(),
+          events: (evs) => this.view.events(evs),
+        },
         onResync: (reason) => this.onResync(this.keys.tasksPrefix, reason),
         ...(this.hooks?.afterTaskList ? { afterList: this.hooks.afterTaskList } : {}),
       });

@@ -74,14 +74,19 @@ export class TaskTable {
   /** Build from a listing of the tasks/ prefix. */
   static fromSnapshot(kvs: readonly MirrorKv[], keys: Keys): TaskTable {
     const table = new TaskTable();
+    table.addListed(kvs, keys);
+    return table;
+  }
+
+  /** Add keys of a listing of the tasks/ prefix (one page of it). */
+  addListed(kvs: readonly MirrorKv[], keys: Keys): void {
     for (const kv of kvs) {
       const parsed = keys.parseTaskKey(kv.key);
       if (!parsed) continue;
-      if (parsed.part === "task") table.setExists(parsed.id, true);
-      else if (parsed.part === "props") table.setProps(parsed.id, kv.value, kv.modRevision);
-      else if (parsed.part === "owner") table.setOwner(parsed.id, ownerRecord(kv));
+      if (parsed.part === "task") this.setExists(parsed.id, true);
+      else if (parsed.part === "props") this.setProps(parsed.id, kv.value, kv.modRevision);
+      else if (parsed.part === "owner") this.setOwner(parsed.id, ownerRecord(kv));
     }
-    return table;
   }
 
   get(id: string): Readonly<TaskRecord> | undefined {

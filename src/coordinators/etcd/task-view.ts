@@ -18,7 +18,7 @@ import type { CoordinatorContext, Logger } from "../../types.ts";
 import type { Keys } from "./keys.ts";
 import { rendezvousOrder } from "./rendezvous.ts";
 import { ownerRecord, parseProps, TaskTable } from "./task-table.ts";
-import type { MirrorEvent, MirrorKv } from "./watch.ts";
+import type { MirrorEvent, MirrorKv, SnapshotSink } from "./watch.ts";
 
 export interface TaskViewOptions {
   readonly keys: Keys;
@@ -58,8 +58,22 @@ export class TaskView {
   }
 
   snapshot(kvs: readonly MirrorKv[], revision: number): void {
+    const sink = this.beginSnapshot();
+    sink.page(kvs);
+    sink.commit(revision, "listing");
+  }
+
+  /** A listing streamed page by page into a new table, which replaces the current one on commit. */
+  beginSnapshot(): SnapshotSink {
+    const next = new TaskTable();
+    return {
+      page: (kvs) => next.addListed(kvs, this.o.keys),
+      commit: (revision) => this.replaceTable(next, revision),
+    };
+  }
+
+  private replaceTable(next: TaskTable, revision: number): void {
     const previous = this.table;
-    const next = TaskTable.fromSnapshot(kvs, this.o.keys);
     this.table = next;
     this.revision = revision;
     for (const [id, token] of [...this.claims]) {
