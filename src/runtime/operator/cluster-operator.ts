@@ -6,7 +6,8 @@
 import { GRPCDeadlineExceededError, GRPCUnavailableError, isRecoverableError } from "etcd3";
 import { TaskExistsError } from "../../errors.ts";
 import type { Message, State, TaskCommander } from "../../statemachine/types.ts";
-import type { Client, NodeCommand, TaskInfo, TaskProps } from "../../types.ts";
+import type { Client, NodeCommand, SubmitResult, TaskInfo, TaskProps, TaskSubmission } from "../../types.ts";
+import { checkSubmissions } from "./bulk-submit.ts";
 import { toStateView } from "./state-view.ts";
 import {
   OperatorError,
@@ -46,6 +47,11 @@ export class ClusterOperator implements Operator {
   async submitTask(id: string, props?: TaskProps): Promise<void> {
     checkTaskId(id);
     await this.call(`submit task "${id}"`, () => this.parts.client.submitTask(id, props));
+  }
+
+  async submitTasks(tasks: readonly TaskSubmission[]): Promise<SubmitResult[]> {
+    const checked = checkSubmissions(tasks, (i) => `task ${i + 1}`);
+    return this.call(`submit ${checked.length} tasks`, () => this.parts.client.submitTasks(checked));
   }
 
   async deleteTask(id: string): Promise<void> {

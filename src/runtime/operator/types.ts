@@ -3,7 +3,7 @@
  * this interface: in-process (the node's HTTP API serving requests), etcd (the CLI talking to
  * etcd directly) and HTTP (the CLI talking to an embedded node's JSON API).
  */
-import type { NodeCommand, TaskInfo, TaskProps } from "../../types.ts";
+import type { NodeCommand, SubmitResult, TaskInfo, TaskProps, TaskSubmission } from "../../types.ts";
 
 /** A state-machine command an operator may send to a stateful task. */
 export type TaskMessageName = "pause" | "resume" | "sleep" | "kill";
@@ -39,6 +39,8 @@ export interface Operator {
   /** Where this operator points, for messages ("node at http://…", "etcd at …"). */
   readonly target: string;
   submitTask(id: string, props?: TaskProps): Promise<void>;
+  /** Create many tasks; per task "created" or "exists" (an existing id is not an error). */
+  submitTasks(tasks: readonly TaskSubmission[]): Promise<SubmitResult[]>;
   deleteTask(id: string): Promise<void>;
   tasks(): Promise<TaskInfo[]>;
   nodes(): Promise<NodeView[]>;
