@@ -9,7 +9,7 @@
 import { EtcdCoordinator } from "../src/coordinators/etcd/coordinator.ts";
 import { Consumer } from "../src/consumer.ts";
 import { silentLogger } from "../src/log.ts";
-import type { HandlerResult } from "../src/types.ts";
+import type { HandlerResult, Logger } from "../src/types.ts";
 
 const [endpoint, namespace, node, ttl, concurrency, frozen] = process.argv.slice(2);
 if (!endpoint || !namespace || !node || !ttl || !concurrency) {
@@ -31,13 +31,20 @@ function report(): void {
   }, 20);
 }
 
-const coordinator = new EtcdCoordinator({ endpoints: [endpoint], namespace, node, leaseTtl: Number(ttl) }, { log: silentLogger });
+/** SCALE_LOG=debug|info|warn: that level and above to stderr, prefixed with the node name. */
+const level = process.env.SCALE_LOG;
+const levels = ["debug", "info", "warn", "error"];
+const at = (l: string) => (m: string) => {
+  if (level && levels.indexOf(l) >= levels.indexOf(level)) process.stderr.write(`${node} ${l} ${m}\n`);
+};
+const log: Logger = level ? { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") } : silentLogger;
+const coordinator = new EtcdCoordinator({ endpoints: [endpoint], namespace, node, leaseTtl: Number(ttl) }, { log });
 const consumer = new Consumer({
   coordinator,
   node,
   balanceEvery: Infinity,
   claimConcurrency: Number(concurrency),
-  log: silentLogger,
+  log,
   handler: {
     run: (_task, ctx) =>
       new Promise<HandlerResult>((resolve) => {
@@ -67,7 +74,8 @@ process.stdin.on("data", (chunk: Buffer) => {
     else if (line === "stats") {
       Bun.gc(true);
       const mem = process.memoryUsage();
-      const stats = { rss: mem.rss, heapUsed: mem.heapUsed, running, known: coordinator.stats().knownTasks };
+      const cpu = process.cpuUsage();
+      const stats = { rss: mem.rss, heapUsed: mem.heapUsed, running, known: coordinator.stats().knownTasks, cpuMs: (cpu.user + cpu.system) / 1000 };
       process.stdout.write(`stats ${JSON.stringify(stats)}\n`);
     }
   }

@@ -32,6 +32,8 @@ interface NodeStats {
   heapUsed: number;
   running: number;
   known: number;
+  /** CPU time the node's process has used so far (user + system). */
+  cpuMs: number;
 }
 
 class ScaleNode {
@@ -166,9 +168,10 @@ try {
   }
   const submitMs = performance.now() - s0;
   console.log(`  submit:    ${created} tasks in ${fmt(submitMs)} = ${rate(created, submitMs)} submits/s (submitTasks, ${SUBMIT_CHUNK} per call; goal < 10 s)`);
+  let beforeClaims: NodeStats[] = [];
   const seen = await until(
     "every node to see every task",
-    async () => (await Promise.all(nodes.map((n) => n.stats()))).every((s) => s.known >= TASKS),
+    async () => (beforeClaims = await Promise.all(nodes.map((n) => n.stats()))).every((s) => s.known >= TASKS),
     120_000,
     200,
   );
@@ -197,6 +200,11 @@ try {
   }
 
   const loaded = await Promise.all(nodes.map((n) => n.stats()));
+  const claimCpu = loaded.map((s, i) => s.cpuMs - beforeClaims[i]!.cpuMs);
+  console.log(
+    `  node CPU:  ${fmt(claimCpu.reduce((a, b) => a + b, 0))} in all nodes during the ${fmt(claimMs)} of claims (${fmt(Math.min(...claimCpu))}–${fmt(Math.max(...claimCpu))} per node; ` +
+      `the machine has 2 cores, shared with etcd and whatever else runs)`,
+  );
   const rss = loaded.map((s) => s.rss);
   const perTask = loaded.map((s, i) => (s.rss - idle[i]!.rss) / Math.max(1, s.running));
   console.log(

@@ -8,6 +8,8 @@ import type { TaskTable } from "./task-table.ts";
 
 export class EtcdClusterView implements ClusterState {
   private nodes = new Set<string>();
+  /** liveNodes() is asked for on every claim decision: kept until the node set changes. */
+  private sorted: string[] | undefined;
 
   constructor(
     private readonly self: string,
@@ -17,25 +19,34 @@ export class EtcdClusterView implements ClusterState {
   /** Replace the live node set (from a listing of nodes/). */
   setNodes(names: Iterable<string>): void {
     this.nodes = new Set(names);
+    this.sorted = undefined;
   }
 
   addNode(name: string): void {
+    if (this.nodes.has(name)) return;
     this.nodes.add(name);
+    this.sorted = undefined;
   }
 
   removeNode(name: string): void {
-    this.nodes.delete(name);
+    if (this.nodes.delete(name)) this.sorted = undefined;
   }
 
   /** Live node names, sorted. This node counts as live while it runs. */
   liveNodes(): string[] {
-    return [...new Set([...this.nodes, this.self])].sort();
+    return [...this.liveNodesShared()];
+  }
+
+  /** The same, shared (callers must not change it). */
+  private liveNodesShared(): readonly string[] {
+    this.sorted ??= [...new Set([...this.nodes, this.self])].sort();
+    return this.sorted;
   }
 
   nodeTaskCounts(): ReadonlyMap<string, number> {
     const table = this.table();
     const counts = new Map<string, number>();
-    for (const node of this.liveNodes()) counts.set(node, table.ownerCount(node));
+    for (const node of this.liveNodesShared()) counts.set(node, table.ownerCount(node));
     return counts;
   }
 
