@@ -4,7 +4,7 @@
  * works, and tasks() shows owners and fencing tokens.
  */
 import { Buffer } from "node:buffer";
-import { Range, type Etcd3, type IKeyValue } from "etcd3";
+import { GRPCDeadlineExceededError, GRPCUnavailableError, isRecoverableError, Range, type Etcd3, type IKeyValue } from "etcd3";
 import { encodeCommand } from "../../command.ts";
 import { TaskExistsError } from "../../errors.ts";
 import { goJson } from "../../gojson.ts";
@@ -142,7 +142,7 @@ export class EtcdClient implements Client {
     // Bounded: every failed round settles at least one task (or stops, see below).
     for (let round = 0; remaining.length > 0 && round <= batch.length; round++) {
       const propsKeys = remaining.map((t) => Buffer.from(this.keys.props(t.id)));
-      const res = await this.etcd.kv.txn(
+      const res = await this.txnWithRetries(
         {
           compare: propsKeys.map((key) => ({ key, target: "Version" as const, result: "Equal" as const, version: 0 })),
           success: remaining.flatMap((t, i) => [
@@ -151,7 +151,6 @@ export class EtcdClient implements Client {
           ]),
           failure: propsKeys.map((key) => ({ request_range: { key, count_only: true } })),
         },
-        this.callOptions,
       );
       if (res.succeeded) {
         for (const t of remaining) results.set(t.id, "created");
@@ -167,6 +166,25 @@ export class EtcdClient implements Client {
         throw new Error(`bulk submit of ${remaining.length} tasks failed without a reason etcd reported`);
       }
       remaining = next;
+    }
+  }
+
+  /**
+   * A bulk-submit transaction, tried again (a few times, with back-off) when etcd was
+   * unavailable or timed out: a loaded etcd does that, and failing a 100,000-task submit for it
+   * helps nobody. The transaction only creates absent keys, so a retry is safe; if the first
+   * attempt was applied after all, its tasks come back as "exists" (taken, by this very call).
+   */
+  private async txnWithRetries(req: Parameters<Etcd3["kv"]["txn"]>[0]): Promise<Awaited<ReturnType<Etcd3["kv"]["txn"]>>> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.etcd.kv.txn(req, this.callOptions);
+      } catch (err) {
+        const transient = err instanceof GRPCUnavailableError || err instanceof GRPCDeadlineExceededError || isRecoverableError(err as Error);
+        if (!transient || attempt >= 3) throw err;
+        this.log.debug(`bulk submit transaction failed (${(err as Error).message}); trying again`);
+        await new Promise((resolve) => setTimeout(resolve, 200 * 2 ** attempt));
+      }
     }
   }
 
