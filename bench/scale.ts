@@ -79,10 +79,11 @@ class ScaleNode {
     this.proc.stdin?.write(`${line}\n`);
   }
 
-  stats(): Promise<NodeStats> {
+  /** Counters; with `gc`, memory figures after a full GC. */
+  stats(gc = false): Promise<NodeStats> {
     return new Promise((resolve) => {
       this.statsWaiters.push(resolve);
-      this.send("stats");
+      this.send(gc ? "memstats" : "stats");
     });
   }
 
@@ -154,7 +155,7 @@ try {
   for (let i = 1; i <= NODES; i++) nodes.push(new ScaleNode(etcd, ns, `node-${String(i).padStart(2, "0")}`, true));
   await Promise.all(nodes.map((n) => n.ready()));
   const startMs = performance.now() - n0;
-  const idle = await Promise.all(nodes.map((n) => n.stats()));
+  const idle = await Promise.all(nodes.map((n) => n.stats(true)));
   console.log(`  start:     ${NODES} nodes ready in ${fmt(startMs)} (empty namespace; idle RSS ${mib(Math.min(...idle.map((s) => s.rss)))}–${mib(Math.max(...idle.map((s) => s.rss)))})`);
 
   // Bulk submit while the nodes are frozen: they see every task through their watch.
@@ -172,8 +173,8 @@ try {
   const seen = await until(
     "every node to see every task",
     async () => (beforeClaims = await Promise.all(nodes.map((n) => n.stats()))).every((s) => s.known >= TASKS),
-    120_000,
-    200,
+    300_000,
+    500,
   );
   console.log(`  watch:     every node saw every task ${fmt(seen)} after the submit returned`);
 
@@ -199,7 +200,7 @@ try {
     process.exit(0);
   }
 
-  const loaded = await Promise.all(nodes.map((n) => n.stats()));
+  const loaded = await Promise.all(nodes.map((n) => n.stats(true)));
   const claimCpu = loaded.map((s, i) => s.cpuMs - beforeClaims[i]!.cpuMs);
   console.log(
     `  node CPU:  ${fmt(claimCpu.reduce((a, b) => a + b, 0))} in all nodes during the ${fmt(claimMs)} of claims (${fmt(Math.min(...claimCpu))}–${fmt(Math.max(...claimCpu))} per node; ` +
