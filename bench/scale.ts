@@ -106,11 +106,13 @@ async function dbSize(etcd: EtcdServer): Promise<number> {
 }
 
 /** The ceiling: etcd's claim transaction, 64 per txn, 16 txns in flight, from one client. */
-async function measureCeiling(etcd: EtcdServer): Promise<{ rate: number; ms: number }> {
+async function measureCeiling(etcd: EtcdServer): Promise<{ rate: number; ms: number; submitRate: number }> {
   const ns = new Keys("/scale-ceiling");
   const c = client(etcd, ns.ns);
   const ids = taskIds(CEILING_TASKS, "c");
+  const s0 = performance.now();
   for (let i = 0; i < ids.length; i += SUBMIT_CHUNK) await c.submitTasks(ids.slice(i, i + SUBMIT_CHUNK).map((id) => ({ id })));
+  const submitRate = rate(ids.length, performance.now() - s0);
   const raw = etcd.client();
   const lease = await raw.leaseClient.leaseGrant({ TTL: 60 });
   const owner = Buffer.from(encodeOwner("ceiling"));
@@ -138,7 +140,7 @@ async function measureCeiling(etcd: EtcdServer): Promise<{ rate: number; ms: num
   await raw.leaseClient.leaseRevoke({ ID: lease.ID });
   await raw.delete().prefix(ns.ns + "/");
   c.close();
-  return { rate: rate(ids.length, ms), ms };
+  return { rate: rate(ids.length, ms), ms, submitRate };
 }
 
 const etcd = await startEtcd();
@@ -150,6 +152,7 @@ try {
 
   const ceiling = await measureCeiling(etcd);
   console.log(`  ceiling:   ${ceiling.rate} claims/s (${CEILING_TASKS} claims, 64 per txn, 16 txns in flight, one client; ${fmt(ceiling.ms)})`);
+  console.log(`  baseline:  submitTasks with nobody watching: ${ceiling.submitRate} submits/s (${CEILING_TASKS} tasks)`);
 
   const n0 = performance.now();
   for (let i = 1; i <= NODES; i++) nodes.push(new ScaleNode(etcd, ns, `node-${String(i).padStart(2, "0")}`, true));
@@ -183,7 +186,9 @@ try {
   const trace = process.env.SCALE_TRACE
     ? setInterval(() => console.log(`    +${fmt(performance.now() - u0)}: ${nodes.map((n) => n.running).join(" ")}`), 250)
     : undefined;
-  const claimMs = await until("every task running", () => total(nodes) === TASKS, 300_000, 5);
+  const claimMs = await until("every task running", () => total(nodes) === TASKS, 300_000, 5).catch((err: Error) => {
+    throw new Error(`${err.message}; running then: ${nodes.map((n) => n.running).join(" / ")} = ${total(nodes)} of ${TASKS}`);
+  });
   clearInterval(trace);
   const claimRate = rate(TASKS, claimMs);
   const spread = nodes.map((n) => n.running);
