@@ -203,11 +203,12 @@ export class ClaimOps {
   /**
    * Several claims in one transaction. All conditions must hold for it to succeed; when one
    * does not, the failure branch reads every owner and task key, the claims that cannot win
-   * are dropped, and the rest are tried again together. The failure branch reads the very
-   * state that failed the compare, so every failed round settles at least one claim: the
-   * rounds are bounded by the batch size. (Falling back to one transaction per claim after a
-   * few rounds stalled every later claim of this node behind them while another node raced
-   * it for the same tasks.)
+   * are dropped, and the rest are tried again, split in two halves sent at once: under
+   * contention (nodes racing for the same tasks, after a failover or a deferral) a smaller
+   * transaction is less likely to contain the next lost race, so a batch that keeps colliding
+   * shrinks towards single claims instead of failing round after round as a whole. The failure
+   * branch reads the very state that failed the compare, so every failed transaction settles
+   * at least one claim: the transactions are bounded by twice the batch size.
    */
   private async claimMany(batch: PendingClaim[]): Promise<void> {
     let remaining = batch;
@@ -254,7 +255,13 @@ export class ClaimOps {
         for (const c of next) c.resolve(await this.claimOne(c.id, c.lease));
         return;
       }
-      remaining = next;
+      if (next.length < 4) {
+        remaining = next;
+        continue;
+      }
+      const half = Math.ceil(next.length / 2);
+      await Promise.all([this.claimMany(next.slice(0, half)), this.claimMany(next.slice(half))]);
+      return;
     }
     for (const c of remaining) c.resolve(await this.claimOne(c.id, c.lease));
   }
