@@ -181,6 +181,7 @@ try {
   );
   console.log(`  watch:     every node saw every task ${fmt(seen)} after the submit returned`);
 
+  const claimRequests0 = await etcdRequestCounts(etcd);
   const u0 = performance.now();
   for (const n of nodes) n.send("unfreeze");
   const trace = process.env.SCALE_TRACE
@@ -191,10 +192,15 @@ try {
   });
   clearInterval(trace);
   const claimRate = rate(TASKS, claimMs);
+  const claimRequests = diffCounts(await etcdRequestCounts(etcd), claimRequests0);
   const spread = nodes.map((n) => n.running);
   const fair = TASKS / NODES;
   const worst = Math.max(...spread.map((x) => Math.abs(x - fair) / fair));
   console.log(`  claims:    all ${TASKS} running ${fmt(claimMs)} after unfreeze = ${claimRate} claims/s = ${((claimRate / ceiling.rate) * 100).toFixed(0)} % of the ceiling (goal >= 50 %)`);
+  console.log(
+    `  claim txns: ${claimRequests.get("KV.Txn") ?? 0} transactions for ${TASKS} claims (${Math.ceil(TASKS / 64)} if every batch of 64 won at once; ` +
+      `KV.Range ${claimRequests.get("KV.Range") ?? 0})`,
+  );
   console.log(`  submit→running: ${fmt(submitMs + seen + claimMs)} (submit + watch catch-up + claims)`);
   console.log(`  spread:    ${spread.join(" / ")} (fair ${Math.round(fair)}; worst ${(worst * 100).toFixed(1)} % off)`);
   void u0;

@@ -235,6 +235,7 @@ export class EtcdCoordinator implements Coordinator {
 
   private async teardown(): Promise<void> {
     this.tasksMirror?.close();
+    this.view.close();
     this.nodesMirror?.close();
     const lease = this.lease;
     if (lease) {

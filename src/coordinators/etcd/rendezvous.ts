@@ -40,7 +40,12 @@ export function rendezvousWeight(node: string, task: string): number {
  * rank by self's weight, highest first. `nodes` may or may not contain `self`. O(ids × nodes).
  */
 export function rendezvousOrder(ids: readonly string[], self: string, nodes: readonly string[]): string[] {
-  if (ids.length < 2) return [...ids];
+  return rendezvousRanks(ids, self, nodes).flat();
+}
+
+/** The same, grouped: element r holds the ids for which self ranks r-th (some may be empty). */
+export function rendezvousRanks(ids: readonly string[], self: string, nodes: readonly string[]): string[][] {
+  if (ids.length < 2) return [[...ids]];
   const others = nodes.filter((n) => n !== self).map((n) => fnv1a("\u0000", fnv1a(n, FNV_OFFSET)));
   const selfSeed = fnv1a("\u0000", fnv1a(self, FNV_OFFSET));
   const buckets: { id: string; weight: number }[][] = Array.from({ length: others.length + 1 }, () => []);
@@ -55,10 +60,5 @@ export function rendezvousOrder(ids: readonly string[], self: string, nodes: rea
     }
     buckets[rank]!.push({ id, weight });
   }
-  const out: string[] = [];
-  for (const bucket of buckets) {
-    bucket.sort((a, b) => b.weight - a.weight);
-    for (const entry of bucket) out.push(entry.id);
-  }
-  return out;
+  return buckets.map((bucket) => bucket.sort((a, b) => b.weight - a.weight).map((entry) => entry.id));
 }

@@ -16,7 +16,16 @@
 import { describeError } from "../../errors.ts";
 import type { CoordinatorContext, Logger } from "../../types.ts";
 import type { Keys } from "./keys.ts";
-import { rendezvousOrder } from "./rendezvous.ts";
+import { rendezvousRanks } from "./rendezvous.ts";
+
+/**
+ * Tasks this node ranks r-th for (rendezvous order) are announced r × this many ms after those
+ * it ranks first for. Announcing them all at once would only order them within one watch
+ * response, and a bulk submit arrives as hundreds of responses: every node would work through
+ * the same tasks response by response and collide on nearly every claim. Delayed, a node
+ * reaches a task it ranks second for only after the node that ranks it first has had its turn.
+ */
+const RANK_DELAY_MS = 150;
 import { ownerRecord, parseProps, TaskTable } from "./task-table.ts";
 import type { MirrorEvent, MirrorKv, SnapshotSink } from "./watch.ts";
 
@@ -43,6 +52,10 @@ export class TaskView {
   /** Highest revision applied (snapshot or event). */
   revision = 0;
   private readonly toAnnounce = new Set<string>();
+  /** Delayed announcements per rank - 1, each queue in due order. */
+  private readonly delayed: { due: number; ids: string[] }[][] = [];
+  private delayedTimer: ReturnType<typeof setTimeout> | undefined;
+  private delayedAt = Infinity;
   private readonly warned = new Set<string>();
 
   constructor(private readonly o: TaskViewOptions) {}
@@ -99,7 +112,7 @@ export class TaskView {
     // Every node lists the same backlog; announced in key order, they would all race for the
     // same task at the same moment and most claims would lose. Rendezvous order keeps their
     // attempts disjoint.
-    for (const id of this.claimOrder(claimable)) this.announce(id);
+    this.announceRanked(claimable);
   }
 
   events(events: readonly MirrorEvent[]): void {
@@ -116,12 +129,9 @@ export class TaskView {
     // A response can carry many tasks at once (a batch release, an expired lease). Every node
     // gets the same list; announcing it in rendezvous order keeps their claims apart.
     if (this.toAnnounce.size === 0) return;
-    const ids = this.claimOrder([...this.toAnnounce]);
+    const ids = [...this.toAnnounce];
     this.toAnnounce.clear();
-    for (const id of ids) {
-      const record = this.table.get(id);
-      if (record?.exists && !record.owner) this.announce(id);
-    }
+    this.announceRanked(ids);
   }
 
   /** Report a claim as ended (also used when a snapshot contradicts it). */
@@ -180,10 +190,62 @@ export class TaskView {
     this.o.context()?.withdraw(id);
   }
 
-  /** Rendezvous order among the live nodes; a random one when they are not known. */
-  private claimOrder(ids: string[]): string[] {
+  /**
+   * Announce claimable tasks in rendezvous order among the live nodes: those this node ranks
+   * first for now, the others RANK_DELAY_MS per rank later, if still claimable then. Without a
+   * list of live nodes, all at once in random order.
+   */
+  private announceRanked(ids: string[]): void {
     const nodes = this.o.liveNodes?.();
-    return nodes ? rendezvousOrder(ids, this.o.node, nodes) : shuffle(ids);
+    if (!nodes) {
+      for (const id of shuffle(ids)) this.announceIfClaimable(id);
+      return;
+    }
+    const ranks = rendezvousRanks(ids, this.o.node, nodes);
+    for (const id of ranks[0] ?? []) this.announceIfClaimable(id);
+    const now = Date.now();
+    for (let r = 1; r < ranks.length; r++) {
+      const group = ranks[r]!;
+      if (group.length === 0) continue;
+      (this.delayed[r - 1] ??= []).push({ due: now + r * RANK_DELAY_MS, ids: group });
+    }
+    this.armDelayed();
+  }
+
+  private announceIfClaimable(id: string): void {
+    const record = this.table.get(id);
+    if (record?.exists && !record.owner) this.announce(id);
+  }
+
+  /** One timer for the earliest delayed group (each rank's queue is in due order). */
+  private armDelayed(): void {
+    let earliest = Infinity;
+    for (const queue of this.delayed) if (queue && queue.length > 0) earliest = Math.min(earliest, queue[0]!.due);
+    if (earliest === Infinity || earliest >= this.delayedAt) return;
+    if (this.delayedTimer) clearTimeout(this.delayedTimer);
+    this.delayedAt = earliest;
+    this.delayedTimer = setTimeout(() => this.fireDelayed(), Math.max(0, earliest - Date.now()));
+    (this.delayedTimer as { unref?: () => void }).unref?.();
+  }
+
+  private fireDelayed(): void {
+    this.delayedTimer = undefined;
+    this.delayedAt = Infinity;
+    const now = Date.now();
+    for (const queue of this.delayed) {
+      while (queue && queue.length > 0 && queue[0]!.due <= now) {
+        for (const id of queue.shift()!.ids) this.announceIfClaimable(id);
+      }
+    }
+    this.armDelayed();
+  }
+
+  /** Forget delayed announcements (the coordinator closed). */
+  close(): void {
+    if (this.delayedTimer) clearTimeout(this.delayedTimer);
+    this.delayedTimer = undefined;
+    this.delayedAt = Infinity;
+    this.delayed.length = 0;
   }
 
   private announce(id: string): void {
