@@ -192,7 +192,7 @@ export class Consumer {
     this.coordinatorContext = {
       node: this.node,
       log: scopedLogger(this.coordinator.name, opts.log),
-      announce: (task) => this.announce(task),
+      announce: (task, rank) => this.announce(task, rank),
       withdraw: (taskId) => this.withdraw(taskId),
       command: (cmd) => this.handleCommand(cmd),
       lost: (taskId, reason) => this.lost(taskId, reason),
@@ -418,7 +418,7 @@ export class Consumer {
   // ---------------------------------------------------------------------------------------
   // Coordinator callbacks
 
-  private announce(task: Task): void {
+  private announce(task: Task, rank = 0): void {
     if (this.current === "stopping" || this.current === "stopped") return;
     if (!task || typeof task.id !== "string") {
       this.log.error(`coordinator announced something that is not a task: ${describeError(task)}`);
@@ -429,7 +429,7 @@ export class Consumer {
       this.held.set(task.id, task);
       return;
     }
-    this.pending.put(task);
+    this.pending.put(task, rank);
     this.scheduleDrain();
   }
 

@@ -109,7 +109,12 @@ export interface CoordinatorContext {
   readonly node: string;
   readonly log: Logger;
   /** A task may be claimable (new, released, or its owner vanished). Repeats are harmless. */
-  announce(task: Task): void;
+  /**
+   * `rank` (default 0) orders the node's pending claims: lower ranks are tried first. The etcd
+   * coordinator passes the node's rendezvous rank for the task, so nodes that see the same
+   * backlog try disjoint tasks first.
+   */
+  announce(task: Task, rank?: number): void;
   /** A task this node may have been told about no longer exists or is owned elsewhere. */
   withdraw(taskId: string): void;
   /** A node command addressed to this node, delivered in submission order. */

@@ -53,7 +53,7 @@ export class TaskView {
   revision = 0;
   private readonly toAnnounce = new Set<string>();
   /** Delayed announcements per rank - 1, each queue in due order. */
-  private readonly delayed: { due: number; ids: string[] }[][] = [];
+  private readonly delayed: { due: number; rank: number; ids: string[] }[][] = [];
   private delayedTimer: ReturnType<typeof setTimeout> | undefined;
   private delayedAt = Infinity;
   private readonly warned = new Set<string>();
@@ -202,19 +202,19 @@ export class TaskView {
       return;
     }
     const ranks = rendezvousRanks(ids, this.o.node, nodes);
-    for (const id of ranks[0] ?? []) this.announceIfClaimable(id);
+    for (const id of ranks[0] ?? []) this.announceIfClaimable(id, 0);
     const now = Date.now();
     for (let r = 1; r < ranks.length; r++) {
       const group = ranks[r]!;
       if (group.length === 0) continue;
-      (this.delayed[r - 1] ??= []).push({ due: now + r * RANK_DELAY_MS, ids: group });
+      (this.delayed[r - 1] ??= []).push({ due: now + r * RANK_DELAY_MS, rank: r, ids: group });
     }
     this.armDelayed();
   }
 
-  private announceIfClaimable(id: string): void {
+  private announceIfClaimable(id: string, rank = 0): void {
     const record = this.table.get(id);
-    if (record?.exists && !record.owner) this.announce(id);
+    if (record?.exists && !record.owner) this.announce(id, rank);
   }
 
   /** One timer for the earliest delayed group (each rank's queue is in due order). */
@@ -234,7 +234,8 @@ export class TaskView {
     const now = Date.now();
     for (const queue of this.delayed) {
       while (queue && queue.length > 0 && queue[0]!.due <= now) {
-        for (const id of queue.shift()!.ids) this.announceIfClaimable(id);
+        const group = queue.shift()!;
+        for (const id of group.ids) this.announceIfClaimable(id, group.rank);
       }
     }
     this.armDelayed();
@@ -248,7 +249,7 @@ export class TaskView {
     this.delayed.length = 0;
   }
 
-  private announce(id: string): void {
+  private announce(id: string, rank = 0): void {
     const record = this.table.get(id);
     if (!record) return;
     const props = parseProps(record.propsRaw);
@@ -257,7 +258,7 @@ export class TaskView {
       return;
     }
     try {
-      this.o.context()?.announce({ id, props: props.props });
+      this.o.context()?.announce({ id, props: props.props }, rank);
     } catch (err) {
       this.o.log.error(`consumer announce(${id}) failed: ${describeError(err)}`);
     }
