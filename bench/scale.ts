@@ -11,7 +11,7 @@
  *  - failover of a node holding ~1/10 of the tasks (SIGKILL → all running elsewhere);
  *  - graceful handoff of a node holding ~1/10 (SIGTERM → all running elsewhere).
  *
- *   bun bench/scale.ts [tasks=100000] [nodes=10] [leaseTtl=5] [claimConcurrency=256]
+ *   bun bench/scale.ts [tasks=100000] [nodes=10] [leaseTtl=10] [claimConcurrency=256]
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { Buffer } from "node:buffer";
@@ -21,7 +21,7 @@ import { client, diffCounts, etcdRequestCounts, fmt, startEtcd, taskIds, until, 
 
 const TASKS = Number(process.argv[2] ?? 100_000);
 const NODES = Number(process.argv[3] ?? 10);
-const TTL = Number(process.argv[4] ?? 5);
+const TTL = Number(process.argv[4] ?? 10);
 const CONCURRENCY = Number(process.argv[5] ?? 256);
 const CEILING_TASKS = Math.min(TASKS, 40_000);
 const SUBMIT_CHUNK = 10_000;
