@@ -148,7 +148,12 @@ export interface CoordinatorContext {
   readonly node: string;
   readonly log: Logger;
   /** A task may be claimable (new, released, or its owner vanished). Repeats are harmless. */
-  announce(task: Task): void;
+  /**
+   * `rank` (default 0) orders the node's pending claims: lower ranks are tried first. The etcd
+   * coordinator passes the node's rendezvous rank for the task, so nodes that see the same
+   * backlog try disjoint tasks first.
+   */
+  announce(task: Task, rank?: number): void;
   /** A task this node may have been told about no longer exists or is owned elsewhere. */
   withdraw(taskId: string): void;
   /** A node command addressed to this node, delivered in submission order. */
@@ -218,10 +223,28 @@ export interface TaskInfo {
   readonly ownerError?: string;
 }
 
+/** One task of a bulk submit. */
+export interface TaskSubmission {
+  readonly id: string;
+  readonly props?: TaskProps;
+}
+
+/** What a bulk submit did with one task: created it, or found the id taken (left unchanged). */
+export interface SubmitResult {
+  readonly id: string;
+  readonly result: "created" | "exists";
+}
+
 /** Used by submitters and operators, not by nodes. */
 export interface Client {
   /** Create a task. Rejects with TaskExistsError if the id is taken. */
   submitTask(id: string, props?: TaskProps): Promise<void>;
+  /**
+   * Create many tasks; one result per task, in the order given. An id that is taken is
+   * reported "exists" (not an error). Rejects with a TypeError naming the item before writing
+   * anything when an item is malformed or an id appears twice.
+   */
+  submitTasks(tasks: readonly TaskSubmission[]): Promise<SubmitResult[]>;
   /** Delete a task; its running instance, if any, is stopped. Resolves false if absent. */
   deleteTask(id: string): Promise<boolean>;
   /** Send a command to a node. */

@@ -87,8 +87,8 @@ export class ClaimLoop {
     return this.claimCalls;
   }
 
-  /** The coordinator says this task is claimable. */
-  announce(task: Task): void {
+  /** The coordinator says this task is claimable; lower ranks are tried first (rendezvous order). */
+  announce(task: Task, rank = 0): void {
     const state = this.host.state();
     if (state === "stopping" || state === "stopped") return;
     if (!task || typeof task.id !== "string") {
@@ -100,7 +100,7 @@ export class ClaimLoop {
       this.held.set(task.id, task);
       return;
     }
-    this.pending.put(task);
+    this.pending.put(task, rank);
     this.scheduleDrain();
   }
 

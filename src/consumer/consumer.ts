@@ -125,7 +125,7 @@ export class Consumer {
     this.coordinatorContext = {
       node: this.node,
       log: scopedLogger(this.coordinator.name, opts.log),
-      announce: (task) => this.claims.announce(task),
+      announce: (task, rank) => this.claims.announce(task, rank),
       withdraw: (taskId) => this.claims.withdraw(taskId),
       command: (cmd) => dispatchNodeCommand(commands, cmd),
       lost: (taskId, reason) => this.running.lost(taskId, reason),

@@ -16,7 +16,8 @@ import type { RuntimeConfig } from "./config/schema.ts";
 import { readAllEtcdStates } from "./operator/etcd-states.ts";
 import { MemoryTaskHistory } from "./task-history.ts";
 
-const ETCD_CLAIM_CONCURRENCY = 8;
+/** Enough claims in flight to fill the coordinator's pipelined batch transactions (4 × 64). */
+const ETCD_CLAIM_CONCURRENCY = 256;
 
 export async function openEtcdBackend(config: RuntimeConfig, log: Logger): Promise<Backend> {
   const etcdConfig = etcdConfigOf(config, { asNode: true });
@@ -32,8 +33,8 @@ export async function openEtcdBackend(config: RuntimeConfig, log: Logger): Promi
     client: coordinator.client,
     stateStore,
     taskCommands,
-    // Each claim is one etcd transaction (a network round trip); a few in flight keep a node
-    // that starts with thousands of unclaimed tasks from ramping up one round trip at a time.
+    // Claims in flight share batched, pipelined transactions; many in flight keep a node that
+    // starts with thousands of unclaimed tasks from ramping up one round trip at a time.
     claimConcurrency: ETCD_CLAIM_CONCURRENCY,
     // etcd stores no history: this node remembers what it saw of the tasks it ran.
     history: new MemoryTaskHistory(),

@@ -9,6 +9,9 @@
  * it calls registerOperatorCommands and passes how to load the effective config.
  */
 import { readFileSync } from "node:fs";
+import { Buffer } from "node:buffer";
+import { readFile } from "node:fs/promises";
+import process from "node:process";
 import type { CAC } from "cac";
 import { ConfigError, describeError } from "../errors.ts";
 import { routeTask } from "../handler.ts";
@@ -16,6 +19,7 @@ import type { TaskInfo } from "../types.ts";
 import { createOutput, truncate, type Output, type OutputStream } from "./cli-output.ts";
 import type { RuntimeConfig } from "./config/schema.ts";
 import { ExitCode } from "./exit-codes.ts";
+import { countResults, parseTaskLines } from "./operator/bulk-submit.ts";
 import { connectOperator } from "./operator/connect.ts";
 import { describeState } from "./operator/state-view.ts";
 import { OperatorError, type Operator, type OperatorErrorKind, type TaskMessageName, type TaskRow } from "./operator/types.ts";
@@ -147,14 +151,35 @@ export function registerOperatorCommands(cli: CAC, deps: OperatorCliDeps): void 
   };
 
   cli
-    .command("submit <id>", "Submit a task (routed to the handler named by --handler, else by the id before the first ':')")
+    .command("submit [id]", "Submit a task (routed to the handler named by --handler, else by the id before the first ':'), or many with --file")
     .option("--props <json>", "Task props as a JSON object, e.g. '{\"url\":\"https://example.com\"}'; @FILE reads a file, - reads stdin")
     .option("--handler <name>", "Handler to route the task to (stored as props.handler)")
+    .option("--file <path>", "Submit every task in a JSON Lines file (one {\"id\", \"props\"?, \"handler\"?} per line; - for stdin); ids that exist are reported, not errors")
     .option("--json", "Print the result as JSON")
     .example("metafora submit crawl:example.com --props '{\"depth\":2}'")
     .example("metafora submit import:big --props @props.json     # or: ... --props - < props.json")
-    .action((id: string, flags: CommonFlags & { props?: unknown; handler?: unknown }) =>
+    .example("metafora submit --file tasks.jsonl")
+    .action((id: string | undefined, flags: CommonFlags & { props?: unknown; handler?: unknown; file?: unknown }) =>
       act(flags, async (op, out) => {
+        const file = raw("file", flags.file);
+        if (file !== undefined) {
+          if (id !== undefined) usage("give either a task id or --file, not both");
+          if (raw("props", flags.props) !== undefined || raw("handler", flags.handler) !== undefined) {
+            usage("--props and --handler apply to one task; with --file, put them on each line");
+          }
+          const tasks = parseTaskLines(await readTasksFile(file), file === "-" ? "stdin" : file);
+          const results = [];
+          for (let i = 0; i < tasks.length; i += FILE_SUBMIT_CHUNK) results.push(...(await op.submitTasks(tasks.slice(i, i + FILE_SUBMIT_CHUNK))));
+          const { created, exists } = countResults(results);
+          if (out.json) out.printJson({ created, exists, results });
+          else {
+            const taken = results.filter((r) => r.result === "exists").map((r) => r.id);
+            const shown = taken.slice(0, 10).join(", ") + (taken.length > 10 ? `, … (${taken.length - 10} more)` : "");
+            out.printLine(`submitted ${created} task(s)${exists > 0 ? `; ${exists} already existed and were left unchanged: ${shown}` : ""}`);
+          }
+          return;
+        }
+        if (id === undefined) usage("submit needs a task id, or --file with one task per line");
         const taskId = checkTaskId(typed(id));
         const propsArg = raw("props", flags.props);
         const propsText = propsArg === undefined ? undefined : readPropsArg(propsArg, readStdin, usage);
@@ -357,4 +382,19 @@ function printTaskNotes(out: Output, tasks: readonly (TaskInfo & { waiting?: str
   if (notes.length === 0) return;
   out.printLine("");
   for (const n of notes) out.printLine(n);
+}
+
+/** Tasks per submitTasks call when submitting a file (results stream back chunk by chunk). */
+const FILE_SUBMIT_CHUNK = 10_000;
+
+/** The text of a tasks file, or of stdin for "-"; a file that cannot be read is a usage error. */
+async function readTasksFile(path: string): Promise<string> {
+  try {
+    if (path !== "-") return await readFile(path, "utf8");
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(Buffer.from(chunk as Uint8Array));
+    return Buffer.concat(chunks).toString("utf8");
+  } catch (err) {
+    throw new OperatorError("invalid", `cannot read tasks file ${JSON.stringify(path)}: ${(err as Error).message}`);
+  }
 }

@@ -49,6 +49,7 @@ export class RecordingStore implements StateStore {
 
 const noClient: Client = {
   submitTask: () => Promise.reject(new Error("no client in state machine tests")),
+  submitTasks: () => Promise.reject(new Error("no client in state machine tests")),
   deleteTask: () => Promise.reject(new Error("no client in state machine tests")),
   submitCommand: () => Promise.reject(new Error("no client in state machine tests")),
   nodes: () => Promise.resolve([]),

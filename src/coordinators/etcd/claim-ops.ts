@@ -31,7 +31,15 @@ export interface ClaimOpsOptions {
 }
 
 /** Claims per transaction: two compares each, within etcd's default --max-txn-ops of 128. */
-const CLAIM_BATCH = 64;
+export const CLAIM_BATCH = 64;
+/**
+ * Claim transactions in flight at once. One at a time leaves etcd idle for a round trip
+ * between batches; a few in flight keep its raft pipeline busy. 4 × CLAIM_BATCH = 256 claims
+ * in flight, the runtime's claim concurrency on etcd.
+ */
+export const CLAIM_TXNS_IN_FLIGHT = 4;
+/** A queue is split over several transactions only into batches at least this big. */
+const MIN_SPLIT_BATCH = 16;
 /** Releases per transaction, likewise. */
 const RELEASE_BATCH = 64;
 
@@ -49,7 +57,8 @@ interface PendingRelease {
 
 export class ClaimOps {
   private readonly claimQueue: PendingClaim[] = [];
-  private claimsInFlight = false;
+  private claimTxns = 0;
+  private claimFlushScheduled = false;
   private readonly releaseQueue: PendingRelease[] = [];
   private releaseFlush: ReturnType<typeof setTimeout> | undefined;
 
@@ -58,13 +67,14 @@ export class ClaimOps {
   /**
    * Claim a task on `lease`; resolves the fencing token (the owner key's create revision), or
    * undefined when someone else owns it, it does not exist, or etcd did not answer.
-   * Claims go to etcd one transaction at a time; those asked for while one is in flight share
-   * the next transaction, up to CLAIM_BATCH. One at a time, this is exactly Go's claim.
+   * Claims asked for in the same event-loop turn share a transaction (up to CLAIM_BATCH), and
+   * up to CLAIM_TXNS_IN_FLIGHT transactions are pipelined. One claim alone is exactly
+   * Go's claim transaction (docs/wire-format.md).
    */
   claim(id: string, lease: NodeLease): Promise<number | undefined> {
     return new Promise((resolve) => {
       this.claimQueue.push({ id, lease, resolve });
-      if (!this.claimsInFlight) void this.pumpClaims();
+      this.scheduleClaimFlush();
     });
   }
 
@@ -150,23 +160,48 @@ export class ClaimOps {
   // ---------------------------------------------------------------------------------------
   // Claims
 
-  private async pumpClaims(): Promise<void> {
-    this.claimsInFlight = true;
+  /**
+   * Send queued claims after the current turn: claimants that just got their answer usually
+   * ask again at once (a consumer's claim workers do), and waiting for the turn to end lets
+   * them fill one transaction instead of trickling out one by one.
+   */
+  private scheduleClaimFlush(): void {
+    if (this.claimFlushScheduled || this.claimTxns >= CLAIM_TXNS_IN_FLIGHT || this.claimQueue.length === 0) return;
+    this.claimFlushScheduled = true;
+    setImmediate(() => {
+      this.claimFlushScheduled = false;
+      this.flushClaims();
+    });
+  }
+
+  private flushClaims(): void {
+    while (this.claimQueue.length > 0 && this.claimTxns < CLAIM_TXNS_IN_FLIGHT) {
+      // Spread what is queued over the free slots rather than one full batch and a runt.
+      const free = CLAIM_TXNS_IN_FLIGHT - this.claimTxns;
+      const size = Math.min(CLAIM_BATCH, Math.max(MIN_SPLIT_BATCH, Math.ceil(this.claimQueue.length / free)));
+      const batch = this.claimQueue.splice(0, size);
+      this.claimTxns++;
+      void this.sendClaims(batch).finally(() => {
+        this.claimTxns--;
+        this.scheduleClaimFlush();
+      });
+    }
+  }
+
+  private async sendClaims(batch: PendingClaim[]): Promise<void> {
+    const lease = this.o.activeLease();
+    const current: PendingClaim[] = [];
+    for (const c of batch) {
+      if (c.lease === lease) current.push(c);
+      else c.resolve(undefined);
+    }
     try {
-      while (this.claimQueue.length > 0) {
-        const batch = this.claimQueue.splice(0, CLAIM_BATCH);
-        const lease = this.o.activeLease();
-        const current = batch.filter((c) => c.lease === lease);
-        for (const c of batch) if (c.lease !== lease) c.resolve(undefined);
-        if (current.length === 1) current[0]!.resolve(await this.claimOne(current[0]!.id, current[0]!.lease));
-        else if (current.length > 1) await this.claimMany(current);
-        // Claimants that just got their answer usually ask again at once (a consumer's claim
-        // workers do): let them join the next transaction. Sending it straight away would split
-        // them into two halves taking turns, twice the transactions for the same claims.
-        await new Promise<void>((resolve) => setImmediate(resolve));
-      }
-    } finally {
-      this.claimsInFlight = false;
+      if (current.length === 1) current[0]!.resolve(await this.claimOne(current[0]!.id, current[0]!.lease));
+      else if (current.length > 1) await this.claimMany(current);
+    } catch (err) {
+      // claimOne/claimMany resolve every claim themselves; this is a bug guard, never a hang.
+      this.o.log.error(`claim batch failed: ${errorMessage(err)}`);
+      for (const c of current) c.resolve(undefined);
     }
   }
 
@@ -196,11 +231,12 @@ export class ClaimOps {
   /**
    * Several claims in one transaction. All conditions must hold for it to succeed; when one
    * does not, the failure branch reads every owner and task key, the claims that cannot win
-   * are dropped, and the rest are tried again together. The failure branch reads the very
-   * state that failed the compare, so every failed round settles at least one claim: the
-   * rounds are bounded by the batch size. (Falling back to one transaction per claim after a
-   * few rounds stalled every later claim of this node behind them while another node raced
-   * it for the same tasks.)
+   * are dropped, and the rest are tried again, split in two halves sent at once: under
+   * contention (nodes racing for the same tasks, after a failover or a deferral) a smaller
+   * transaction is less likely to contain the next lost race, so a batch that keeps colliding
+   * shrinks towards single claims instead of failing round after round as a whole. The failure
+   * branch reads the very state that failed the compare, so every failed transaction settles
+   * at least one claim: the transactions are bounded by twice the batch size.
    */
   private async claimMany(batch: PendingClaim[]): Promise<void> {
     let remaining = batch;
@@ -247,7 +283,13 @@ export class ClaimOps {
         for (const c of next) c.resolve(await this.claimOne(c.id, c.lease));
         return;
       }
-      remaining = next;
+      if (next.length < 4) {
+        remaining = next;
+        continue;
+      }
+      const half = Math.ceil(next.length / 2);
+      await Promise.all([this.claimMany(next.slice(0, half)), this.claimMany(next.slice(half))]);
+      return;
     }
     for (const c of remaining) c.resolve(await this.claimOne(c.id, c.lease));
   }

@@ -4,12 +4,13 @@
  * works, and tasks() shows owners and fencing tokens.
  */
 import { Buffer } from "node:buffer";
-import { Range, type Etcd3, type IKeyValue } from "etcd3";
+import { GRPCDeadlineExceededError, GRPCUnavailableError, isRecoverableError, Range, type Etcd3, type IKeyValue } from "etcd3";
 import { encodeCommand } from "../../command.ts";
 import { TaskExistsError } from "../../errors.ts";
 import { goJson } from "../../gojson.ts";
 import { scopedLogger } from "../../log.ts";
-import type { Client, Logger, NodeCommand, TaskInfo, TaskProps } from "../../types.ts";
+import { checkSubmissions, type CheckedSubmission } from "../../submit-batch.ts";
+import type { Client, Logger, NodeCommand, SubmitResult, TaskInfo, TaskProps, TaskSubmission } from "../../types.ts";
 import { parseEtcdConfig, type EtcdConfig, type EtcdConfigInput } from "./config.ts";
 import { connectEtcd } from "./connect.ts";
 import { decodeOwner, invalidNodeNameReason, invalidTaskIdReason, Keys } from "./keys.ts";
@@ -23,6 +24,14 @@ export interface EtcdClientOptions {
 
 const decoder = new TextDecoder();
 
+/**
+ * Tasks per bulk-submit transaction: each is one compare and two puts, and etcd's default
+ * --max-txn-ops (128) bounds each branch of a transaction.
+ */
+export const SUBMIT_BATCH = 64;
+/** Bulk-submit transactions in flight at once. */
+const SUBMIT_TXNS_IN_FLIGHT = 8;
+
 function checkTaskId(id: unknown): asserts id is string {
   const reason = invalidTaskIdReason(id);
   if (reason) throw new TypeError(reason);
@@ -33,6 +42,14 @@ function randomUint64(): string {
   const buf = new BigUint64Array(1);
   crypto.getRandomValues(buf);
   return String(buf[0]);
+}
+
+function encodeProps(t: CheckedSubmission): string {
+  try {
+    return goJson(t.props);
+  } catch (err) {
+    throw new TypeError(`props of task ${JSON.stringify(t.id)} cannot be encoded as JSON: ${(err as Error).message}`);
+  }
 }
 
 export class EtcdClient implements Client {
@@ -95,6 +112,80 @@ export class EtcdClient implements Client {
       this.callOptions,
     );
     if (!res.succeeded) throw new TaskExistsError(id);
+  }
+
+  /**
+   * Create many tasks, SUBMIT_BATCH per transaction, several transactions in flight. Each
+   * transaction compares every props key absent and writes what submitTask writes; etcd's
+   * compares are all-or-nothing, so when one id is taken the failure branch reads which props
+   * keys exist, those are reported "exists" and the rest go again in a new transaction (every
+   * failed round settles at least one task). The whole list is checked before anything is sent.
+   */
+  async submitTasks(tasks: readonly TaskSubmission[]): Promise<SubmitResult[]> {
+    const checked = checkSubmissions(tasks, invalidTaskIdReason);
+    const encoded = checked.map((t) => ({ id: t.id, json: encodeProps(t) }));
+    const results = new Map<string, SubmitResult["result"]>();
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < encoded.length) {
+        const batch = encoded.slice(next, next + SUBMIT_BATCH);
+        next += SUBMIT_BATCH;
+        await this.submitBatch(batch, results);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(SUBMIT_TXNS_IN_FLIGHT, Math.ceil(encoded.length / SUBMIT_BATCH)) }, worker));
+    return checked.map((t) => ({ id: t.id, result: results.get(t.id) ?? "exists" }));
+  }
+
+  private async submitBatch(batch: readonly { id: string; json: string }[], results: Map<string, SubmitResult["result"]>): Promise<void> {
+    let remaining = batch;
+    // Bounded: every failed round settles at least one task (or stops, see below).
+    for (let round = 0; remaining.length > 0 && round <= batch.length; round++) {
+      const propsKeys = remaining.map((t) => Buffer.from(this.keys.props(t.id)));
+      const res = await this.txnWithRetries(
+        {
+          compare: propsKeys.map((key) => ({ key, target: "Version" as const, result: "Equal" as const, version: 0 })),
+          success: remaining.flatMap((t, i) => [
+            { request_put: { key: propsKeys[i]!, value: Buffer.from(t.json) } },
+            { request_put: { key: Buffer.from(this.keys.task(t.id)), value: Buffer.alloc(0) } },
+          ]),
+          failure: propsKeys.map((key) => ({ request_range: { key, count_only: true } })),
+        },
+      );
+      if (res.succeeded) {
+        for (const t of remaining) results.set(t.id, "created");
+        return;
+      }
+      const next: { id: string; json: string }[] = [];
+      remaining.forEach((t, i) => {
+        if (Number(res.responses[i]?.response_range?.count ?? 0) > 0) results.set(t.id, "exists");
+        else next.push(t);
+      });
+      if (next.length === remaining.length) {
+        // etcd failed the compare yet reports no key present: never loop on it.
+        throw new Error(`bulk submit of ${remaining.length} tasks failed without a reason etcd reported`);
+      }
+      remaining = next;
+    }
+  }
+
+  /**
+   * A bulk-submit transaction, tried again (a few times, with back-off) when etcd was
+   * unavailable or timed out: a loaded etcd does that, and failing a 100,000-task submit for it
+   * helps nobody. The transaction only creates absent keys, so a retry is safe; if the first
+   * attempt was applied after all, its tasks come back as "exists" (taken, by this very call).
+   */
+  private async txnWithRetries(req: Parameters<Etcd3["kv"]["txn"]>[0]): Promise<Awaited<ReturnType<Etcd3["kv"]["txn"]>>> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.etcd.kv.txn(req, this.callOptions);
+      } catch (err) {
+        const transient = err instanceof GRPCUnavailableError || err instanceof GRPCDeadlineExceededError || isRecoverableError(err as Error);
+        if (!transient || attempt >= 3) throw err;
+        this.log.debug(`bulk submit transaction failed (${(err as Error).message}); trying again`);
+        await new Promise((resolve) => setTimeout(resolve, 200 * 2 ** attempt));
+      }
+    }
   }
 
   /**

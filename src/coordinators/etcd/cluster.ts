@@ -9,6 +9,8 @@ import type { TaskTable } from "./task-table.ts";
 export class EtcdClusterView implements ClusterState {
   private nodes = new Set<string>();
   private readonly listeners = new Set<() => void>();
+  /** liveNodes() is asked for on every claim decision: kept until the node set changes. */
+  private sorted: string[] | undefined;
 
   constructor(
     private readonly self: string,
@@ -20,17 +22,21 @@ export class EtcdClusterView implements ClusterState {
     const next = new Set(names);
     const same = next.size === this.nodes.size && [...next].every((n) => this.nodes.has(n));
     this.nodes = next;
+    this.sorted = undefined;
     if (!same) this.changed();
   }
 
   addNode(name: string): void {
     if (this.nodes.has(name)) return;
     this.nodes.add(name);
+    this.sorted = undefined;
     this.changed();
   }
 
   removeNode(name: string): void {
-    if (this.nodes.delete(name)) this.changed();
+    if (!this.nodes.delete(name)) return;
+    this.sorted = undefined;
+    this.changed();
   }
 
   /** Called after the live node set changed (a marker under nodes/ appeared or vanished). */
@@ -51,13 +57,19 @@ export class EtcdClusterView implements ClusterState {
 
   /** Live node names, sorted. This node counts as live while it runs. */
   liveNodes(): string[] {
-    return [...new Set([...this.nodes, this.self])].sort();
+    return [...this.liveNodesShared()];
+  }
+
+  /** The same, shared (callers must not change it). */
+  private liveNodesShared(): readonly string[] {
+    this.sorted ??= [...new Set([...this.nodes, this.self])].sort();
+    return this.sorted;
   }
 
   nodeTaskCounts(): ReadonlyMap<string, number> {
     const table = this.table();
     const counts = new Map<string, number>();
-    for (const node of this.liveNodes()) counts.set(node, table.ownerCount(node));
+    for (const node of this.liveNodesShared()) counts.set(node, table.ownerCount(node));
     return counts;
   }
 

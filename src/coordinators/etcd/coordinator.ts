@@ -128,6 +128,7 @@ export class EtcdCoordinator implements Coordinator {
       context: () => this.ctx,
       orphan: (id, createRevision) => void this.ops.releaseIfOrphan(id, createRevision),
       lost: (taskId, reason) => this.events.emit("lost", { taskId, reason }),
+      liveNodes: () => this.cluster.liveNodes(),
     });
     this.ops = new ClaimOps({
       etcd: this.etcd,
@@ -203,7 +204,11 @@ export class EtcdCoordinator implements Coordinator {
         prefix: this.keys.tasksPrefix,
         log: this.log,
         requestTimeout: this.config.requestTimeout,
-        listener: { snapshot: (kvs, rev) => this.view.snapshot(kvs, rev), events: (evs) => this.view.events(evs) },
+        listener: {
+          snapshot: (kvs, rev) => this.view.snapshot(kvs, rev),
+          beginSnapshot: () => this.view.beginSnapshot(),
+          events: (evs) => this.view.events(evs),
+        },
         onResync: (reason) => this.onResync(this.keys.tasksPrefix, reason),
         ...(this.hooks?.afterTaskList ? { afterList: this.hooks.afterTaskList } : {}),
       });
@@ -234,6 +239,7 @@ export class EtcdCoordinator implements Coordinator {
 
   private async teardown(): Promise<void> {
     this.tasksMirror?.close();
+    this.view.close();
     this.nodesMirror?.close();
     const lease = this.lease;
     if (lease) {

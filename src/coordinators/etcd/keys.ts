@@ -66,16 +66,15 @@ export class Keys {
    * that are not part of the layout (metadata, deeper paths).
    */
   parseTaskKey(key: string): { id: string; part: "task" | "props" | "owner" | "commands" | "checkpoint" } | undefined {
-    if (!key.startsWith(this.tasksPrefix)) return undefined;
-    const rest = key.slice(this.tasksPrefix.length);
-    const segments = rest.split("/");
-    const id = segments[0];
+    // Called for every key of every listing and watch event: indexOf, no split.
+    const prefix = this.tasksPrefix;
+    if (!key.startsWith(prefix)) return undefined;
+    const slash = key.indexOf("/", prefix.length);
+    const id = slash < 0 ? key.slice(prefix.length) : key.slice(prefix.length, slash);
     if (!id || id === METADATA) return undefined;
-    if (segments.length === 1) return { id, part: "task" };
-    if (segments.length === 2) {
-      const part = segments[1];
-      if (part === "props" || part === "owner" || part === "commands" || part === "checkpoint") return { id, part };
-    }
+    if (slash < 0) return { id, part: "task" };
+    const part = key.slice(slash + 1);
+    if (part === "props" || part === "owner" || part === "commands" || part === "checkpoint") return { id, part };
     return undefined;
   }
 

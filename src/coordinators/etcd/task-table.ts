@@ -46,8 +46,26 @@ export function parseProps(raw: string | undefined): ParsedProps {
   return { ok: true, props: value as TaskProps };
 }
 
+/**
+ * Owner values are few distinct strings (one per node), each seen once per task: decode each
+ * once, and let every record share one copy of the value and the node name.
+ */
+const ownerCache = new Map<string, { node: string | undefined; raw: string }>();
+const OWNER_CACHE_LIMIT = 4096;
+
+function cachedOwner(raw: string): { node: string | undefined; raw: string } {
+  let entry = ownerCache.get(raw);
+  if (!entry) {
+    if (ownerCache.size >= OWNER_CACHE_LIMIT) ownerCache.clear();
+    entry = { node: decodeOwner(raw), raw };
+    ownerCache.set(raw, entry);
+  }
+  return entry;
+}
+
 export function ownerRecord(kv: MirrorKv): OwnerRecord {
-  return { node: decodeOwner(kv.value), raw: kv.value, createRevision: kv.createRevision, lease: kv.lease };
+  const { node, raw } = cachedOwner(kv.value);
+  return { node, raw, createRevision: kv.createRevision, lease: kv.lease };
 }
 
 export class TaskTable {
@@ -58,15 +76,20 @@ export class TaskTable {
   /** Build from a listing of the tasks/ prefix. */
   static fromSnapshot(kvs: readonly MirrorKv[], keys: Keys): TaskTable {
     const table = new TaskTable();
+    table.addListed(kvs, keys);
+    return table;
+  }
+
+  /** Add keys of a listing of the tasks/ prefix (one page of it). */
+  addListed(kvs: readonly MirrorKv[], keys: Keys): void {
     for (const kv of kvs) {
       const parsed = keys.parseTaskKey(kv.key);
       if (!parsed) continue;
-      if (parsed.part === "task") table.setExists(parsed.id, true);
-      else if (parsed.part === "props") table.setProps(parsed.id, kv.value, kv.modRevision);
-      else if (parsed.part === "owner") table.setOwner(parsed.id, ownerRecord(kv));
-      else if (parsed.part === "checkpoint") table.setCheckpoint(parsed.id, kv.modRevision);
+      if (parsed.part === "task") this.setExists(parsed.id, true);
+      else if (parsed.part === "props") this.setProps(parsed.id, kv.value, kv.modRevision);
+      else if (parsed.part === "owner") this.setOwner(parsed.id, ownerRecord(kv));
+      else if (parsed.part === "checkpoint") this.setCheckpoint(parsed.id, kv.modRevision);
     }
-    return table;
   }
 
   get(id: string): Readonly<TaskRecord> | undefined {

@@ -16,8 +16,18 @@
 import { describeError } from "../../errors.ts";
 import type { CoordinatorContext, Logger } from "../../types.ts";
 import type { Keys } from "./keys.ts";
+import { rendezvousRanks } from "./rendezvous.ts";
+
+/**
+ * Tasks this node ranks r-th for (rendezvous order) are announced r × this many ms after those
+ * it ranks first for. Announcing them all at once would only order them within one watch
+ * response, and a bulk submit arrives as hundreds of responses: every node would work through
+ * the same tasks response by response and collide on nearly every claim. Delayed, a node
+ * reaches a task it ranks second for only after the node that ranks it first has had its turn.
+ */
+const RANK_DELAY_MS = 150;
 import { ownerRecord, parseProps, TaskTable } from "./task-table.ts";
-import type { MirrorEvent, MirrorKv } from "./watch.ts";
+import type { MirrorEvent, MirrorKv, SnapshotSink } from "./watch.ts";
 
 export interface TaskViewOptions {
   readonly keys: Keys;
@@ -29,6 +39,8 @@ export interface TaskViewOptions {
   orphan(id: string, createRevision: number): void;
   /** A claim ended without the consumer asking (for metrics). */
   lost(id: string, reason: "lost" | "deleted"): void;
+  /** Live node names (the claim order is arranged so that they do not collide). */
+  liveNodes?(): readonly string[];
 }
 
 export class TaskView {
@@ -40,6 +52,10 @@ export class TaskView {
   /** Highest revision applied (snapshot or event). */
   revision = 0;
   private readonly toAnnounce = new Set<string>();
+  /** Delayed announcements per rank - 1, each queue in due order. */
+  private readonly delayed: { due: number; rank: number; ids: string[] }[][] = [];
+  private delayedTimer: ReturnType<typeof setTimeout> | undefined;
+  private delayedAt = Infinity;
   private readonly warned = new Set<string>();
   /** Callers waiting for the view to have applied a revision (see whenApplied). */
   private readonly waiters = new Set<{ revision: number; resolve: (reached: boolean) => void }>();
@@ -81,8 +97,22 @@ export class TaskView {
   }
 
   snapshot(kvs: readonly MirrorKv[], revision: number): void {
+    const sink = this.beginSnapshot();
+    sink.page(kvs);
+    sink.commit(revision, "listing");
+  }
+
+  /** A listing streamed page by page into a new table, which replaces the current one on commit. */
+  beginSnapshot(): SnapshotSink {
+    const next = new TaskTable();
+    return {
+      page: (kvs) => next.addListed(kvs, this.o.keys),
+      commit: (revision) => this.replaceTable(next, revision),
+    };
+  }
+
+  private replaceTable(next: TaskTable, revision: number): void {
     const previous = this.table;
-    const next = TaskTable.fromSnapshot(kvs, this.o.keys);
     this.table = next;
     this.revision = revision;
     for (const [id, token] of [...this.claims]) {
@@ -106,10 +136,9 @@ export class TaskView {
       }
     }
     // Every node lists the same backlog; announced in key order, they would all race for the
-    // same task at the same moment and most claims would lose. A random order per node keeps
-    // their attempts mostly disjoint.
-    shuffle(claimable);
-    for (const id of claimable) this.announce(id);
+    // same task at the same moment and most claims would lose. Rendezvous order keeps their
+    // attempts disjoint.
+    this.announceRanked(claimable);
     this.wakeWaiters();
   }
 
@@ -126,15 +155,12 @@ export class TaskView {
       // tasks/T/commands belongs to the state machine's listener.
     }
     // A response can carry many tasks at once (a batch release, an expired lease). Every node
-    // gets the same list; announcing it in a per-node random order keeps their claims apart.
+    // gets the same list; announcing it in rendezvous order keeps their claims apart.
+    this.wakeWaiters();
+    if (this.toAnnounce.size === 0) return;
     const ids = [...this.toAnnounce];
     this.toAnnounce.clear();
-    shuffle(ids);
-    for (const id of ids) {
-      const record = this.table.get(id);
-      if (record?.exists && !record.owner) this.announce(id);
-    }
-    this.wakeWaiters();
+    this.announceRanked(ids);
   }
 
   /** Report a claim as ended (also used when a snapshot contradicts it). */
@@ -193,7 +219,66 @@ export class TaskView {
     this.o.context()?.withdraw(id);
   }
 
-  private announce(id: string): void {
+  /**
+   * Announce claimable tasks in rendezvous order among the live nodes: those this node ranks
+   * first for now, the others RANK_DELAY_MS per rank later, if still claimable then. Without a
+   * list of live nodes, all at once in random order.
+   */
+  private announceRanked(ids: string[]): void {
+    const nodes = this.o.liveNodes?.();
+    if (!nodes) {
+      for (const id of shuffle(ids)) this.announceIfClaimable(id);
+      return;
+    }
+    const ranks = rendezvousRanks(ids, this.o.node, nodes);
+    for (const id of ranks[0] ?? []) this.announceIfClaimable(id, 0);
+    const now = Date.now();
+    for (let r = 1; r < ranks.length; r++) {
+      const group = ranks[r]!;
+      if (group.length === 0) continue;
+      (this.delayed[r - 1] ??= []).push({ due: now + r * RANK_DELAY_MS, rank: r, ids: group });
+    }
+    this.armDelayed();
+  }
+
+  private announceIfClaimable(id: string, rank = 0): void {
+    const record = this.table.get(id);
+    if (record?.exists && !record.owner) this.announce(id, rank);
+  }
+
+  /** One timer for the earliest delayed group (each rank's queue is in due order). */
+  private armDelayed(): void {
+    let earliest = Infinity;
+    for (const queue of this.delayed) if (queue && queue.length > 0) earliest = Math.min(earliest, queue[0]!.due);
+    if (earliest === Infinity || earliest >= this.delayedAt) return;
+    if (this.delayedTimer) clearTimeout(this.delayedTimer);
+    this.delayedAt = earliest;
+    this.delayedTimer = setTimeout(() => this.fireDelayed(), Math.max(0, earliest - Date.now()));
+    (this.delayedTimer as { unref?: () => void }).unref?.();
+  }
+
+  private fireDelayed(): void {
+    this.delayedTimer = undefined;
+    this.delayedAt = Infinity;
+    const now = Date.now();
+    for (const queue of this.delayed) {
+      while (queue && queue.length > 0 && queue[0]!.due <= now) {
+        const group = queue.shift()!;
+        for (const id of group.ids) this.announceIfClaimable(id, group.rank);
+      }
+    }
+    this.armDelayed();
+  }
+
+  /** Forget delayed announcements (the coordinator closed). */
+  close(): void {
+    if (this.delayedTimer) clearTimeout(this.delayedTimer);
+    this.delayedTimer = undefined;
+    this.delayedAt = Infinity;
+    this.delayed.length = 0;
+  }
+
+  private announce(id: string, rank = 0): void {
     const record = this.table.get(id);
     if (!record) return;
     const props = parseProps(record.propsRaw);
@@ -202,7 +287,7 @@ export class TaskView {
       return;
     }
     try {
-      this.o.context()?.announce({ id, props: props.props });
+      this.o.context()?.announce({ id, props: props.props }, rank);
     } catch (err) {
       this.o.log.error(`consumer announce(${id}) failed: ${describeError(err)}`);
     }
@@ -223,9 +308,10 @@ export class TaskView {
   }
 }
 
-function shuffle<T>(items: T[]): void {
+function shuffle<T>(items: T[]): T[] {
   for (let i = items.length - 1; i > 0; i--) {
     const j = Math.floor(Math.random() * (i + 1));
     [items[i], items[j]] = [items[j]!, items[i]!];
   }
+  return items;
 }

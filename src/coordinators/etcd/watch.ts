@@ -36,6 +36,17 @@ export interface MirrorListener {
   snapshot(kvs: MirrorKv[], revision: number, reason: string): void;
   /** Changes after the last snapshot, in revision order. */
   events(events: MirrorEvent[]): void;
+  /**
+   * Optional streamed form of snapshot(), for big prefixes: the listing's pages are handed to
+   * the sink as they arrive (and dropped), so the whole listing is never held at once; commit
+   * ends it. A listing that fails halfway is abandoned (the sink is dropped, never committed).
+   */
+  beginSnapshot?(): SnapshotSink;
+}
+
+export interface SnapshotSink {
+  page(kvs: readonly MirrorKv[]): void;
+  commit(revision: number, reason: string): void;
 }
 
 export interface PrefixMirrorOptions {
@@ -46,7 +57,7 @@ export interface PrefixMirrorOptions {
   readonly log: Logger;
   /** Deadline for each listing page, ms. */
   readonly requestTimeout: number;
-  /** Keys per listing page (default 1000). */
+  /** Keys per listing page (default 2000). */
   readonly pageSize?: number;
   /** Called whenever the mirror relists, with why (for metrics and tests). */
   readonly onResync?: (reason: string) => void;
@@ -137,12 +148,19 @@ export class PrefixMirror {
   }
 
   private async listAndWatch(reason: string): Promise<void> {
-    const { kvs, revision } = await this.list();
+    const listener = this.options.listener;
+    const sink = listener.beginSnapshot?.();
+    const collected: MirrorKv[] = [];
+    const revision = await this.list((kvs) => {
+      if (sink) sink.page(kvs);
+      else for (const kv of kvs) collected.push(kv);
+    });
     if (this.closed) return;
     this.revision = revision;
     this.snapshotRevision = revision;
     try {
-      this.options.listener.snapshot(kvs, revision, reason);
+      if (sink) sink.commit(revision, reason);
+      else listener.snapshot(collected, revision, reason);
     } catch (err) {
       this.options.log.error(`snapshot of ${this.options.prefix} failed in its listener: ${describeError(err)}`);
     }
@@ -151,10 +169,10 @@ export class PrefixMirror {
     await this.openWatch(revision + 1);
   }
 
-  private async list(): Promise<{ kvs: MirrorKv[]; revision: number }> {
+  /** List the prefix page by page, every page at the first page's revision; resolves that revision. */
+  private async list(onPage: (kvs: MirrorKv[]) => void): Promise<number> {
     const { etcd, requestTimeout } = this.options;
-    const pageSize = this.options.pageSize ?? 1000;
-    const kvs: MirrorKv[] = [];
+    const pageSize = this.options.pageSize ?? 2000;
     let start = this.range.start;
     let revision: string | undefined;
     for (;;) {
@@ -162,13 +180,16 @@ export class PrefixMirror {
         { key: start, range_end: this.range.end, limit: pageSize, ...(revision ? { revision } : {}) },
         { deadline: Date.now() + requestTimeout },
       );
+      if (this.closed) return Number(res.header.revision);
       revision ??= res.header.revision;
-      for (const kv of res.kvs) kvs.push(toKv(kv));
+      const page: MirrorKv[] = new Array(res.kvs.length);
+      for (let i = 0; i < res.kvs.length; i++) page[i] = toKv(res.kvs[i]!);
+      onPage(page);
       const last = res.kvs[res.kvs.length - 1];
       if (!res.more || !last) break;
       start = Buffer.concat([last.key, Buffer.from([0])]);
     }
-    return { kvs, revision: Number(revision) };
+    return Number(revision);
   }
 
   private async openWatch(fromRevision: number): Promise<void> {

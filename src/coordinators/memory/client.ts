@@ -1,5 +1,6 @@
 /** Client for a MemoryBroker: submit and delete tasks, send node commands, list nodes and tasks. */
-import type { Client, NodeCommand, TaskInfo, TaskProps } from "../../types.ts";
+import { checkSubmissions, submitOneByOne } from "../../submit-batch.ts";
+import type { Client, NodeCommand, SubmitResult, TaskInfo, TaskProps, TaskSubmission } from "../../types.ts";
 import type { MemoryBroker } from "./broker.ts";
 
 export class MemoryClient implements Client {
@@ -7,6 +8,12 @@ export class MemoryClient implements Client {
 
   async submitTask(id: string, props?: TaskProps): Promise<void> {
     this.broker.submit(id, props);
+  }
+
+  /** Checked as a whole first; then each task as submitTask would (the broker is in memory). */
+  async submitTasks(tasks: readonly TaskSubmission[]): Promise<SubmitResult[]> {
+    const checked = checkSubmissions(tasks);
+    return submitOneByOne(checked, async (id, props) => this.broker.submit(id, props));
   }
 
   async deleteTask(id: string): Promise<boolean> {

@@ -9,7 +9,8 @@
  * and the declarative tasks use the wrapped client.
  */
 import { TaskExistsError } from "../../errors.ts";
-import type { Client, Coordinator, NodeCommand, TaskInfo, TaskProps } from "../../types.ts";
+import { checkSubmissions, submitOneByOne } from "../../submit-batch.ts";
+import type { Client, Coordinator, NodeCommand, SubmitResult, TaskInfo, TaskProps, TaskSubmission } from "../../types.ts";
 import type { EmbeddedStore } from "./sqlite-store.ts";
 
 /** Hooks for what hangs off a task: `onSubmitted` after a durable submit, `onGone` after delete/done. */
@@ -20,7 +21,7 @@ export interface TaskLifecycleHooks {
 
 /** `known` holds the ids stored or being stored, so a concurrent duplicate submit is refused. */
 export function persistedClient(inner: Client, store: EmbeddedStore, known: Set<string>, hooks: TaskLifecycleHooks = {}): Client {
-  return {
+  const client: Client = {
     async submitTask(id: string, props: TaskProps = {}): Promise<void> {
       const durable = typeof id === "string";
       if (durable && known.has(id)) throw new TaskExistsError(id);
@@ -54,10 +55,15 @@ export function persistedClient(inner: Client, store: EmbeddedStore, known: Set<
       }
       return inner.deleteTask(id);
     },
+    /** One by one through submitTask, so each task is journaled exactly as a single submit is. */
+    async submitTasks(list: readonly TaskSubmission[]): Promise<SubmitResult[]> {
+      return submitOneByOne(checkSubmissions(list), (id, props) => client.submitTask(id, props));
+    },
     submitCommand: (node: string, cmd: NodeCommand) => inner.submitCommand(node, cmd),
     nodes: () => inner.nodes(),
     tasks: (): Promise<TaskInfo[]> => inner.tasks(),
   };
+  return client;
 }
 
 /**

@@ -6,15 +6,16 @@
 import type { CoordinatorErrorKind } from "../../coordinators/error-kind.ts";
 import { TaskExistsError } from "../../errors.ts";
 import { isTerminal, type Message, type State, type TaskCommander } from "../../statemachine/types.ts";
-import type { Client, NodeCommand, TaskInfo, TaskProps } from "../../types.ts";
+import type { Client, NodeCommand, SubmitResult, TaskInfo, TaskProps, TaskSubmission } from "../../types.ts";
 import type { TaskHistory } from "../task-history.ts";
+import { checkSubmissions } from "./bulk-submit.ts";
 import { toStateView } from "./state-view.ts";
 import { toTaskRow, type RowSources } from "./task-rows.ts";
 import {
   OperatorError,
   type NodeView,
   type Operator,
-  type SubmitResult,
+  type SubmitOutcome,
   type TaskCommandRequest,
   type TaskDetail,
   type TaskRow,
@@ -70,7 +71,7 @@ export class ClusterOperator implements Operator {
    * it is claimed, so such a submit is refused, saying how to start afresh; likewise a stored
    * state that cannot be read. The submit is never acknowledged and then silently dropped.
    */
-  async submitTask(id: string, props?: TaskProps): Promise<SubmitResult> {
+  async submitTask(id: string, props?: TaskProps): Promise<SubmitOutcome> {
     checkTaskId(id);
     const { readState } = this.parts;
     if (readState) {
@@ -103,6 +104,11 @@ export class ClusterOperator implements Operator {
       throw new OperatorError("conflict", `task "${id}" is running on node ${task.owner}; its state cannot be reset under it. Pause or kill it, or delete the task, first`);
     }
     return this.call(`reset the state of task "${id}"`, () => deleteState(id));
+  }
+
+  async submitTasks(tasks: readonly TaskSubmission[]): Promise<SubmitResult[]> {
+    const checked = checkSubmissions(tasks, (i) => `task ${i + 1}`);
+    return this.call(`submit ${checked.length} tasks`, () => this.parts.client.submitTasks(checked));
   }
 
   async deleteTask(id: string): Promise<void> {

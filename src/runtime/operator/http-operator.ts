@@ -3,13 +3,13 @@
  * coordinator (its tasks live inside that process). Errors come back as {"error": "..."}
  * with a status, which map back onto OperatorError kinds.
  */
-import type { NodeCommand, TaskProps } from "../../types.ts";
+import type { NodeCommand, SubmitResult, TaskInfo, TaskProps, TaskSubmission } from "../../types.ts";
 import {
   OperatorError,
   kindOfHttpStatus,
   type NodeView,
   type Operator,
-  type SubmitResult,
+  type SubmitOutcome,
   type TaskCommandRequest,
   type TaskDetail,
   type TaskRow,
@@ -36,6 +36,10 @@ export function clientUrlForListen(listen: string): string {
   return `http://${host.includes(":") ? `[${host}]` : host}:${m[3]}`;
 }
 
+/** A node accepts request bodies up to 1 MiB; bulk submits stay well below it. */
+const BULK_REQUEST_ITEMS = 5_000;
+const BULK_REQUEST_BYTES = 512 * 1024;
+
 export class HttpOperator implements Operator {
   readonly target: string;
   private readonly base: string;
@@ -47,7 +51,7 @@ export class HttpOperator implements Operator {
     this.fetchFn = opts.fetch ?? fetch;
   }
 
-  async submitTask(id: string, props?: TaskProps): Promise<SubmitResult> {
+  async submitTask(id: string, props?: TaskProps): Promise<SubmitOutcome> {
     const reply = (await this.request("POST", "/api/tasks", props === undefined ? { id } : { id, props })) as { warning?: unknown };
     return typeof reply?.warning === "string" ? { warning: reply.warning } : {};
   }
@@ -55,6 +59,28 @@ export class HttpOperator implements Operator {
   async resetState(id: string): Promise<boolean> {
     const reply = (await this.request("DELETE", `/api/tasks/${encodeURIComponent(id)}/state`)) as { reset?: unknown };
     return reply?.reset === true;
+  }
+
+  /** In requests of at most BULK_REQUEST_ITEMS tasks or about BULK_REQUEST_BYTES of JSON. */
+  async submitTasks(tasks: readonly TaskSubmission[]): Promise<SubmitResult[]> {
+    const results: SubmitResult[] = [];
+    let chunk: TaskSubmission[] = [];
+    let bytes = 0;
+    const flush = async (): Promise<void> => {
+      if (chunk.length === 0) return;
+      const answer = (await this.request("POST", "/api/tasks", { tasks: chunk })) as { results: SubmitResult[] };
+      results.push(...answer.results);
+      chunk = [];
+      bytes = 0;
+    };
+    for (const t of tasks) {
+      const size = JSON.stringify(t).length + 1;
+      if (chunk.length >= BULK_REQUEST_ITEMS || (chunk.length > 0 && bytes + size > BULK_REQUEST_BYTES)) await flush();
+      chunk.push(t);
+      bytes += size;
+    }
+    await flush();
+    return results;
   }
 
   async deleteTask(id: string): Promise<void> {

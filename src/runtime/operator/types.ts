@@ -3,7 +3,7 @@
  * this interface: in-process (the node's HTTP API serving requests), etcd (the CLI talking to
  * etcd directly) and HTTP (the CLI talking to an embedded node's JSON API).
  */
-import type { NodeCommand, TaskInfo, TaskProps } from "../../types.ts";
+import type { NodeCommand, SubmitResult, TaskInfo, TaskProps, TaskSubmission } from "../../types.ts";
 import type { HistoryEvent } from "../task-history.ts";
 
 export type { HistoryEvent, HistoryKind } from "../task-history.ts";
@@ -73,7 +73,7 @@ export interface NodeView {
 }
 
 /** What a submit answers besides success. */
-export interface SubmitResult {
+export interface SubmitOutcome {
   /** Set when the task was stored but nothing can run it yet (e.g. no live node has its handler). */
   readonly warning?: string;
 }
@@ -82,7 +82,9 @@ export interface Operator {
   /** Where this operator points, for messages ("node at http://…", "etcd at …"). */
   readonly target: string;
   /** Refuses (conflict) an id whose stored state is terminal or unreadable: see ClusterOperator. */
-  submitTask(id: string, props?: TaskProps): Promise<SubmitResult>;
+  submitTask(id: string, props?: TaskProps): Promise<SubmitOutcome>;
+  /** Create many tasks; per task "created" or "exists" (an existing id is not an error). */
+  submitTasks(tasks: readonly TaskSubmission[]): Promise<SubmitResult[]>;
   /** Delete a task's stored state-machine state (not while it is claimed). False if there was none. */
   resetState(id: string): Promise<boolean>;
   deleteTask(id: string): Promise<void>;

@@ -5,20 +5,24 @@
  *                                         → {tasks, total, offset, limit?}
  *   GET    /api/tasks/:id              → {task: <row>, history: [{at, kind, node?, token?, reason?, message?}], historyNote?}
  *   POST   /api/tasks                  {id, props?, handler?} → 201 {id, props}; 409 if it exists
+ *   POST   /api/tasks                  {tasks: [{id, props?, handler?}, …]} (bulk, ≤ 10,000) →
+ *                                      200 {results: [{id, result: created|exists}], created, exists}
  *   DELETE /api/tasks/:id              → {id, deleted: true}; 404 if absent
  *   POST   /api/tasks/:id/commands     {command: pause|resume|sleep|kill, until?} → 202 ("message" = old name of "command")
  *   GET    /api/tasks/:id/state        → {id, state?: {code, until?, errors?}, since?}
  *   DELETE /api/tasks/:id/state        → {id, reset: true|false}; 409 while the task is claimed
  *   (a submit answers {warning} too when no live node can run the task; rows carry `waiting`)
  */
+import { checkSubmissions, countResults, MAX_BULK_ITEMS } from "../../operator/bulk-submit.ts";
+import { OperatorError } from "../../operator/types.ts";
 import { checkProps, checkTaskId, checkTaskMessage, commandField } from "../../operator/validate.ts";
 import { toStateView } from "../../operator/state-view.ts";
 import { asObject } from "../json.ts";
 import { applyTaskQuery, handlerOf, needsStoredState, parseTaskQuery, type TaskRow } from "../task-query.ts";
 import type { HttpServices, Route } from "../types.ts";
 
-const SUBMIT_SHAPE = '{"id": "<task id>", "props"?: {...}, "handler"?: "<handler name>"}';
-const SUBMIT_FIELDS = ["id", "props", "handler"] as const;
+const SUBMIT_SHAPE = '{"id": "<task id>", "props"?: {...}, "handler"?: "<handler name>"} or {"tasks": [{"id": ...}, ...]}';
+const SUBMIT_FIELDS = ["id", "props", "handler", "tasks"] as const;
 const COMMAND_SHAPE = '{"command": "pause" | "resume" | "sleep" | "kill", "until"?: "<RFC 3339 time or duration like 10m, for sleep>"} ("message" is accepted for "command")';
 const COMMAND_FIELDS = ["command", "message", "until"] as const;
 
@@ -46,6 +50,15 @@ export const taskRoutes: Route[] = [
     changesState: true,
     async handle({ operator, body }) {
       const b = asObject(await body(), SUBMIT_SHAPE, SUBMIT_FIELDS);
+      if (b.tasks !== undefined) {
+        if (!Array.isArray(b.tasks)) throw new OperatorError("invalid", `tasks must be an array of {"id": ...} objects, got ${typeof b.tasks}`);
+        if (b.id !== undefined) throw new OperatorError("invalid", `send either {"id": ...} (one task) or {"tasks": [...]} (many), not both`);
+        if (b.tasks.length > MAX_BULK_ITEMS) {
+          throw new OperatorError("invalid", `tasks has ${b.tasks.length} items; at most ${MAX_BULK_ITEMS} per request`);
+        }
+        const results = await operator.submitTasks(checkSubmissions(b.tasks, (i) => `tasks[${i}]`));
+        return { status: 200, json: { results, ...countResults(results) } };
+      }
       const id = checkTaskId(b.id);
       const props = checkProps(b.props, b.handler);
       const { warning } = await operator.submitTask(id, props);

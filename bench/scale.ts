@@ -1,0 +1,263 @@
+/**
+ * Scale: 100,000 tasks on 10 nodes (separate processes, each a Consumer on the etcd
+ * coordinator), one etcd, all on this machine. Prints, all from the same run:
+ *  - the raw ceiling: claim transactions batched 64 claims each, 16 in flight, from one client;
+ *  - bulk submit of every task (Client.submitTasks);
+ *  - claims/s of the cluster as a fraction of that ceiling (nodes frozen during the submit, so
+ *    every node starts with the whole backlog, then all unfrozen at once), and the spread;
+ *  - RSS per node and per task, etcd's database size;
+ *  - steady-state etcd requests per minute (etcd's /metrics on loopback);
+ *  - start-up of an extra node joining the loaded cluster, to ready;
+ *  - failover of a node holding ~1/10 of the tasks (SIGKILL → all running elsewhere);
+ *  - graceful handoff of a node holding ~1/10 (SIGTERM → all running elsewhere).
+ *
+ *   bun bench/scale.ts [tasks=100000] [nodes=10] [leaseTtl=10] [claimConcurrency=256]
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { Buffer } from "node:buffer";
+import { join } from "node:path";
+import { Keys, encodeOwner } from "../src/coordinators/etcd/keys.ts";
+import { client, diffCounts, etcdRequestCounts, fmt, startEtcd, taskIds, until, type EtcdServer } from "./etcd-support.ts";
+
+const TASKS = Number(process.argv[2] ?? 100_000);
+const NODES = Number(process.argv[3] ?? 10);
+const TTL = Number(process.argv[4] ?? 10);
+const CONCURRENCY = Number(process.argv[5] ?? 256);
+const CEILING_TASKS = Math.min(TASKS, 40_000);
+const SUBMIT_CHUNK = 10_000;
+const MiB = 1024 * 1024;
+
+interface NodeStats {
+  rss: number;
+  heapUsed: number;
+  running: number;
+  known: number;
+  /** CPU time the node's process has used so far (user + system). */
+  cpuMs: number;
+}
+
+class ScaleNode {
+  readonly proc: ChildProcess;
+  running = 0;
+  readyMs: number | undefined;
+  readonly spawnedAt = performance.now();
+  readyAt: number | undefined;
+  private tail = "";
+  private statsWaiters: ((s: NodeStats) => void)[] = [];
+
+  constructor(etcd: EtcdServer, namespace: string, readonly name: string, frozen: boolean) {
+    const script = join(import.meta.dir, "scale-node.ts");
+    // SCALE_PROFILE=dir: every node writes a CPU profile there when it exits (bench stops after the claims).
+    const profile = process.env.SCALE_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.SCALE_PROFILE}`] : [];
+    this.proc = spawn(process.execPath, [...profile, script, etcd.endpoint, namespace, name, String(TTL), String(CONCURRENCY), frozen ? "1" : "0"], {
+      stdio: ["pipe", "pipe", "inherit"],
+    });
+    this.proc.stdout?.on("data", (chunk: Buffer) => {
+      const lines = (this.tail + chunk.toString()).split("\n");
+      this.tail = lines.pop() ?? "";
+      for (const line of lines) {
+        const [kind, rest] = [line.slice(0, line.indexOf(" ")), line.slice(line.indexOf(" ") + 1)];
+        if (kind === "count") this.running = Number(rest);
+        else if (kind === "ready") {
+          this.readyMs = Number(rest);
+          this.readyAt = performance.now();
+        } else if (kind === "stats") this.statsWaiters.shift()?.(JSON.parse(rest) as NodeStats);
+      }
+    });
+  }
+
+  get alive(): boolean {
+    return this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  async ready(): Promise<void> {
+    await until(`${this.name} to start`, () => this.readyMs !== undefined || !this.alive, 120_000, 20);
+    if (this.readyMs === undefined) throw new Error(`${this.name} exited during start-up`);
+  }
+
+  send(line: string): void {
+    this.proc.stdin?.write(`${line}\n`);
+  }
+
+  /** Counters; with `gc`, memory figures after a full GC. */
+  stats(gc = false): Promise<NodeStats> {
+    return new Promise((resolve) => {
+      this.statsWaiters.push(resolve);
+      this.send(gc ? "memstats" : "stats");
+    });
+  }
+
+  async signal(sig: NodeJS.Signals): Promise<void> {
+    if (!this.alive) return;
+    const exited = new Promise((resolve) => this.proc.once("exit", resolve));
+    this.proc.kill(sig);
+    await exited;
+  }
+}
+
+const total = (nodes: readonly ScaleNode[]): number => nodes.reduce((n, x) => n + (x.alive ? x.running : 0), 0);
+const rate = (n: number, ms: number): number => Math.round((n / ms) * 1000);
+const mib = (bytes: number): string => `${(bytes / MiB).toFixed(0)} MiB`;
+
+async function dbSize(etcd: EtcdServer): Promise<number> {
+  const text = await (await fetch(`${etcd.url}/metrics`)).text();
+  const m = /^etcd_mvcc_db_total_size_in_bytes (\S+)$/m.exec(text) ?? /^etcd_debugging_mvcc_db_total_size_in_bytes (\S+)$/m.exec(text);
+  return m ? Number(m[1]) : NaN;
+}
+
+/** The ceiling: etcd's claim transaction, 64 per txn, 16 txns in flight, from one client. */
+async function measureCeiling(etcd: EtcdServer): Promise<{ rate: number; ms: number; submitRate: number }> {
+  const ns = new Keys("/scale-ceiling");
+  const c = client(etcd, ns.ns);
+  const ids = taskIds(CEILING_TASKS, "c");
+  const s0 = performance.now();
+  for (let i = 0; i < ids.length; i += SUBMIT_CHUNK) await c.submitTasks(ids.slice(i, i + SUBMIT_CHUNK).map((id) => ({ id })));
+  const submitRate = rate(ids.length, performance.now() - s0);
+  const raw = etcd.client();
+  const lease = await raw.leaseClient.leaseGrant({ TTL: 60 });
+  const owner = Buffer.from(encodeOwner("ceiling"));
+  const PER_TXN = 64;
+  const IN_FLIGHT = 16;
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: IN_FLIGHT }, async () => {
+      while (next < ids.length) {
+        const batch = ids.slice(next, next + PER_TXN);
+        next += PER_TXN;
+        const res = await raw.kv.txn({
+          compare: batch.flatMap((id) => [
+            { key: Buffer.from(ns.owner(id)), target: "Version" as const, result: "Equal" as const, version: 0 },
+            { key: Buffer.from(ns.task(id)), target: "Version" as const, result: "Greater" as const, version: 0 },
+          ]),
+          success: batch.map((id) => ({ request_put: { key: Buffer.from(ns.owner(id)), value: owner, lease: lease.ID } })),
+        });
+        if (!res.succeeded) throw new Error("ceiling claim transaction failed");
+      }
+    }),
+  );
+  const ms = performance.now() - t0;
+  await raw.leaseClient.leaseRevoke({ ID: lease.ID });
+  await raw.delete().prefix(ns.ns + "/");
+  c.close();
+  return { rate: rate(ids.length, ms), ms, submitRate };
+}
+
+const etcd = await startEtcd();
+const nodes: ScaleNode[] = [];
+const benchStart = performance.now();
+try {
+  const ns = "/scale";
+  console.log(`scale: ${TASKS} tasks, ${NODES} node processes (claimConcurrency ${CONCURRENCY}, lease TTL ${TTL} s), etcd ${etcd.endpoint}`);
+
+  const ceiling = await measureCeiling(etcd);
+  console.log(`  ceiling:   ${ceiling.rate} claims/s (${CEILING_TASKS} claims, 64 per txn, 16 txns in flight, one client; ${fmt(ceiling.ms)})`);
+  console.log(`  baseline:  submitTasks with nobody watching: ${ceiling.submitRate} submits/s (${CEILING_TASKS} tasks)`);
+
+  const n0 = performance.now();
+  for (let i = 1; i <= NODES; i++) nodes.push(new ScaleNode(etcd, ns, `node-${String(i).padStart(2, "0")}`, true));
+  await Promise.all(nodes.map((n) => n.ready()));
+  const startMs = performance.now() - n0;
+  const idle = await Promise.all(nodes.map((n) => n.stats(true)));
+  console.log(`  start:     ${NODES} nodes ready in ${fmt(startMs)} (empty namespace; idle RSS ${mib(Math.min(...idle.map((s) => s.rss)))}–${mib(Math.max(...idle.map((s) => s.rss)))})`);
+
+  // Bulk submit while the nodes are frozen: they see every task through their watch.
+  const c = client(etcd, ns);
+  const ids = taskIds(TASKS);
+  const s0 = performance.now();
+  let created = 0;
+  for (let i = 0; i < ids.length; i += SUBMIT_CHUNK) {
+    const results = await c.submitTasks(ids.slice(i, i + SUBMIT_CHUNK).map((id) => ({ id })));
+    created += results.filter((r) => r.result === "created").length;
+  }
+  const submitMs = performance.now() - s0;
+  console.log(`  submit:    ${created} tasks in ${fmt(submitMs)} = ${rate(created, submitMs)} submits/s (submitTasks, ${SUBMIT_CHUNK} per call; goal < 10 s)`);
+  let beforeClaims: NodeStats[] = [];
+  const seen = await until(
+    "every node to see every task",
+    async () => (beforeClaims = await Promise.all(nodes.map((n) => n.stats()))).every((s) => s.known >= TASKS),
+    300_000,
+    500,
+  );
+  console.log(`  watch:     every node saw every task ${fmt(seen)} after the submit returned`);
+
+  const claimRequests0 = await etcdRequestCounts(etcd);
+  const u0 = performance.now();
+  for (const n of nodes) n.send("unfreeze");
+  const trace = process.env.SCALE_TRACE
+    ? setInterval(() => console.log(`    +${fmt(performance.now() - u0)}: ${nodes.map((n) => n.running).join(" ")}`), 250)
+    : undefined;
+  const claimMs = await until("every task running", () => total(nodes) === TASKS, 300_000, 5).catch((err: Error) => {
+    throw new Error(`${err.message}; running then: ${nodes.map((n) => n.running).join(" / ")} = ${total(nodes)} of ${TASKS}`);
+  });
+  clearInterval(trace);
+  const claimRate = rate(TASKS, claimMs);
+  const claimRequests = diffCounts(await etcdRequestCounts(etcd), claimRequests0);
+  const spread = nodes.map((n) => n.running);
+  const fair = TASKS / NODES;
+  const worst = Math.max(...spread.map((x) => Math.abs(x - fair) / fair));
+  console.log(`  claims:    all ${TASKS} running ${fmt(claimMs)} after unfreeze = ${claimRate} claims/s = ${((claimRate / ceiling.rate) * 100).toFixed(0)} % of the ceiling (goal >= 50 %)`);
+  console.log(
+    `  claim txns: ${claimRequests.get("KV.Txn") ?? 0} transactions for ${TASKS} claims (${Math.ceil(TASKS / 64)} if every batch of 64 won at once; ` +
+      `KV.Range ${claimRequests.get("KV.Range") ?? 0})`,
+  );
+  console.log(`  submit→running: ${fmt(submitMs + seen + claimMs)} (submit + watch catch-up + claims)`);
+  console.log(`  spread:    ${spread.join(" / ")} (fair ${Math.round(fair)}; worst ${(worst * 100).toFixed(1)} % off)`);
+  void u0;
+
+  if (process.env.SCALE_PROFILE) {
+    for (const n of nodes) n.send("exit");
+    await until("nodes to write their profiles", () => nodes.every((n) => !n.alive), 60_000, 50);
+    process.exit(0);
+  }
+
+  const loaded = await Promise.all(nodes.map((n) => n.stats(true)));
+  const claimCpu = loaded.map((s, i) => s.cpuMs - beforeClaims[i]!.cpuMs);
+  console.log(
+    `  node CPU:  ${fmt(claimCpu.reduce((a, b) => a + b, 0))} in all nodes during the ${fmt(claimMs)} of claims (${fmt(Math.min(...claimCpu))}–${fmt(Math.max(...claimCpu))} per node; ` +
+      `the machine has 2 cores, shared with etcd and whatever else runs)`,
+  );
+  const rss = loaded.map((s) => s.rss);
+  const perTask = loaded.map((s, i) => (s.rss - idle[i]!.rss) / Math.max(1, s.running));
+  console.log(
+    `  memory:    RSS per node ${mib(Math.min(...rss))}–${mib(Math.max(...rss))} (idle ${mib(idle[0]!.rss)}); heap ${mib(Math.min(...loaded.map((s) => s.heapUsed)))}–${mib(Math.max(...loaded.map((s) => s.heapUsed)))}; ` +
+      `RSS growth per running task ${(Math.min(...perTask) / 1024).toFixed(1)}–${(Math.max(...perTask) / 1024).toFixed(1)} KiB (each node also mirrors all ${TASKS} tasks)`,
+  );
+  console.log(`  etcd db:   ${mib(await dbSize(etcd))} (includes the ceiling's ${CEILING_TASKS} deleted tasks)`);
+
+  const WINDOW = 10_000;
+  const before = await etcdRequestCounts(etcd);
+  await new Promise((r) => setTimeout(r, WINDOW));
+  const steady = diffCounts(await etcdRequestCounts(etcd), before);
+  const perMin = [...steady.values()].reduce((a, b) => a + b, 0) * (60_000 / WINDOW);
+  const detail = [...steady].map(([k, v]) => `${k} ${Math.round(v * (60_000 / WINDOW))}`).join(", ");
+  console.log(`  steady:    ${Math.round(perMin)} etcd requests/min with ${TASKS} running on ${NODES} nodes (${detail || "none"}; the bench's own /metrics reads excluded)`);
+
+  const joiner = new ScaleNode(etcd, ns, "node-join", false);
+  nodes.push(joiner);
+  await joiner.ready();
+  console.log(`  join:      an extra node ready ${fmt(joiner.readyAt! - joiner.spawnedAt)} after spawn (${joiner.readyMs} ms from its process start; lists ${TASKS} tasks; goal < 3 s)`);
+
+  const victim = [...nodes].sort((a, b) => b.running - a.running)[0]!;
+  const held = victim.running;
+  const f0 = performance.now();
+  await victim.signal("SIGKILL");
+  const failMs = await until("the killed node's tasks running elsewhere", () => total(nodes) === TASKS, 120_000, 5);
+  console.log(`  failover:  SIGKILL of ${victim.name} holding ${held}: all running elsewhere after ${fmt(failMs)} = TTL + ${fmt(failMs - TTL * 1000)} (goal TTL + 1 s)`);
+  void f0;
+
+  const leaver = [...nodes].filter((n) => n.alive).sort((a, b) => b.running - a.running)[0]!;
+  const handed = leaver.running;
+  const h0 = performance.now();
+  const exited = leaver.signal("SIGTERM");
+  const others = nodes.filter((n) => n !== leaver);
+  const handMs = await until("the stopped node's tasks running elsewhere", () => total(others) === TASKS, 120_000, 5);
+  await exited;
+  console.log(`  handoff:   SIGTERM to ${leaver.name} holding ${handed}: all running elsewhere after ${fmt(handMs)} (goal 1 s)`);
+  void h0;
+  c.close();
+  console.log(`  bench took ${fmt(performance.now() - benchStart)}`);
+} finally {
+  await Promise.all(nodes.map((n) => n.signal("SIGKILL")));
+  await etcd.stop();
+}

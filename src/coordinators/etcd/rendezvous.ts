@@ -1,0 +1,64 @@
+/**
+ * Rendezvous (highest-random-weight) claim order. Every node sees the same backlog at the same
+ * moment (a listing, a bulk submit, a dead node's tasks coming free); if each tried them in the
+ * same order, or even in independent random orders, their claims would collide and every lost
+ * race costs a transaction. Instead each task ranks the live nodes by a hash of (node, task):
+ * a node tries first the tasks it ranks first for, then those it ranks second for, and so on.
+ * At each rank every task has exactly one node, so nodes working through the same rank never
+ * want the same task, with no coordination beyond the shared list of live nodes.
+ */
+
+/** 32-bit FNV-1a of a string's UTF-16 code units, continued from `seed`. */
+function fnv1a(text: string, seed: number): number {
+  let h = seed;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h;
+}
+
+/** Murmur3's finaliser: FNV alone mixes the last characters poorly, and ids often differ only there. */
+function mix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+const FNV_OFFSET = 0x811c9dc5;
+
+/** Weight of `task` for `node` (same value on every node and runtime). */
+export function rendezvousWeight(node: string, task: string): number {
+  return mix(fnv1a(task, fnv1a("\u0000", fnv1a(node, FNV_OFFSET))));
+}
+
+/**
+ * `ids` reordered for `self`: by self's rank among `nodes` (0 = self weighs most), and within a
+ * rank by self's weight, highest first. `nodes` may or may not contain `self`. O(ids × nodes).
+ */
+export function rendezvousOrder(ids: readonly string[], self: string, nodes: readonly string[]): string[] {
+  return rendezvousRanks(ids, self, nodes).flat();
+}
+
+/** The same, grouped: element r holds the ids for which self ranks r-th (some may be empty). */
+export function rendezvousRanks(ids: readonly string[], self: string, nodes: readonly string[]): string[][] {
+  if (ids.length < 2) return [[...ids]];
+  const others = nodes.filter((n) => n !== self).map((n) => fnv1a("\u0000", fnv1a(n, FNV_OFFSET)));
+  const selfSeed = fnv1a("\u0000", fnv1a(self, FNV_OFFSET));
+  const buckets: { id: string; weight: number }[][] = Array.from({ length: others.length + 1 }, () => []);
+  for (const id of ids) {
+    const weight = mix(fnv1a(id, selfSeed));
+    let rank = 0;
+    for (const seed of others) {
+      const w = mix(fnv1a(id, seed));
+      // A tie (1 in 2^32) puts two nodes at one rank: they may race for that task, and the
+      // claim transaction settles it.
+      if (w > weight) rank++;
+    }
+    buckets[rank]!.push({ id, weight });
+  }
+  return buckets.map((bucket) => bucket.sort((a, b) => b.weight - a.weight).map((entry) => entry.id));
+}
