@@ -21,7 +21,7 @@ import { existsSync, mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { Logger, TaskProps } from "../../types.ts";
-import { clipMessage, HISTORY_LIMIT, nextSummary, type HistoryEvent, type TaskSummary } from "../task-history.ts";
+import { clipMessage, HISTORY_LIMIT, nextSummary, type HistoryEvent, type TaskSummary } from "../history/task-history.ts";
 import { GroupCommit } from "./group-commit.ts";
 import { readMarker, writeMarker, type StoreMarker } from "./marker.ts";
 import { migrate, rowSum } from "./schema.ts";

@@ -10,16 +10,16 @@
  */
 import { readFileSync } from "node:fs";
 import type { CAC } from "cac";
-import { ConfigError, describeError } from "../errors.ts";
-import { routeTask } from "../handler.ts";
-import type { TaskInfo } from "../types.ts";
-import { createOutput, truncate, type Output, type OutputStream } from "./cli-output.ts";
-import type { RuntimeConfig } from "./config/schema.ts";
+import { ConfigError, describeError } from "../../errors.ts";
+import { routeTask } from "../../handler.ts";
+import type { TaskInfo } from "../../types.ts";
+import { createOutput, truncate, type Output, type OutputStream } from "./output.ts";
+import type { RuntimeConfig } from "../config/schema.ts";
 import { ExitCode } from "./exit-codes.ts";
-import { connectOperator } from "./operator/connect.ts";
-import { describeState } from "./operator/state-view.ts";
-import { OperatorError, type Operator, type OperatorErrorKind, type TaskMessageName, type TaskRow } from "./operator/types.ts";
-import { checkNodeCommand, checkProps, checkTaskId, checkTaskMessage, NODE_COMMAND_NAMES, parseUntil } from "./operator/validate.ts";
+import { connectOperator } from "../operator/connect.ts";
+import { describeState } from "../operator/state-view.ts";
+import { OperatorError, type Operator, type OperatorErrorKind, type TaskMessageName, type TaskRow } from "../operator/types.ts";
+import { checkNodeCommand, checkProps, checkTaskId, checkTaskMessage, NODE_COMMAND_NAMES, parseUntil } from "../operator/validate.ts";
 
 /** The STATE column: the state machine's state, else whether a node runs the task. */
 function stateCell(t: TaskRow): string {

@@ -9,11 +9,11 @@
  * ourselves (timer drift) into `metafora_event_loop_lag_seconds`.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import { shareOf } from "../balancers/fair.ts";
-import type { Consumer, ConsumerEvents } from "../consumer.ts";
-import { STATE_CODES } from "../statemachine/types.ts";
-import type { ClusterState, RunningTask, StopReason } from "../types.ts";
-import { FailoverEstimator } from "./metrics-failover.ts";
+import { shareOf } from "../../balancers/fair.ts";
+import type { Consumer, ConsumerEvents } from "../../consumer.ts";
+import { STATE_CODES } from "../../statemachine/types.ts";
+import type { ClusterState, RunningTask, StopReason } from "../../types.ts";
+import { FailoverEstimator } from "./failover.ts";
 
 
 export interface MetricsOptions {
