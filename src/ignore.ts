@@ -6,6 +6,7 @@
  * coordinator had announced it again). Everything runs on the event loop and nothing waits
  * for anything else, so the deadlock of Go's monitor goroutine cannot occur.
  */
+import { MAX_TIMER_DELAY } from "./internal/timers.ts";
 import type { Task } from "./types.ts";
 
 interface Entry {
@@ -14,9 +15,6 @@ interface Entry {
   /** Forget it when the coordinator withdraws the task (see forgetWithdrawn). */
   readonly dropOnWithdraw: boolean;
 }
-
-/** setTimeout's largest delay (2^31 − 1 ms); longer waits are re-armed when they fire. */
-const MAX_TIMER_DELAY = 2_147_483_647;
 
 export class IgnoreList {
   /** Current entry per id; a heap entry that is no longer current is stale and skipped. */

@@ -5,6 +5,7 @@
  */
 import { decodeCheckpoint, encodeCheckpoint } from "./checkpoint.ts";
 import { ClaimLostError, describeError, MetaforaError, StopError } from "./errors.ts";
+import { MAX_TIMER_DELAY } from "./internal/timers.ts";
 import { stallWatch } from "./stall-watch.ts";
 import type { Client, HandlerContext, Logger, RunningTask, StopReason, Task } from "./types.ts";
 
@@ -150,7 +151,7 @@ export class TaskRun implements RunningTask {
       const arm = (): void => {
         const now = performance.now();
         const delay = Math.max(0, Math.min(wakeAt, this.deadlineMono()) - now);
-        timer = setTimeout(tick, Math.min(delay, 2_147_483_647));
+        timer = setTimeout(tick, Math.min(delay, MAX_TIMER_DELAY));
       };
       const tick = (): void => {
         timer = undefined;

@@ -11,6 +11,7 @@
  * Each rebalance that released something is reported once (one log line, one event).
  */
 import { ConfigError, describeError } from "../errors.ts";
+import { MAX_TIMER_DELAY } from "../internal/timers.ts";
 import type { Balancer, ClusterState, Logger, RebalanceTrigger } from "../types.ts";
 import { shareOf } from "./fair.ts";
 
@@ -80,8 +81,6 @@ export function resolveRebalanceOptions(opts: RebalanceOptions | false | undefin
     steps,
   };
 }
-
-const MAX_TIMER_DELAY = 2_147_483_647;
 
 export class MembershipRebalancer {
   private readonly opts: Resolved;

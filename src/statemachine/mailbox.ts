@@ -10,6 +10,7 @@
  * A message a handler's read received before it returned counts as taken by the handler.
  */
 import { setImmediate } from "node:timers";
+import { MAX_TIMER_DELAY } from "../internal/timers.ts";
 import type { Message } from "./types.ts";
 
 interface Taker {
@@ -17,9 +18,6 @@ interface Taker {
   isClosed(): boolean;
   deliver(message: Message | undefined): void;
 }
-
-/** setTimeout cannot wait longer than 2^31−1 ms (it fires at once); long waits re-arm. */
-const MAX_TIMER = 2 ** 30;
 
 export class Mailbox {
   private readonly queue: Message[] = [];
@@ -66,7 +64,7 @@ export class Mailbox {
             taker.deliver(undefined);
             return;
           }
-          timer = setTimeout(arm, Math.min(remaining, MAX_TIMER));
+          timer = setTimeout(arm, Math.min(remaining, MAX_TIMER_DELAY));
         };
         arm();
         if (done) return;

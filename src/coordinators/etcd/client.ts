@@ -8,11 +8,12 @@ import { Range, type Etcd3, type IKeyValue } from "etcd3";
 import { encodeCommand } from "../../command.ts";
 import { TaskExistsError } from "../../errors.ts";
 import { goJson } from "../../gojson.ts";
+import { assertTaskId } from "../../ids.ts";
 import { scopedLogger } from "../../log.ts";
 import type { Client, Logger, NodeCommand, TaskInfo, TaskProps } from "../../types.ts";
 import { parseEtcdConfig, type EtcdConfig, type EtcdConfigInput } from "./config.ts";
 import { connectEtcd } from "./connect.ts";
-import { decodeOwner, invalidNodeNameReason, invalidTaskIdReason, Keys } from "./keys.ts";
+import { decodeOwner, invalidNodeNameReason, Keys } from "./keys.ts";
 import { parseProps } from "./task-table.ts";
 
 export interface EtcdClientOptions {
@@ -22,11 +23,6 @@ export interface EtcdClientOptions {
 }
 
 const decoder = new TextDecoder();
-
-function checkTaskId(id: unknown): asserts id is string {
-  const reason = invalidTaskIdReason(id);
-  if (reason) throw new TypeError(reason);
-}
 
 /** A random unsigned 64-bit integer in decimal, like Go's rand.Uint64 command keys. */
 function randomUint64(): string {
@@ -73,7 +69,7 @@ export class EtcdClient implements Client {
    * does not exist (Go's check, so both clients refuse each other's duplicates).
    */
   async submitTask(id: string, props: TaskProps = {}): Promise<void> {
-    checkTaskId(id);
+    assertTaskId(id);
     if (props === null || typeof props !== "object" || Array.isArray(props)) {
       throw new TypeError(`props of task ${JSON.stringify(id)} must be a plain object, got ${Array.isArray(props) ? "an array" : typeof props}`);
     }
@@ -102,7 +98,7 @@ export class EtcdClient implements Client {
    * would take `tasks/T1` with it). The owner's watch sees the delete and stops the task.
    */
   async deleteTask(id: string): Promise<boolean> {
-    checkTaskId(id);
+    assertTaskId(id);
     const children = Range.prefix(this.keys.taskChildren(id));
     const res = await this.etcd.kv.txn(
       {

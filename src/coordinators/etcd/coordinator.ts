@@ -16,8 +16,9 @@
 import { Buffer } from "node:buffer";
 import { hostname } from "node:os";
 import type { Etcd3, IRequestOp } from "etcd3";
-import { ClaimLostError, ConfigError, describeError, NodeNameTakenError } from "../../errors.ts";
+import { ClaimLostError, ConfigError, describeError, NodeNameTakenError, errorLine } from "../../errors.ts";
 import { Emitter } from "../../events.ts";
+import { settleWithin } from "../../internal/timers.ts";
 import { scopedLogger } from "../../log.ts";
 import type { Claim, Coordinator, CoordinatorContext, Logger, Task } from "../../types.ts";
 import { EtcdClient } from "./client.ts";
@@ -29,7 +30,7 @@ import { leaseTiming, NodeLease, toEpoch } from "./lease.ts";
 import { NodeCommandInbox } from "./node-commands.ts";
 import { ClaimOps } from "./claim-ops.ts";
 import { TaskView } from "./task-view.ts";
-import { errorMessage, retryDelay, sleep } from "./timing.ts";
+import { retryDelay, sleep } from "./timing.ts";
 import { PrefixMirror, type MirrorEvent, type MirrorKv } from "./watch.ts";
 
 export interface EtcdCoordinatorOptions {
@@ -240,7 +241,7 @@ export class EtcdCoordinator implements Coordinator {
       try {
         await lease.revoke(this.config.requestTimeout);
       } catch (err) {
-        this.log.warn(`could not revoke lease ${lease.id} (it expires within ${lease.ttlSeconds} s): ${errorMessage(err)}`);
+        this.log.warn(`could not revoke lease ${lease.id} (it expires within ${lease.ttlSeconds} s): ${errorLine(err)}`);
       }
     }
     this.view.claims.clear();
@@ -323,14 +324,10 @@ export class EtcdCoordinator implements Coordinator {
       stopped = Promise.resolve();
     }
     // Wait for the handlers to stop, but not forever: after the deadline we rejoin anyway.
-    let graceTimer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
+    await settleWithin(
       stopped.catch((err) => this.log.error(`consumer suspend failed: ${describeError(err)}`)),
-      new Promise<void>((resolve) => {
-        graceTimer = setTimeout(resolve, Math.max(0, deadlineMono - performance.now()) + 1000);
-      }),
-    ]);
-    clearTimeout(graceTimer);
+      Math.max(0, deadlineMono - performance.now()) + 1000,
+    );
 
     // Every claim was on the old lease. Forget them first so that the owner deletes the revoke
     // causes are not reported as lost claims; a handler that returns later releases nothing.
@@ -341,7 +338,7 @@ export class EtcdCoordinator implements Coordinator {
         await old.revoke(this.config.requestTimeout);
         break;
       } catch (err) {
-        this.log[attempt === 0 ? "warn" : "debug"](`cannot revoke lease ${old.id} yet (etcd unreachable?): ${errorMessage(err)}`);
+        this.log[attempt === 0 ? "warn" : "debug"](`cannot revoke lease ${old.id} yet (etcd unreachable?): ${errorLine(err)}`);
         await sleep(retryDelay(attempt));
       }
     }
@@ -352,7 +349,7 @@ export class EtcdCoordinator implements Coordinator {
         lease = await this.register();
       } catch (err) {
         if (err instanceof NodeNameTakenError) this.log.error(`cannot rejoin: ${err.message}; retrying`);
-        else this.log[attempt === 0 ? "warn" : "debug"](`cannot rejoin yet: ${errorMessage(err)}`);
+        else this.log[attempt === 0 ? "warn" : "debug"](`cannot rejoin yet: ${errorLine(err)}`);
         await sleep(retryDelay(attempt + 2));
       }
     }
@@ -437,7 +434,7 @@ export class EtcdCoordinator implements Coordinator {
     try {
       return await this.ops.readCheckpoint(id);
     } catch (err) {
-      this.log.warn(`task ${id}: could not read its checkpoint (${errorMessage(err)}); it starts without one`);
+      this.log.warn(`task ${id}: could not read its checkpoint (${errorLine(err)}); it starts without one`);
       return undefined;
     }
   }
@@ -505,7 +502,7 @@ export class EtcdCoordinator implements Coordinator {
       if (res.succeeded) this.log.warn(`node marker ${this.keys.node(this.node)} was deleted; registered again`);
     } catch (err) {
       // A lease that is gone makes this fail; the keepalive reports that and we rejoin.
-      this.log.debug(`could not re-register the node marker: ${errorMessage(err)}`);
+      this.log.debug(`could not re-register the node marker: ${errorLine(err)}`);
     }
   }
 

@@ -13,6 +13,7 @@ import { shareOf } from "../../balancers/fair.ts";
 import type { Consumer, ConsumerEvents } from "../../consumer.ts";
 import { STATE_CODES } from "../../statemachine/types.ts";
 import type { ClusterState, RunningTask, StopReason } from "../../types.ts";
+import { LoopLagMonitor } from "../../internal/loop-lag.ts";
 import { FailoverEstimator } from "./failover.ts";
 
 
@@ -271,14 +272,9 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
 
 /** Timer drift sampler: how much later than asked each tick fires. Unref'd: never keeps a process alive. */
 function sampleLoopLag(every: number, observe: (ms: number) => void): () => void {
-  let expected = performance.now() + every;
-  const timer = setInterval(() => {
-    const now = performance.now();
-    observe(Math.max(0, now - expected));
-    expected = now + every;
-  }, every);
-  (timer as { unref?: () => void }).unref?.();
-  return () => clearInterval(timer);
+  const monitor = new LoopLagMonitor({ interval: every, onSample: observe, unref: true });
+  monitor.start();
+  return () => monitor.stop();
 }
 
 /**
