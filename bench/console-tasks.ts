@@ -14,7 +14,7 @@ import { MemoryBroker } from "../src/coordinators/memory/broker.ts";
 import { MemoryStateStore } from "../src/coordinators/memory/state-store.ts";
 import { silentLogger } from "../src/log.ts";
 import { startHttpServer } from "../src/runtime/http/server.ts";
-import { createMetrics } from "../src/runtime/metrics.ts";
+import { createMetrics } from "../src/runtime/metrics/metrics.ts";
 
 const TASKS = Number(process.argv[2] ?? 100_000);
 const RUNS = 9;

@@ -34,6 +34,15 @@ export class StopError extends MetaforaError {
   }
 }
 
+/**
+ * One line for an expected failure (a store unreachable, a timeout): the name unless plain
+ * Error, and the first line of the message; no stack. describeError keeps the stack.
+ */
+export function errorLine(err: unknown): string {
+  if (err instanceof Error) return `${err.name === "Error" ? "" : `${err.name}: `}${err.message.split("\n")[0]}`;
+  return String(err);
+}
+
 /** Reason text of a thrown value, with the stack when there is one. */
 export function describeError(err: unknown): string {
   if (err instanceof Error) return err.stack ?? `${err.name}: ${err.message}`;

@@ -21,7 +21,7 @@ export { freeze, unfreeze, balance, stopTask } from "./command.ts";
 // Core: consumer, handlers, balancers
 export { Consumer, type ConsumerOptions, type ConsumerEvents, type ConsumerState } from "./consumer/consumer.ts";
 export { defineHandler, routeTask } from "./handler.ts";
-export { defineStatefulHandler, type StatefulHandlerModule } from "./runtime/define.ts";
+export { defineStatefulHandler, type StatefulHandlerModule } from "./runtime/handlers/define.ts";
 export { DumbBalancer } from "./balancers/dumb.ts";
 export { FairBalancer, type FairBalancerOptions } from "./balancers/fair.ts";
 export { ResourceBalancer, type ResourceBalancerOptions } from "./balancers/resource.ts";

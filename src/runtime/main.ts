@@ -1,11 +1,11 @@
 #!/usr/bin/env bun
 /**
  * Entry point of the `metafora` executable (also `bun src/runtime/main.ts`, and under Deno:
- * `deno run -A --import-map src/runtime/deno-import-map.json src/runtime/main.ts`). Exits with the code the command chose
- * (exit-codes.ts); `run` exits explicitly because handlers that ignored shutdown may still hold
+ * `deno run -A --import-map src/runtime/handlers/deno-import-map.json src/runtime/main.ts`). Exits with the code the command chose
+ * (cli/exit-codes.ts); `run` exits explicitly because handlers that ignored shutdown may still hold
  * the event loop open.
  */
-import { versionOnly } from "./version.ts";
+import { versionOnly } from "./cli/version.ts";
 
 // `metafora version` answers before the CLI (cac, zod, the config, the operator commands) loads.
 const quick = versionOnly(process.argv.slice(2));
@@ -13,7 +13,7 @@ if (quick !== undefined) {
   process.stdout.write(quick);
   process.exit(0);
 }
-const { createCli } = await import("./cli.ts");
+const { createCli } = await import("./cli/cli.ts");
 const stdout = drainAware(process.stdout);
 const stderr = drainAware(process.stderr);
 const cli = createCli({

@@ -1,32 +1,32 @@
 /**
  * `metafora run`: load the handler folder, open the configured coordinator, start the HTTP
  * server and the consumer, submit declarative tasks, then wait for a signal and shut down.
- * Resolves with the process exit code (exit-codes.ts); main.ts exits with it.
+ * Resolves with the process exit code (cli/exit-codes.ts); main.ts exits with it.
  */
 import { FairBalancer } from "../balancers/fair.ts";
 import { Consumer } from "../consumer/consumer.ts";
 import { ConfigError, describeError, NodeNameTakenError, TaskExistsError } from "../errors.ts";
 import { isTerminal } from "../statemachine/types.ts";
 import type { Logger, ShutdownReport } from "../types.ts";
-import type { Backend } from "./backend.ts";
-import { openBackend } from "./open-backend.ts";
+import type { Backend } from "./backends/backend.ts";
+import { openBackend } from "./backends/open.ts";
 import { redactConfig } from "./config/redact.ts";
 import { Timeline } from "./console/timeline.ts";
 import { NodeVitals } from "./console/vitals.ts";
 import type { RuntimeConfig } from "./config/schema.ts";
 import { formatDuration } from "./config/duration.ts";
-import { ExitCode } from "./exit-codes.ts";
-import { buildHandlers } from "./handlers.ts";
+import { ExitCode } from "./cli/exit-codes.ts";
+import { buildHandlers } from "./handlers/build.ts";
 import { startHttpServer, type RunningHttpServer } from "./http/server.ts";
-import { recordConsumerHistory, recordingStateStore } from "./history-recorder.ts";
-import { describeOpenError } from "./open-errors.ts";
-import { loadHandlerModules } from "./loader.ts";
+import { recordConsumerHistory, recordingStateStore } from "./history/recorder.ts";
+import { describeOpenError } from "./backends/open-errors.ts";
+import { loadHandlerModules } from "./handlers/loader.ts";
 import { setupLogging, taskHandlers } from "./logging.ts";
-import { registerMetaforaModule } from "./metafora-module.ts";
-import { attachConsumerMetrics, createMetrics } from "./metrics.ts";
+import { registerMetaforaModule } from "./handlers/metafora-module.ts";
+import { attachConsumerMetrics, createMetrics } from "./metrics/metrics.ts";
 import type { RuntimeServices } from "./services.ts";
 import { installSignalHandlers } from "./signals.ts";
-import { VERSION } from "./version.ts";
+import { VERSION } from "./cli/version.ts";
 
 export interface RunHooks {
   /** Called once the node is ready (tests and embedding programs). */

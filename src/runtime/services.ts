@@ -7,10 +7,10 @@ import type { CoordinatorErrorKind } from "../coordinators/error-kind.ts";
 import type { State, StateStore, TaskCommander } from "../statemachine/types.ts";
 import type { Client, Logger } from "../types.ts";
 import type { RuntimeConfig } from "./config/schema.ts";
-import type { CheckpointStore } from "./backend.ts";
+import type { CheckpointStore } from "./backends/backend.ts";
 import type { ConsoleSources } from "./http/types.ts";
-import type { Metrics } from "./metrics.ts";
-import type { TaskHistory } from "./task-history.ts";
+import type { Metrics } from "./metrics/metrics.ts";
+import type { TaskHistory } from "./history/task-history.ts";
 
 export interface RuntimeServices {
   config: RuntimeConfig;

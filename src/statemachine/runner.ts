@@ -28,6 +28,7 @@
  */
 import { ClaimLostError, StopError } from "../errors.ts";
 import { claimStillHeld } from "../consumer/task-run.ts";
+import { settleWithin } from "../internal/timers.ts";
 import type { ClaimRef, HandlerContext, HandlerResult, Logger, Task, TaskProps } from "../types.ts";
 import { StateStoreError } from "./errors.ts";
 import { Mailbox } from "./mailbox.ts";
@@ -310,11 +311,4 @@ function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
     }, ms);
     signal.addEventListener("abort", onAbort, { once: true });
   });
-}
-
-/** Wait for a promise, but never longer than `ms` (a misbehaving listener must not hang a stop). */
-async function settleWithin(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([promise.catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
-  clearTimeout(timer);
 }

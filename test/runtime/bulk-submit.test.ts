@@ -12,7 +12,7 @@ import { EtcdClient } from "../../src/coordinators/etcd/client.ts";
 import { silentLogger } from "../../src/log.ts";
 import { loadConfig } from "../../src/runtime/config/load.ts";
 import type { RuntimeConfig } from "../../src/runtime/config/schema.ts";
-import { registerOperatorCommands } from "../../src/runtime/operator-cli.ts";
+import { registerOperatorCommands } from "../../src/runtime/cli/operator-commands.ts";
 import { startEtcd, type EtcdServer } from "../support/etcd.ts";
 import { startOpsNode, type OpsNode } from "./ops-fixture.ts";
 

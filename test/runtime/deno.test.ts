@@ -1,7 +1,7 @@
 /**
  * The runtime also runs from source under Deno (the documented command):
  *
- *   deno run -A --import-map src/runtime/deno-import-map.json src/runtime/main.ts run
+ *   deno run -A --import-map src/runtime/handlers/deno-import-map.json src/runtime/main.ts run
  *
  * The import map sends handler files' `import … from "metafora"` to src/index.ts (Bun uses a
  * runtime plugin instead); npm packages resolve from node_modules through package.json.
@@ -15,7 +15,7 @@ import { startNode } from "./support/node.ts";
 import { HANDLERS, makeWorkspace } from "./support/workspace.ts";
 
 const deno = join(REPO, "node_modules", ".bin", "deno");
-const importMap = join(REPO, "src/runtime/deno-import-map.json");
+const importMap = join(REPO, "src/runtime/handlers/deno-import-map.json");
 const main = join(REPO, "src/runtime/main.ts");
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 

@@ -11,7 +11,7 @@ import { ClaimLostError } from "../../src/errors.ts";
 import { silentLogger } from "../../src/log.ts";
 import { loadConfig } from "../../src/runtime/config/load.ts";
 import { openEmbeddedBackend } from "../../src/runtime/embedded/backend.ts";
-import type { Backend } from "../../src/runtime/backend.ts";
+import type { Backend } from "../../src/runtime/backends/backend.ts";
 import type { Handler, HandlerContext, HandlerResult } from "../../src/types.ts";
 import { waitFor } from "../support/wait.ts";
 

@@ -12,7 +12,7 @@ import type { RuntimeConfig } from "../../src/runtime/config/schema.ts";
 import { openEmbeddedBackend } from "../../src/runtime/embedded/backend.ts";
 import { EmbeddedStore } from "../../src/runtime/embedded/sqlite-store.ts";
 import { StoreDamagedError } from "../../src/runtime/embedded/store-errors.ts";
-import { HISTORY_LIMIT } from "../../src/runtime/task-history.ts";
+import { HISTORY_LIMIT } from "../../src/runtime/history/task-history.ts";
 import { capturingLogger } from "./ops-fixture.ts";
 
 const FIXTURE = join(import.meta.dir, "fixtures/journal-v1");

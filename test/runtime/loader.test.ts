@@ -4,8 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { StopError } from "../../src/errors.ts";
-import { HandlerLoadError, handlerFiles, loadHandlerModules, validateHandlerExport } from "../../src/runtime/loader.ts";
-import { registerMetaforaModule } from "../../src/runtime/metafora-module.ts";
+import { HandlerLoadError, handlerFiles, loadHandlerModules, validateHandlerExport } from "../../src/runtime/handlers/loader.ts";
+import { registerMetaforaModule } from "../../src/runtime/handlers/metafora-module.ts";
 
 const dirs: string[] = [];
 afterAll(() => {

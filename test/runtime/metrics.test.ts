@@ -1,5 +1,5 @@
 /**
- * Runtime metrics (src/runtime/metrics.ts): prom-client on a private registry, fed by a real
+ * Runtime metrics (src/runtime/metrics/metrics.ts): prom-client on a private registry, fed by a real
  * Consumer on a real MemoryBroker. Values are read back through the Prometheus text format,
  * which is also checked line by line.
  */
@@ -9,8 +9,8 @@ import { FairBalancer } from "../../src/balancers/fair.ts";
 import { Consumer } from "../../src/consumer/consumer.ts";
 import { MemoryBroker } from "../../src/coordinators/memory/broker.ts";
 import { silentLogger } from "../../src/log.ts";
-import { attachConsumerMetrics, createMetrics, type Metrics } from "../../src/runtime/metrics.ts";
-import { FailoverEstimator } from "../../src/runtime/metrics-failover.ts";
+import { attachConsumerMetrics, createMetrics, type Metrics } from "../../src/runtime/metrics/metrics.ts";
+import { FailoverEstimator } from "../../src/runtime/metrics/failover.ts";
 import type { ClusterState, CoordinatorContext, Handler, Task } from "../../src/types.ts";
 import { parsePrometheusText, sampleValue } from "../support/prometheus.ts";
 import { deferred, waitFor } from "../support/wait.ts";

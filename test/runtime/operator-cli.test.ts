@@ -1,5 +1,5 @@
 /**
- * Operator CLI (src/runtime/operator-cli.ts), in process: cac parsing, output (tables and
+ * Operator CLI (src/runtime/cli/operator-commands.ts), in process: cac parsing, output (tables and
  * --json), exit codes. Embedded mode goes through a real node's HTTP API (ops-fixture.ts);
  * etcd mode talks to a real etcd (startEtcd()). The compiled-binary end-to-end tests are in
  * D1's files; one test here goes through D1's createCli to check the wiring.
@@ -13,11 +13,11 @@ import { Consumer } from "../../src/consumer/consumer.ts";
 import { EtcdCoordinator } from "../../src/coordinators/etcd/coordinator.ts";
 import { EtcdStateStore } from "../../src/coordinators/etcd/state-store.ts";
 import { silentLogger } from "../../src/log.ts";
-import { createCli } from "../../src/runtime/cli.ts";
+import { createCli } from "../../src/runtime/cli/cli.ts";
 import { loadConfig } from "../../src/runtime/config/load.ts";
 import type { RuntimeConfig } from "../../src/runtime/config/schema.ts";
-import { renderTable } from "../../src/runtime/cli-output.ts";
-import { registerOperatorCommands } from "../../src/runtime/operator-cli.ts";
+import { renderTable } from "../../src/runtime/cli/output.ts";
+import { registerOperatorCommands } from "../../src/runtime/cli/operator-commands.ts";
 import { decodeMessage } from "../../src/statemachine/codec.ts";
 import { startEtcd, type EtcdServer } from "../support/etcd.ts";
 import { freePort } from "../support/ports.ts";

@@ -9,9 +9,9 @@ import { MemoryTaskCommands } from "../../src/coordinators/memory/commander.ts";
 import { MemoryStateStore } from "../../src/coordinators/memory/state-store.ts";
 import { startHttpServer, type RunningHttpServer } from "../../src/runtime/http/server.ts";
 import type { HttpServices } from "../../src/runtime/http/types.ts";
-import { attachConsumerMetrics, createMetrics, type Metrics } from "../../src/runtime/metrics.ts";
-import { recordConsumerHistory, recordingStateStore } from "../../src/runtime/history-recorder.ts";
-import { MemoryTaskHistory } from "../../src/runtime/task-history.ts";
+import { attachConsumerMetrics, createMetrics, type Metrics } from "../../src/runtime/metrics/metrics.ts";
+import { recordConsumerHistory, recordingStateStore } from "../../src/runtime/history/recorder.ts";
+import { MemoryTaskHistory } from "../../src/runtime/history/task-history.ts";
 import { statefulHandler } from "../../src/statemachine/stateful.ts";
 import type { Handler, Logger } from "../../src/types.ts";
 

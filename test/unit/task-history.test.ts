@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { toTaskRow } from "../../src/runtime/operator/task-rows.ts";
-import { HISTORY_LIMIT, MemoryTaskHistory } from "../../src/runtime/task-history.ts";
+import { HISTORY_LIMIT, MemoryTaskHistory } from "../../src/runtime/history/task-history.ts";
 
 describe("MemoryTaskHistory (etcd: what this node saw)", () => {
   test("keeps the last 50 events per task and counts every attempt and error", async () => {

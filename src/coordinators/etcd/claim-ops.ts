@@ -9,11 +9,11 @@
 import { Buffer } from "node:buffer";
 import { setImmediate } from "node:timers";
 import { Range, type Etcd3, type ICompare, type IRequestOp } from "etcd3";
-import { ClaimLostError } from "../../errors.ts";
+import { ClaimLostError, errorLine } from "../../errors.ts";
 import type { Logger } from "../../types.ts";
 import type { Keys } from "./keys.ts";
 import type { NodeLease } from "./lease.ts";
-import { errorMessage, retryDelay, sleep } from "./timing.ts";
+import { retryDelay, sleep } from "./timing.ts";
 
 export interface ClaimOpsOptions {
   readonly etcd: Etcd3;
@@ -153,7 +153,7 @@ export class ClaimOps {
       this.o.log.info(`releasing a claim on ${id} that this node holds but does not run`);
       await this.deleteOwner(id, rev);
     } catch (err) {
-      this.o.log.debug(`orphan check of ${id} failed: ${errorMessage(err)}`);
+      this.o.log.debug(`orphan check of ${id} failed: ${errorLine(err)}`);
     }
   }
 
@@ -200,7 +200,7 @@ export class ClaimOps {
       else if (current.length > 1) await this.claimMany(current);
     } catch (err) {
       // claimOne/claimMany resolve every claim themselves; this is a bug guard, never a hang.
-      this.o.log.error(`claim batch failed: ${errorMessage(err)}`);
+      this.o.log.error(`claim batch failed: ${errorLine(err)}`);
       for (const c of current) c.resolve(undefined);
     }
   }
@@ -221,7 +221,7 @@ export class ClaimOps {
       const kv = res.responses[0]?.response_range?.kvs[0];
       if (kv && kv.lease === lease.id && kv.value.toString() === this.o.ownerValue) return Number(kv.create_revision);
     } catch (err) {
-      this.o.log.debug(`claim of ${id} failed: ${errorMessage(err)}`);
+      this.o.log.debug(`claim of ${id} failed: ${errorLine(err)}`);
       // The txn may have landed even though we got no answer: check later, release if so.
       setTimeout(() => void this.releaseIfOrphan(id), 1000);
     }
@@ -256,7 +256,7 @@ export class ClaimOps {
           this.callOptions(),
         );
       } catch (err) {
-        this.o.log.debug(`claim of ${remaining.length} tasks failed: ${errorMessage(err)}`);
+        this.o.log.debug(`claim of ${remaining.length} tasks failed: ${errorLine(err)}`);
         for (const c of remaining) {
           setTimeout(() => void this.releaseIfOrphan(c.id), 1000);
           c.resolve(undefined);
@@ -369,7 +369,7 @@ export class ClaimOps {
       } catch (err) {
         if (!this.o.alive()) return;
         if (attempt === 2) {
-          this.o.log.warn(`could not ${what}, retrying in the background: ${errorMessage(err)}`);
+          this.o.log.warn(`could not ${what}, retrying in the background: ${errorLine(err)}`);
           void this.retryInBackground(what, op);
           return;
         }
@@ -388,7 +388,7 @@ export class ClaimOps {
         await op();
         return;
       } catch (err) {
-        this.o.log.debug(`could not ${what} yet: ${errorMessage(err)}`);
+        this.o.log.debug(`could not ${what} yet: ${errorLine(err)}`);
       }
     }
     this.o.log.error(`gave up trying to ${what}`);

@@ -8,6 +8,7 @@ import { GRPCDeadlineExceededError, GRPCUnavailableError, isRecoverableError, Ra
 import { encodeCommand } from "../../command.ts";
 import { TaskExistsError } from "../../errors.ts";
 import { goJson } from "../../gojson.ts";
+import { assertTaskId } from "../../ids.ts";
 import { scopedLogger } from "../../log.ts";
 import { checkSubmissions, type CheckedSubmission } from "../../submit-batch.ts";
 import type { Client, Logger, NodeCommand, SubmitResult, TaskInfo, TaskProps, TaskSubmission } from "../../types.ts";
@@ -31,11 +32,6 @@ const decoder = new TextDecoder();
 export const SUBMIT_BATCH = 64;
 /** Bulk-submit transactions in flight at once. */
 const SUBMIT_TXNS_IN_FLIGHT = 8;
-
-function checkTaskId(id: unknown): asserts id is string {
-  const reason = invalidTaskIdReason(id);
-  if (reason) throw new TypeError(reason);
-}
 
 /** A random unsigned 64-bit integer in decimal, like Go's rand.Uint64 command keys. */
 function randomUint64(): string {
@@ -90,7 +86,7 @@ export class EtcdClient implements Client {
    * does not exist (Go's check, so both clients refuse each other's duplicates).
    */
   async submitTask(id: string, props: TaskProps = {}): Promise<void> {
-    checkTaskId(id);
+    assertTaskId(id);
     if (props === null || typeof props !== "object" || Array.isArray(props)) {
       throw new TypeError(`props of task ${JSON.stringify(id)} must be a plain object, got ${Array.isArray(props) ? "an array" : typeof props}`);
     }
@@ -193,7 +189,7 @@ export class EtcdClient implements Client {
    * would take `tasks/T1` with it). The owner's watch sees the delete and stops the task.
    */
   async deleteTask(id: string): Promise<boolean> {
-    checkTaskId(id);
+    assertTaskId(id);
     const children = Range.prefix(this.keys.taskChildren(id));
     const res = await this.etcd.kv.txn(
       {

@@ -13,23 +13,23 @@
  *    consumer stops every handler by the recorded deadline; then the old lease is revoked and
  *    the node rejoins with a new one.
  */
-import { Buffer } from "node:buffer";
-import { hostname } from "node:os";
-import type { Etcd3, IRequestOp } from "etcd3";
-import { ClaimLostError, ConfigError, describeError, NodeNameTakenError } from "../../errors.ts";
+import type { Etcd3 } from "etcd3";
+import { ClaimLostError, ConfigError, describeError, NodeNameTakenError, errorLine } from "../../errors.ts";
 import { Emitter } from "../../events.ts";
+import { settleWithin } from "../../internal/timers.ts";
 import { scopedLogger } from "../../log.ts";
 import type { Claim, Coordinator, CoordinatorContext, Logger, Task } from "../../types.ts";
 import { EtcdClient } from "./client.ts";
 import { EtcdClusterView } from "./cluster.ts";
 import { parseEtcdConfig, type EtcdConfig, type EtcdConfigInput } from "./config.ts";
 import { connectEtcd } from "./connect.ts";
-import { encodeMetadata, encodeOwner, Keys } from "./keys.ts";
-import { leaseTiming, NodeLease, toEpoch } from "./lease.ts";
+import { encodeOwner, Keys } from "./keys.ts";
+import { leaseTiming, type NodeLease, toEpoch } from "./lease.ts";
 import { NodeCommandInbox } from "./node-commands.ts";
 import { ClaimOps } from "./claim-ops.ts";
 import { TaskView } from "./task-view.ts";
-import { errorMessage, retryDelay, sleep } from "./timing.ts";
+import { retryDelay, sleep } from "./timing.ts";
+import { registerNode, restoreNodeMarker } from "./registration.ts";
 import { PrefixMirror, type MirrorEvent, type MirrorKv } from "./watch.ts";
 
 export interface EtcdCoordinatorOptions {
@@ -246,7 +246,7 @@ export class EtcdCoordinator implements Coordinator {
       try {
         await lease.revoke(this.config.requestTimeout);
       } catch (err) {
-        this.log.warn(`could not revoke lease ${lease.id} (it expires within ${lease.ttlSeconds} s): ${errorMessage(err)}`);
+        this.log.warn(`could not revoke lease ${lease.id} (it expires within ${lease.ttlSeconds} s): ${errorLine(err)}`);
       }
     }
     this.view.claims.clear();
@@ -265,29 +265,7 @@ export class EtcdCoordinator implements Coordinator {
 
   /** Grant a lease and register the node name on it; NodeNameTakenError if the name is live. */
   private async register(): Promise<NodeLease> {
-    const lease = await NodeLease.grant(this.etcd, this.config.leaseTtl, this.config.dialTimeout, this.log);
-    const meta = Buffer.from(encodeMetadata(hostName(), this.node));
-    const marker = Buffer.from(this.keys.node(this.node));
-    const put = (key: string | Buffer): IRequestOp => ({ request_put: { key: Buffer.from(key), value: meta, lease: lease.id } });
-    let registered = false;
-    try {
-      const res = await this.etcd.kv.txn(
-        {
-          compare: [{ key: marker, target: "Version", result: "Equal", version: 0 }],
-          // Go's order: namespace metadata, node marker, tasks metadata, commands metadata.
-          success: [put(this.keys.metadata), put(marker), put(this.keys.tasksMetadata), put(this.keys.nodeCommandsMetadata(this.node))],
-        },
-        { deadline: Date.now() + this.config.dialTimeout },
-      );
-      registered = res.succeeded;
-    } catch (err) {
-      await lease.revoke(this.config.requestTimeout).catch(() => undefined);
-      throw err;
-    }
-    if (!registered) {
-      await lease.revoke(this.config.requestTimeout).catch(() => undefined);
-      throw new NodeNameTakenError(this.node, this.keys.ns);
-    }
+    const lease = await registerNode(this.etcd, this.keys, this.node, this.config, this.log);
     this.events.emit("registered", { leaseId: lease.id, ttlSeconds: lease.ttlSeconds });
     return lease;
   }
@@ -329,14 +307,10 @@ export class EtcdCoordinator implements Coordinator {
       stopped = Promise.resolve();
     }
     // Wait for the handlers to stop, but not forever: after the deadline we rejoin anyway.
-    let graceTimer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
+    await settleWithin(
       stopped.catch((err) => this.log.error(`consumer suspend failed: ${describeError(err)}`)),
-      new Promise<void>((resolve) => {
-        graceTimer = setTimeout(resolve, Math.max(0, deadlineMono - performance.now()) + 1000);
-      }),
-    ]);
-    clearTimeout(graceTimer);
+      Math.max(0, deadlineMono - performance.now()) + 1000,
+    );
 
     // Every claim was on the old lease. Forget them first so that the owner deletes the revoke
     // causes are not reported as lost claims; a handler that returns later releases nothing.
@@ -347,7 +321,7 @@ export class EtcdCoordinator implements Coordinator {
         await old.revoke(this.config.requestTimeout);
         break;
       } catch (err) {
-        this.log[attempt === 0 ? "warn" : "debug"](`cannot revoke lease ${old.id} yet (etcd unreachable?): ${errorMessage(err)}`);
+        this.log[attempt === 0 ? "warn" : "debug"](`cannot revoke lease ${old.id} yet (etcd unreachable?): ${errorLine(err)}`);
         await sleep(retryDelay(attempt));
       }
     }
@@ -358,7 +332,7 @@ export class EtcdCoordinator implements Coordinator {
         lease = await this.register();
       } catch (err) {
         if (err instanceof NodeNameTakenError) this.log.error(`cannot rejoin: ${err.message}; retrying`);
-        else this.log[attempt === 0 ? "warn" : "debug"](`cannot rejoin yet: ${errorMessage(err)}`);
+        else this.log[attempt === 0 ? "warn" : "debug"](`cannot rejoin yet: ${errorLine(err)}`);
         await sleep(retryDelay(attempt + 2));
       }
     }
@@ -443,7 +417,7 @@ export class EtcdCoordinator implements Coordinator {
     try {
       return await this.ops.readCheckpoint(id);
     } catch (err) {
-      this.log.warn(`task ${id}: could not read its checkpoint (${errorMessage(err)}); it starts without one`);
+      this.log.warn(`task ${id}: could not read its checkpoint (${errorLine(err)}); it starts without one`);
       return undefined;
     }
   }
@@ -499,19 +473,12 @@ export class EtcdCoordinator implements Coordinator {
   private async reclaimName(): Promise<void> {
     const lease = this.lease;
     if (!lease) return;
-    const marker = Buffer.from(this.keys.node(this.node));
     try {
-      const res = await this.etcd.kv.txn(
-        {
-          compare: [{ key: marker, target: "Version", result: "Equal", version: 0 }],
-          success: [{ request_put: { key: marker, value: Buffer.from(encodeMetadata(hostName(), this.node)), lease: lease.id } }],
-        },
-        { deadline: Date.now() + this.config.requestTimeout },
-      );
-      if (res.succeeded) this.log.warn(`node marker ${this.keys.node(this.node)} was deleted; registered again`);
+      const restored = await restoreNodeMarker(this.etcd, this.keys, this.node, lease.id, this.config.requestTimeout);
+      if (restored) this.log.warn(`node marker ${this.keys.node(this.node)} was deleted; registered again`);
     } catch (err) {
       // A lease that is gone makes this fail; the keepalive reports that and we rejoin.
-      this.log.debug(`could not re-register the node marker: ${errorMessage(err)}`);
+      this.log.debug(`could not re-register the node marker: ${errorLine(err)}`);
     }
   }
 
@@ -519,14 +486,5 @@ export class EtcdCoordinator implements Coordinator {
     this.resyncs++;
     this.log.info(`listing ${prefix} again: ${reason}`);
     this.events.emit("resync", { prefix, reason });
-  }
-}
-
-/** The metadata's informational host field; Deno without --allow-sys may refuse to say. */
-function hostName(): string {
-  try {
-    return hostname();
-  } catch {
-    return "unknown";
   }
 }

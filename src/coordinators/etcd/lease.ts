@@ -18,11 +18,12 @@
  * We keep alive ourselves instead of using etcd3's Lease class because it dates renewals by
  * when the answer arrived and only reports loss after 2 × TTL.
  */
+import { errorLine } from "../../errors.ts";
 import { EtcdLeaseInvalidError, type Etcd3, type IDuplexStream, type ILeaseKeepAliveRequest, type ILeaseKeepAliveResponse } from "etcd3";
 import { Emitter } from "../../events.ts";
 import type { Logger } from "../../types.ts";
-import { LoopLagMonitor } from "./loop-lag.ts";
-import { errorMessage, withTimeout } from "./timing.ts";
+import { LoopLagMonitor } from "../../internal/loop-lag.ts";
+import { withTimeout } from "./timing.ts";
 
 /** Timing derived from the TTL etcd granted. All in ms. */
 export interface LeaseTiming {
@@ -181,7 +182,7 @@ export class NodeLease {
       this.pending.push(performance.now());
       stream.write({ ID: this.id });
     } catch (err) {
-      this.log.debug(`lease ${this.id}: keepalive write failed: ${errorMessage(err)}`);
+      this.log.debug(`lease ${this.id}: keepalive write failed: ${errorLine(err)}`);
       this.dropStream();
     }
   }
@@ -203,7 +204,7 @@ export class NodeLease {
       stream.on("end", () => this.onStreamClosed(stream));
       this.sendKeepalive();
     } catch (err) {
-      this.log.debug(`lease ${this.id}: cannot open keepalive stream: ${errorMessage(err)}`);
+      this.log.debug(`lease ${this.id}: cannot open keepalive stream: ${errorLine(err)}`);
     } finally {
       this.opening = false;
     }

@@ -7,10 +7,9 @@
 import { Buffer } from "node:buffer";
 import type { Etcd3 } from "etcd3";
 import { decodeCommand } from "../../command.ts";
-import { describeError } from "../../errors.ts";
+import { describeError, errorLine } from "../../errors.ts";
 import type { Logger, NodeCommand } from "../../types.ts";
 import type { Keys } from "./keys.ts";
-import { errorMessage } from "./timing.ts";
 import type { MirrorEvent, MirrorKv } from "./watch.ts";
 
 export interface NodeCommandInboxOptions {
@@ -85,7 +84,7 @@ export class NodeCommandInbox {
         { deadline: Date.now() + this.options.requestTimeout },
       );
     } catch (err) {
-      this.options.log.debug(`could not delete consumed node command ${kv.key} (retried on the next listing): ${errorMessage(err)}`);
+      this.options.log.debug(`could not delete consumed node command ${kv.key} (retried on the next listing): ${errorLine(err)}`);
     }
   }
 }

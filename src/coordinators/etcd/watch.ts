@@ -11,10 +11,10 @@
  */
 import { Buffer } from "node:buffer";
 import { Range, type Etcd3, type IDuplexStream, type IKeyValue, type IWatchRequest, type IWatchResponse } from "etcd3";
-import { describeError } from "../../errors.ts";
+import { describeError, errorLine } from "../../errors.ts";
 import type { Logger } from "../../types.ts";
 import { closeStream } from "./lease.ts";
-import { errorMessage, retryDelay, sleep } from "./timing.ts";
+import { retryDelay, sleep } from "./timing.ts";
 
 export interface MirrorKv {
   readonly key: string;
@@ -137,7 +137,7 @@ export class PrefixMirror {
         } catch (err) {
           attempt++;
           const level = attempt === 1 ? "warn" : "debug";
-          this.options.log[level](`cannot list ${this.options.prefix} (attempt ${attempt}), retrying: ${errorMessage(err)}`);
+          this.options.log[level](`cannot list ${this.options.prefix} (attempt ${attempt}), retrying: ${errorLine(err)}`);
           this.dropWatch();
           await sleep(retryDelay(attempt));
         }

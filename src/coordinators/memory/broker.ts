@@ -14,6 +14,7 @@ import { ClaimLostError, NodeNameTakenError, TaskExistsError, describeError } fr
 import { getLogger } from "../../log.ts";
 import { assertNodeName, assertTaskId } from "../../ids.ts";
 import type { Client, Coordinator, CoordinatorContext, NodeCommand, Task, TaskInfo, TaskProps } from "../../types.ts";
+import type { ClientBroker, NodeBroker } from "./broker-api.ts";
 import { MemoryClient } from "./client.ts";
 import { MemoryCoordinator } from "./coordinator.ts";
 
@@ -47,7 +48,7 @@ interface TaskRecord {
 }
 
 interface LiveNode {
-  readonly coordinator: MemoryCoordinator;
+  readonly coordinator: Coordinator;
   readonly ctx: CoordinatorContext;
   readonly owned: Set<string>;
 }
@@ -55,7 +56,7 @@ interface LiveNode {
 /** Namespace name used in NodeNameTakenError messages. */
 const NAMESPACE = "memory";
 
-export class MemoryBroker {
+export class MemoryBroker implements ClientBroker, NodeBroker {
   private readonly records = new Map<string, TaskRecord>();
   private readonly live = new Map<string, LiveNode>();
   /** Commands for nodes that are not live yet, delivered in order when they register. */
@@ -98,7 +99,7 @@ export class MemoryBroker {
   // Used by MemoryCoordinator (one per node)
 
   /** @internal */
-  register(node: string, coordinator: MemoryCoordinator, ctx: CoordinatorContext): void {
+  register(node: string, coordinator: Coordinator, ctx: CoordinatorContext): void {
     if (this.live.has(node)) throw new NodeNameTakenError(node, NAMESPACE);
     this.live.set(node, { coordinator, ctx, owned: new Set() });
     this.membershipChanged();
@@ -114,7 +115,7 @@ export class MemoryBroker {
   }
 
   /** @internal The node is gone: its claims die with it and their tasks are announced again. */
-  unregister(node: string, coordinator: MemoryCoordinator): void {
+  unregister(node: string, coordinator: Coordinator): void {
     const entry = this.live.get(node);
     if (!entry || entry.coordinator !== coordinator) return;
     this.live.delete(node);
@@ -132,7 +133,7 @@ export class MemoryBroker {
   }
 
   /** @internal Fencing token when `node` wins the claim; undefined when owned or gone. */
-  claim(node: string, coordinator: MemoryCoordinator, id: string): number | undefined {
+  claim(node: string, coordinator: Coordinator, id: string): number | undefined {
     const entry = this.live.get(node);
     const record = this.records.get(id);
     if (!entry || entry.coordinator !== coordinator || !record || record.owner !== undefined) return undefined;

@@ -1,10 +1,10 @@
 /** Client for a MemoryBroker: submit and delete tasks, send node commands, list nodes and tasks. */
 import { checkSubmissions, submitOneByOne } from "../../submit-batch.ts";
 import type { Client, NodeCommand, SubmitResult, TaskInfo, TaskProps, TaskSubmission } from "../../types.ts";
-import type { MemoryBroker } from "./broker.ts";
+import type { ClientBroker } from "./broker-api.ts";
 
 export class MemoryClient implements Client {
-  constructor(private readonly broker: MemoryBroker) {}
+  constructor(private readonly broker: ClientBroker) {}
 
   async submitTask(id: string, props?: TaskProps): Promise<void> {
     this.broker.submit(id, props);

@@ -9,7 +9,7 @@
  */
 import { ClaimLostError } from "../../errors.ts";
 import type { Claim, Client, ClusterState, Coordinator, CoordinatorContext, Task } from "../../types.ts";
-import type { MemoryBroker } from "./broker.ts";
+import type { NodeBroker } from "./broker-api.ts";
 
 export class MemoryCoordinator implements Coordinator {
   readonly name: string;
@@ -20,7 +20,7 @@ export class MemoryCoordinator implements Coordinator {
   private readonly claims = new Map<string, number>();
 
   constructor(
-    private readonly broker: MemoryBroker,
+    private readonly broker: NodeBroker,
     readonly node: string,
   ) {
     this.name = `memory:${node}`;

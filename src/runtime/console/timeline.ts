@@ -2,12 +2,12 @@
  * The node's recent past for the console, kept in bounded rings so memory never grows with
  * uptime: the last EVENT_CAPACITY consumer events (claims, releases, failovers, errors…) and
  * tasks per node sampled every SAMPLE_EVERY_MS over the last HISTORY_MS. Failovers are the
- * same estimate /metrics counts (metrics-failover.ts): a claim shortly after a node vanished
+ * same estimate /metrics counts (metrics/failover.ts): a claim shortly after a node vanished
  * holding tasks.
  */
 import type { Consumer } from "../../consumer/consumer.ts";
 import type { ClusterState } from "../../types.ts";
-import { FailoverEstimator } from "../metrics-failover.ts";
+import { FailoverEstimator } from "../metrics/failover.ts";
 import type { CountSample, NodeCount, TimelineEvent } from "./types.ts";
 
 export const EVENT_CAPACITY = 500;

@@ -4,26 +4,26 @@
  * sampled here so the embedded coordinator has it too). The sampler is unref'd: it never
  * keeps a process alive.
  */
+import { LoopLagMonitor } from "../../internal/loop-lag.ts";
+
 const SAMPLE_EVERY_MS = 500;
 const WINDOW_SAMPLES = 20;
 
 export class NodeVitals {
   private keepalive: number | undefined;
   private readonly lags: number[] = [];
-  private timer: ReturnType<typeof setInterval> | undefined;
+  private sampler: LoopLagMonitor | undefined;
 
   constructor(readonly leaseTtlMs?: number) {}
 
   start(): this {
-    if (this.timer) return this;
-    let expected = performance.now() + SAMPLE_EVERY_MS;
-    this.timer = setInterval(() => {
-      const now = performance.now();
-      this.lags.push(Math.max(0, now - expected));
+    if (this.sampler) return this;
+    const onSample = (lag: number): void => {
+      this.lags.push(lag);
       if (this.lags.length > WINDOW_SAMPLES) this.lags.shift();
-      expected = now + SAMPLE_EVERY_MS;
-    }, SAMPLE_EVERY_MS);
-    (this.timer as { unref?: () => void }).unref?.();
+    };
+    this.sampler = new LoopLagMonitor({ interval: SAMPLE_EVERY_MS, onSample, unref: true });
+    this.sampler.start();
     return this;
   }
 
@@ -40,8 +40,8 @@ export class NodeVitals {
   }
 
   close(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    this.sampler?.stop();
+    this.sampler = undefined;
   }
 }
 

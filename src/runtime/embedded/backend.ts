@@ -14,7 +14,7 @@ import { MemoryStateStore, type StateSnapshotData } from "../../coordinators/mem
 import { decodeMessage, encodeMessage, encodeState } from "../../statemachine/codec.ts";
 import type { Message } from "../../statemachine/types.ts";
 import type { ClaimRef, Logger } from "../../types.ts";
-import type { Backend } from "../backend.ts";
+import type { Backend } from "../backends/backend.ts";
 import type { RuntimeConfig } from "../config/schema.ts";
 import { lockDataDir } from "./data-dir-lock.ts";
 import { journalFiles, moveJournalAside, readJournalDataDir, type JournalData } from "./journal-import.ts";

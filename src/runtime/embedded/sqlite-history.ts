@@ -1,6 +1,6 @@
 /** Task history persisted in the embedded store (see task-history.ts for what is kept). */
 import type { Logger } from "../../types.ts";
-import type { HistoryEvent, TaskHistory, TaskSummary } from "../task-history.ts";
+import type { HistoryEvent, TaskHistory, TaskSummary } from "../history/task-history.ts";
 import type { EmbeddedStore } from "./sqlite-store.ts";
 
 /** Gone tasks whose history is kept; pruned again after this many more removals. */

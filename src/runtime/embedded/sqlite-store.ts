@@ -19,12 +19,14 @@
 import { randomUUID } from "node:crypto";
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { DatabaseSync } from "node:sqlite";
 import type { Logger, TaskProps } from "../../types.ts";
-import { clipMessage, HISTORY_LIMIT, nextSummary, type HistoryEvent, type TaskSummary } from "../task-history.ts";
+import { clipMessage, HISTORY_LIMIT, nextSummary, type HistoryEvent, type TaskSummary } from "../history/task-history.ts";
 import { GroupCommit } from "./group-commit.ts";
 import { readMarker, writeMarker, type StoreMarker } from "./marker.ts";
 import { migrate, rowSum } from "./schema.ts";
+import { prepareStatements, type StoreStatements } from "./statements.ts";
+import { checkRows, exportRows } from "./store-tools.ts";
 import { StoreDamagedError } from "./store-errors.ts";
 import { checkWal } from "./wal-check.ts";
 
@@ -70,7 +72,7 @@ export class EmbeddedStore {
   /** True when this open created the database. */
   readonly created: boolean;
   private readonly db: DatabaseSync;
-  private readonly stmt: Record<string, StatementSync> = {};
+  private stmt!: StoreStatements;
   private marker: StoreMarker | undefined;
   private closed = false;
 
@@ -144,7 +146,7 @@ export class EmbeddedStore {
     this.integrityCheck();
     if (!this.opts.readOnly) migrate(db, this.file);
     else if (this.created) throw new Error("no database");
-    this.prepare();
+    this.stmt = prepareStatements(db);
     let id = this.meta("store_id");
     // No id and no marker: a creation interrupted before its first commit; finish it.
     const fresh = this.created || (id === undefined && !marker);
@@ -190,30 +192,6 @@ export class EmbeddedStore {
     return messages.length === 1 && messages[0] === "ok" ? [] : messages;
   }
 
-  private prepare(): void {
-    const s = (name: string, sql: string): void => {
-      this.stmt[name] = this.db.prepare(sql);
-    };
-    s("putTask", "INSERT OR REPLACE INTO tasks (id, props, sum) VALUES (?, ?, ?)");
-    s("delTask", "DELETE FROM tasks WHERE id = ?");
-    s("putState", "INSERT OR REPLACE INTO states (task_id, state, sum) VALUES (?, ?, ?)");
-    s("delState", "DELETE FROM states WHERE task_id = ?");
-    s("putCommand", "INSERT OR REPLACE INTO commands (task_id, message, sum) VALUES (?, ?, ?)");
-    s("delCommand", "DELETE FROM commands WHERE task_id = ?");
-    s("putCheckpoint", "INSERT OR REPLACE INTO checkpoints (task_id, value, token, at, sum) VALUES (?, ?, ?, ?, ?)");
-    s("getCheckpoint", "SELECT value, token, at, sum FROM checkpoints WHERE task_id = ?");
-    s("delCheckpoint", "DELETE FROM checkpoints WHERE task_id = ?");
-    s("checkpointInfos", "SELECT task_id, length(CAST(value AS BLOB)) AS bytes, at FROM checkpoints");
-    s("getMeta", "SELECT value FROM meta WHERE key = ?");
-    s("putMeta", "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)");
-    s("addHistory", "INSERT INTO history (task_id, event) VALUES (?, ?)");
-    s("trimHistory", "DELETE FROM history WHERE task_id = ? AND seq <= (SELECT seq FROM history WHERE task_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)");
-    s("getHistory", "SELECT event FROM history WHERE task_id = ? ORDER BY seq");
-    s("getStats", "SELECT attempts, errors, last_error FROM task_stats WHERE task_id = ?");
-    s("putStats", "INSERT OR REPLACE INTO task_stats (task_id, attempts, errors, last_error) VALUES (?, ?, ?, ?)");
-    s("allStats", "SELECT task_id, attempts, errors, last_error FROM task_stats");
-  }
-
   // ---- reads at start-up (each row checked against its checksum) ----
 
   tasks(): StoredTask[] {
@@ -240,7 +218,7 @@ export class EmbeddedStore {
   }
 
   meta(key: string): string | undefined {
-    const row = this.stmt.getMeta!.get(key) as { value: string } | undefined;
+    const row = this.stmt.getMeta.get(key) as { value: string } | undefined;
     return row?.value;
   }
 
@@ -259,15 +237,15 @@ export class EmbeddedStore {
 
   /** Inside a transaction already open (seed, import). */
   putTaskNow(id: string, propsText: string): void {
-    this.stmt.putTask!.run(id, propsText, rowSum(id, propsText));
+    this.stmt.putTask.run(id, propsText, rowSum(id, propsText));
   }
 
   /** The task goes, and with it its waiting command and checkpoint. Its state and history stay. */
   removeTask(id: string): Promise<void> {
     return this.writes.run(() => {
-      this.stmt.delTask!.run(id);
-      this.stmt.delCommand!.run(id);
-      this.stmt.delCheckpoint!.run(id);
+      this.stmt.delTask.run(id);
+      this.stmt.delCommand.run(id);
+      this.stmt.delCheckpoint.run(id);
     });
   }
 
@@ -278,21 +256,21 @@ export class EmbeddedStore {
   /** An operator's `state reset`: the stored state goes; on disk when it resolves. */
   deleteState(taskId: string): Promise<void> {
     return this.writes.run(() => {
-      this.stmt.delState!.run(taskId);
+      this.stmt.delState.run(taskId);
     });
   }
 
   putStateNow(taskId: string, stateText: string): void {
-    this.stmt.putState!.run(taskId, stateText, rowSum(taskId, stateText));
+    this.stmt.putState.run(taskId, stateText, rowSum(taskId, stateText));
   }
 
   /** A waiting command (its JSON text), or undefined when the slot emptied. */
   putCommand(taskId: string, messageText: string | undefined): Promise<void> {
-    return this.writes.run(() => (messageText === undefined ? this.stmt.delCommand!.run(taskId) : this.putCommandNow(taskId, messageText)));
+    return this.writes.run(() => (messageText === undefined ? this.stmt.delCommand.run(taskId) : this.putCommandNow(taskId, messageText)));
   }
 
   putCommandNow(taskId: string, messageText: string): void {
-    this.stmt.putCommand!.run(taskId, messageText, rowSum(taskId, messageText));
+    this.stmt.putCommand.run(taskId, messageText, rowSum(taskId, messageText));
   }
 
   setTokenCeiling(ceiling: number): Promise<void> {
@@ -300,7 +278,7 @@ export class EmbeddedStore {
   }
 
   setMeta(key: string, value: string): void {
-    this.stmt.putMeta!.run(key, value);
+    this.stmt.putMeta.run(key, value);
   }
 
   // ---- checkpoints: the caller fences them; the store keeps the latest per task ----
@@ -309,11 +287,11 @@ export class EmbeddedStore {
   putCheckpoint(taskId: string, checkpoint: CheckpointRecord): Promise<void> {
     const { value, token, at } = checkpoint;
     if (typeof value !== "string") return Promise.reject(new TypeError(`checkpoint of task "${taskId}": value must be JSON text`));
-    return this.writes.run(() => this.stmt.putCheckpoint!.run(taskId, value, token, at, rowSum(taskId, value, token, at)));
+    return this.writes.run(() => this.stmt.putCheckpoint.run(taskId, value, token, at, rowSum(taskId, value, token, at)));
   }
 
   getCheckpoint(taskId: string): CheckpointRecord | undefined {
-    const row = this.stmt.getCheckpoint!.get(taskId) as { value: string; token: number; at: string; sum: number } | undefined;
+    const row = this.stmt.getCheckpoint.get(taskId) as { value: string; token: number; at: string; sum: number } | undefined;
     if (!row) return undefined;
     this.verify("checkpoints", taskId, row.sum, rowSum(taskId, row.value, Number(row.token), row.at));
     return { value: row.value, token: Number(row.token), at: row.at };
@@ -330,7 +308,7 @@ export class EmbeddedStore {
 
   /** Size (bytes of JSON text) and time of every stored checkpoint. */
   checkpointInfos(): Map<string, { bytes: number; at: string }> {
-    const rows = this.stmt.checkpointInfos!.all() as Array<{ task_id: string; bytes: number; at: string }>;
+    const rows = this.stmt.checkpointInfos.all() as Array<{ task_id: string; bytes: number; at: string }>;
     return new Map(rows.map((r) => [r.task_id, { bytes: Number(r.bytes), at: r.at }]));
   }
 
@@ -340,17 +318,17 @@ export class EmbeddedStore {
   addHistory(taskId: string, event: HistoryEvent): Promise<void> {
     const stored: HistoryEvent = event.message === undefined ? event : { ...event, message: clipMessage(event.message) };
     return this.writes.run(() => {
-      this.stmt.addHistory!.run(taskId, JSON.stringify(stored));
-      this.stmt.trimHistory!.run(taskId, taskId, HISTORY_LIMIT);
+      this.stmt.addHistory.run(taskId, JSON.stringify(stored));
+      this.stmt.trimHistory.run(taskId, taskId, HISTORY_LIMIT);
       if (stored.kind === "claimed" || stored.kind === "error") {
         const next = nextSummary(this.summary(taskId), stored);
-        this.stmt.putStats!.run(taskId, next.attempts, next.errors, next.lastError ? JSON.stringify(next.lastError) : null);
+        this.stmt.putStats.run(taskId, next.attempts, next.errors, next.lastError ? JSON.stringify(next.lastError) : null);
       }
     });
   }
 
   history(taskId: string): HistoryEvent[] {
-    return (this.stmt.getHistory!.all(taskId) as Array<{ event: string }>).flatMap((r) => {
+    return (this.stmt.getHistory.all(taskId) as Array<{ event: string }>).flatMap((r) => {
       try {
         return [JSON.parse(r.event) as HistoryEvent];
       } catch {
@@ -360,12 +338,12 @@ export class EmbeddedStore {
   }
 
   summary(taskId: string): TaskSummary | undefined {
-    const row = this.stmt.getStats!.get(taskId) as { attempts: number; errors: number; last_error: string | null } | undefined;
+    const row = this.stmt.getStats.get(taskId) as { attempts: number; errors: number; last_error: string | null } | undefined;
     return row ? toSummary(row) : undefined;
   }
 
   summaries(): Map<string, TaskSummary> {
-    const rows = this.stmt.allStats!.all() as Array<{ task_id: string; attempts: number; errors: number; last_error: string | null }>;
+    const rows = this.stmt.allStats.all() as Array<{ task_id: string; attempts: number; errors: number; last_error: string | null }>;
     return new Map(rows.map((r) => [r.task_id, toSummary(r)]));
   }
 
@@ -385,23 +363,7 @@ export class EmbeddedStore {
 
   /** Every problem found: pages, and rows whose checksum or JSON does not match. */
   check(): string[] {
-    const problems = this.pageProblems(true).map((p) => `sqlite: ${p}`);
-    const tables: Array<[string, string, (r: Record<string, unknown>) => number]> = [
-      ["tasks", "SELECT id AS k, props, sum FROM tasks", (r) => rowSum(String(r.k), String(r.props))],
-      ["states", "SELECT task_id AS k, state, sum FROM states", (r) => rowSum(String(r.k), String(r.state))],
-      ["commands", "SELECT task_id AS k, message, sum FROM commands", (r) => rowSum(String(r.k), String(r.message))],
-      ["checkpoints", "SELECT task_id AS k, value, token, at, sum FROM checkpoints", (r) => rowSum(String(r.k), String(r.value), Number(r.token), String(r.at))],
-    ];
-    for (const [table, sql, sum] of tables) {
-      try {
-        for (const r of this.db.prepare(sql).iterate() as Iterable<Record<string, unknown>>) {
-          if (Number(r.sum) !== sum(r)) problems.push(`${table}: row ${JSON.stringify(r.k)} does not match its checksum (damaged bytes)`);
-        }
-      } catch (err) {
-        problems.push(`${table}: unreadable (${(err as Error).message})`);
-      }
-    }
-    return problems;
+    return [...this.pageProblems(true).map((p) => `sqlite: ${p}`), ...checkRows(this.db)];
   }
 
   /**
@@ -411,46 +373,7 @@ export class EmbeddedStore {
    * operator decides. Returns the number of rows written.
    */
   export(write: (line: string) => void): number {
-    let n = 0;
-    const out = (obj: Record<string, unknown>): void => {
-      write(`${JSON.stringify(obj)}\n`);
-      n++;
-    };
-    const parse = (text: string): unknown => {
-      try {
-        return JSON.parse(text);
-      } catch {
-        return text;
-      }
-    };
-    const each = (sql: string, fn: (r: Record<string, unknown>) => void): void => {
-      try {
-        for (const r of this.db.prepare(sql).iterate() as Iterable<Record<string, unknown>>) fn(r);
-      } catch (err) {
-        out({ type: "error", message: `${sql.split(" FROM ")[1]?.split(" ")[0] ?? "?"}: ${(err as Error).message}` });
-      }
-    };
-    const damaged = (ok: boolean): Record<string, unknown> => (ok ? {} : { damaged: true });
-    each("SELECT id, props, sum FROM tasks ORDER BY id", (r) =>
-      out({ type: "task", id: r.id, props: parse(String(r.props)), ...damaged(Number(r.sum) === rowSum(String(r.id), String(r.props))) }),
-    );
-    each("SELECT task_id, state, sum FROM states ORDER BY task_id", (r) =>
-      out({ type: "state", id: r.task_id, state: parse(String(r.state)), ...damaged(Number(r.sum) === rowSum(String(r.task_id), String(r.state))) }),
-    );
-    each("SELECT task_id, message, sum FROM commands ORDER BY task_id", (r) =>
-      out({ type: "command", id: r.task_id, message: parse(String(r.message)), ...damaged(Number(r.sum) === rowSum(String(r.task_id), String(r.message))) }),
-    );
-    each("SELECT task_id, value, token, at, sum FROM checkpoints ORDER BY task_id", (r) =>
-      out({
-        type: "checkpoint",
-        id: r.task_id,
-        value: parse(String(r.value)),
-        token: Number(r.token),
-        at: r.at,
-        ...damaged(Number(r.sum) === rowSum(String(r.task_id), String(r.value), Number(r.token), String(r.at))),
-      }),
-    );
-    return n;
+    return exportRows(this.db, write);
   }
 
   /** Run `fn` in one transaction now (import, seeding). */

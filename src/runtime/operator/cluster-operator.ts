@@ -7,7 +7,7 @@ import type { CoordinatorErrorKind } from "../../coordinators/error-kind.ts";
 import { TaskExistsError } from "../../errors.ts";
 import { isTerminal, type Message, type State, type TaskCommander } from "../../statemachine/types.ts";
 import type { Client, NodeCommand, SubmitResult, TaskInfo, TaskProps, TaskSubmission } from "../../types.ts";
-import type { TaskHistory } from "../task-history.ts";
+import type { TaskHistory } from "../history/task-history.ts";
 import { checkSubmissions } from "./bulk-submit.ts";
 import { toStateView } from "./state-view.ts";
 import { toTaskRow, type RowSources } from "./task-rows.ts";

@@ -8,6 +8,7 @@ import { connectEtcd } from "../../coordinators/etcd/connect.ts";
 import { classifyEtcdError } from "../../coordinators/etcd/errors.ts";
 import { EtcdStateStore } from "../../coordinators/etcd/state-store.ts";
 import { EtcdTaskCommands } from "../../coordinators/etcd/task-commands.ts";
+import { withTimeout } from "../../internal/timers.ts";
 import { silentLogger } from "../../log.ts";
 import { etcdConfigOf } from "../config/etcd.ts";
 import type { RuntimeConfig } from "../config/schema.ts";
@@ -37,22 +38,14 @@ export async function createEtcdOperator(config: RuntimeConfig): Promise<Operato
     close: async () => etcd.close(),
   });
   // Fail fast and clearly (exit 69) when etcd cannot be reached, before any real work.
-  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    await Promise.race([
-      etcd.get(`${ns}/_metafora`).exec(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${etcdConfig.dialTimeout}ms`)), etcdConfig.dialTimeout);
-      }),
-    ]);
+    await withTimeout(etcd.get(`${ns}/_metafora`).exec(), etcdConfig.dialTimeout, () => new Error(`no answer within ${etcdConfig.dialTimeout}ms`));
   } catch (err) {
     etcd.close();
     const message = err instanceof Error ? err.message : String(err);
     // Authentication and permission failures are not "unreachable": report them as they are.
     if (classifyEtcdError(err) === "credentials") throw new OperatorError("failed", `${target} refused the credentials: ${message}`);
     throw new OperatorError("unavailable", `${target} is unreachable (${message}); check etcd.endpoints / METAFORA_ETCD_ENDPOINTS`);
-  } finally {
-    clearTimeout(timer);
   }
   return operator;
 }

@@ -9,8 +9,12 @@ export function toStateView(state: State): StateView {
   return view;
 }
 
-/** One line, like Go's State.String(): "sleeping until 2030-…", "fault (3 errors)", "paused". */
-export function describeState(state: StateView | State): string {
+/**
+ * One line for operators: "sleeping until 2030-…", "fault (1 error)", "failed (3 errors)",
+ * "paused". Unlike the state machine's describeState (Go's State.String(), used in logs), it
+ * counts errors of failed states too, in the singular for one, and not at all when there are none.
+ */
+export function stateLine(state: StateView | State): string {
   const until = state.until === undefined ? undefined : typeof state.until === "string" ? state.until : isoOrText(state.until);
   const errors = state.errors?.length ?? 0;
   let text: string = state.code;

@@ -7,7 +7,7 @@
 import { routeTask } from "../../handler.ts";
 import type { State } from "../../statemachine/types.ts";
 import type { TaskInfo } from "../../types.ts";
-import type { TaskSummary } from "../task-history.ts";
+import type { TaskSummary } from "../history/task-history.ts";
 import type { TaskRow } from "./types.ts";
 
 export interface RowSources {

@@ -4,9 +4,9 @@
  * etcd directly) and HTTP (the CLI talking to an embedded node's JSON API).
  */
 import type { NodeCommand, SubmitResult, TaskInfo, TaskProps, TaskSubmission } from "../../types.ts";
-import type { HistoryEvent } from "../task-history.ts";
+import type { HistoryEvent } from "../history/task-history.ts";
 
-export type { HistoryEvent, HistoryKind } from "../task-history.ts";
+export type { HistoryEvent, HistoryKind } from "../history/task-history.ts";
 
 /** A state-machine command an operator may send to a stateful task. */
 export type TaskMessageName = "pause" | "resume" | "sleep" | "kill";

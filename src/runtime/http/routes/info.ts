@@ -3,7 +3,7 @@
  * (the shape of Go Metafora's httputil info) plus each task's fencing token and handler name:
  * {frozen, name, started, tasks: [{id, started, stopped?, state?, modified?, task, token, handler}]}.
  */
-import { describeState } from "../../operator/state-view.ts";
+import { stateLine } from "../../operator/state-view.ts";
 import type { HttpServices, Route } from "../types.ts";
 
 export interface InfoTask {
@@ -45,7 +45,7 @@ export function buildInfo(services: HttpServices): Info {
       live = undefined;
     }
     if (live) {
-      entry.state = describeState(live.state);
+      entry.state = stateLine(live.state);
       entry.modified = live.since.toISOString();
     }
     return entry;

@@ -13,7 +13,8 @@ import { readdirSync, statSync } from "node:fs";
 import { basename, extname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { z } from "zod";
-import { ConfigError } from "../errors.ts";
+import { ConfigError } from "../../errors.ts";
+import { withTimeout } from "../../internal/timers.ts";
 
 /** A validated handler module, not yet bound to a coordinator. */
 export interface HandlerModule {
@@ -177,13 +178,9 @@ class LoadTimeout extends Error {}
 
 /** The import, or a LoadTimeout after `ms`; the timer never keeps the process alive. */
 function withLoadTimeout<T>(load: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timedOut = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new LoadTimeout()), ms);
-  });
   // A module that settles after the timeout must not surface as an unhandled rejection.
   load.catch(() => {});
-  return Promise.race([load, timedOut]).finally(() => clearTimeout(timer));
+  return withTimeout(load, ms, () => new LoadTimeout());
 }
 
 /** One line saying why an import failed: syntax errors with line:column, others by message. */

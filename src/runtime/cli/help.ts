@@ -4,7 +4,7 @@
  * what `submit` does and its own flags, with one line saying the config flags apply too.
  */
 import type { CAC, Command } from "cac";
-import { suggest } from "./config/layer.ts";
+import { suggest } from "../config/layer.ts";
 
 /** Help for `command`: what it does, its usage, its own flags, examples, one global note. */
 export function commandHelp(command: Command): string {

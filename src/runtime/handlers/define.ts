@@ -7,8 +7,8 @@
  * It only adds `stateful: true` and the types; the runtime wraps `run` in the state machine
  * with the coordinator's state store and task commands. Pure types and data: no runtime APIs.
  */
-import type { ErrorPolicy, StatefulRun } from "../statemachine/types.ts";
-import type { TaskProps } from "../types.ts";
+import type { ErrorPolicy, StatefulRun } from "../../statemachine/types.ts";
+import type { TaskProps } from "../../types.ts";
 
 export interface StatefulHandlerModule<P extends TaskProps = TaskProps> {
   readonly name?: string;

@@ -10,6 +10,8 @@ export interface LoopLagOptions {
   interval: number;
   /** Called after every sample with the lag of that sample (ms, >= 0). */
   onSample(lagMs: number): void;
+  /** Do not keep the process alive for the sampler (default false). */
+  unref?: boolean;
 }
 
 export class LoopLagMonitor {
@@ -44,5 +46,6 @@ export class LoopLagMonitor {
       this.schedule();
       this.options.onSample(lag);
     }, this.options.interval);
+    if (this.options.unref) (this.timer as { unref?: () => void }).unref?.();
   }
 }

@@ -22,7 +22,7 @@
  * and the cluster-wide sum can exceed the true number). A node that holds tasks for less than
  * one sampling interval before dying is missed.
  */
-import type { ClusterState } from "../types.ts";
+import type { ClusterState } from "../../types.ts";
 
 export interface FailoverEstimatorOptions {
   /** How long after a node vanished claims may count as failovers (ms, default 60 s). */

@@ -4,9 +4,9 @@
  * (data_dir is a file, cannot be created or written, is locked, holds a damaged data file)
  * are configuration errors (78); anything else is a plain failure (1).
  */
-import { ConfigError } from "../errors.ts";
-import type { RuntimeConfig } from "./config/schema.ts";
-import { ExitCode } from "./exit-codes.ts";
+import { ConfigError } from "../../errors.ts";
+import type { RuntimeConfig } from "../config/schema.ts";
+import { ExitCode } from "../cli/exit-codes.ts";
 
 const DATA_DIR_HINT = "set data_dir (METAFORA_DATA_DIR, --data-dir) to a folder this user can create and write";
 

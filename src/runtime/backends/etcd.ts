@@ -3,18 +3,18 @@
  * username/password from the config) shared by the coordinator, the state store and the task
  * commands, closed last, after the consumer has released its tasks and revoked its lease.
  */
-import { connectEtcd } from "../coordinators/etcd/connect.ts";
-import { EtcdCoordinator } from "../coordinators/etcd/coordinator.ts";
-import { classifyEtcdError } from "../coordinators/etcd/errors.ts";
-import { EtcdStateStore } from "../coordinators/etcd/state-store.ts";
-import { EtcdTaskCommands } from "../coordinators/etcd/task-commands.ts";
-import { scopedLogger } from "../log.ts";
-import type { Logger } from "../types.ts";
+import { connectEtcd } from "../../coordinators/etcd/connect.ts";
+import { EtcdCoordinator } from "../../coordinators/etcd/coordinator.ts";
+import { classifyEtcdError } from "../../coordinators/etcd/errors.ts";
+import { EtcdStateStore } from "../../coordinators/etcd/state-store.ts";
+import { EtcdTaskCommands } from "../../coordinators/etcd/task-commands.ts";
+import { scopedLogger } from "../../log.ts";
+import type { Logger } from "../../types.ts";
 import type { Backend } from "./backend.ts";
-import { etcdConfigOf } from "./config/etcd.ts";
-import type { RuntimeConfig } from "./config/schema.ts";
-import { readAllEtcdStates } from "./operator/etcd-states.ts";
-import { MemoryTaskHistory } from "./task-history.ts";
+import { etcdConfigOf } from "../config/etcd.ts";
+import type { RuntimeConfig } from "../config/schema.ts";
+import { readAllEtcdStates } from "../operator/etcd-states.ts";
+import { MemoryTaskHistory } from "../history/task-history.ts";
 
 /** Enough claims in flight to fill the coordinator's pipelined batch transactions (4 × 64). */
 const ETCD_CLAIM_CONCURRENCY = 256;

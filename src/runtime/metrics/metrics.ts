@@ -9,11 +9,12 @@
  * ourselves (timer drift) into `metafora_event_loop_lag_seconds`.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import { shareOf } from "../balancers/fair.ts";
-import type { Consumer, ConsumerEvents } from "../consumer/consumer.ts";
-import { STATE_CODES } from "../statemachine/types.ts";
-import type { ClusterState, RunningTask, StopReason } from "../types.ts";
-import { FailoverEstimator } from "./metrics-failover.ts";
+import { shareOf } from "../../balancers/fair.ts";
+import type { Consumer, ConsumerEvents } from "../../consumer/consumer.ts";
+import { STATE_CODES } from "../../statemachine/types.ts";
+import type { ClusterState, RunningTask, StopReason } from "../../types.ts";
+import { LoopLagMonitor } from "../../internal/loop-lag.ts";
+import { FailoverEstimator } from "./failover.ts";
 
 
 export interface MetricsOptions {
@@ -65,7 +66,7 @@ export interface Metrics {
 export type MetricsConsumer = Pick<Consumer, "on" | "tasks" | "frozen">;
 
 export interface AttachOptions {
-  /** The coordinator's live cluster view: enables the failover estimate (metrics-failover.ts). */
+  /** The coordinator's live cluster view: enables the failover estimate (failover.ts). */
   cluster?: ClusterState;
   /** This node's name (never counted as a vanished node). */
   node?: string;
@@ -231,7 +232,7 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     }),
     failovers: new Counter({
       name: "metafora_failovers_total",
-      help: "Estimated claims of tasks whose previous owner vanished without releasing them (see metrics-failover.ts for how it is estimated).",
+      help: "Estimated claims of tasks whose previous owner vanished without releasing them (see failover.ts for how it is estimated).",
       registers,
     }),
     suspensions: new Counter({
@@ -271,14 +272,9 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
 
 /** Timer drift sampler: how much later than asked each tick fires. Unref'd: never keeps a process alive. */
 function sampleLoopLag(every: number, observe: (ms: number) => void): () => void {
-  let expected = performance.now() + every;
-  const timer = setInterval(() => {
-    const now = performance.now();
-    observe(Math.max(0, now - expected));
-    expected = now + every;
-  }, every);
-  (timer as { unref?: () => void }).unref?.();
-  return () => clearInterval(timer);
+  const monitor = new LoopLagMonitor({ interval: every, onSample: observe, unref: true });
+  monitor.start();
+  return () => monitor.stop();
 }
 
 /**

@@ -4,17 +4,17 @@
  * operator-cli.ts. Config flags are global, so every command reads the same configuration.
  */
 import { cac, type CAC } from "cac";
-import { ConfigError, describeError } from "../errors.ts";
-import { configFlagsFromArgv } from "./config/flags.ts";
-import { loadConfigWithSources, type LoadedConfig } from "./config/load.ts";
-import { renderConfigToml } from "./config/print.ts";
-import { redactConfig } from "./config/redact.ts";
-import { KEYS, type RuntimeConfig } from "./config/schema.ts";
-import type { Env } from "./config/env.ts";
-import { commandHelp, commandList, suggestCommand } from "./cli-help.ts";
+import { ConfigError, describeError } from "../../errors.ts";
+import { configFlagsFromArgv } from "../config/flags.ts";
+import { loadConfigWithSources, type LoadedConfig } from "../config/load.ts";
+import { renderConfigToml } from "../config/print.ts";
+import { redactConfig } from "../config/redact.ts";
+import { KEYS, type RuntimeConfig } from "../config/schema.ts";
+import type { Env } from "../config/env.ts";
+import { commandHelp, commandList, suggestCommand } from "./help.ts";
 import { ExitCode } from "./exit-codes.ts";
-import { registerStoreCommands } from "./store-cli.ts";
-import { registerOperatorCommands } from "./operator-cli.ts";
+import { registerStoreCommands } from "./store-commands.ts";
+import { registerOperatorCommands } from "./operator-commands.ts";
 import { runtimeName, versionText, VERSION } from "./version.ts";
 
 export interface CliIo {
@@ -73,7 +73,7 @@ export function createCli(io: CliIo): Cli {
     .action(async () => {
       const loaded = await loadOrReport();
       if (!loaded) return;
-      const { runNode } = await import("./run.ts");
+      const { runNode } = await import("../run.ts");
       exitCode = await runNode(loaded.config);
     });
 

@@ -7,10 +7,10 @@
  * src/index.ts), "metafora/statemachine" and "metafora/etcd". They must be registered before
  * any handler is imported. "metafora/etcd" is loaded on first import only, so a node on the
  * embedded coordinator never loads the etcd client.
- * Deno: src/runtime/deno-import-map.json maps the same names; nothing to do here.
+ * Deno: src/runtime/handlers/deno-import-map.json maps the same names; nothing to do here.
  */
-import * as library from "../index.ts";
-import * as statemachine from "../statemachine/index.ts";
+import * as library from "../../index.ts";
+import * as statemachine from "../../statemachine/index.ts";
 
 type VirtualModule = { exports: Record<string, unknown>; loader: "object" };
 
@@ -35,7 +35,7 @@ export function registerMetaforaModule(): "bun-plugin" | "import-map" {
       setup(build) {
         build.module("metafora", () => ({ exports: { ...library }, loader: "object" }));
         build.module("metafora/statemachine", () => ({ exports: { ...statemachine }, loader: "object" }));
-        build.module("metafora/etcd", async () => ({ exports: { ...(await import("../etcd.ts")) }, loader: "object" }));
+        build.module("metafora/etcd", async () => ({ exports: { ...(await import("../../etcd.ts")) }, loader: "object" }));
       },
     });
   }

@@ -2,14 +2,14 @@
  * A backend is everything `metafora run` gets from the configured coordinator: the Coordinator
  * the consumer runs on, a Client, the state machine's store and task commands, and how to
  * close it all. One module per kind: embedded/ (memory broker persisted under data_dir) and
- * etcd-backend.ts, each listed in open-backend.ts.
+ * etcd.ts, each listed in open.ts.
  */
-import type { State, StateStore, TaskCommander, TaskCommandSource } from "../statemachine/types.ts";
-import type { CoordinatorErrorKind } from "../coordinators/error-kind.ts";
-import type { Client, Coordinator } from "../types.ts";
-import type { RuntimeConfig } from "./config/schema.ts";
-import type { Metrics } from "./metrics.ts";
-import type { TaskHistory } from "./task-history.ts";
+import type { State, StateStore, TaskCommander, TaskCommandSource } from "../../statemachine/types.ts";
+import type { CoordinatorErrorKind } from "../../coordinators/error-kind.ts";
+import type { Client, Coordinator } from "../../types.ts";
+import type { RuntimeConfig } from "../config/schema.ts";
+import type { Metrics } from "../metrics/metrics.ts";
+import type { TaskHistory } from "../history/task-history.ts";
 
 /** Where a backend keeps checkpoints (embedded: its database); values are JSON text. */
 export interface CheckpointStore {

@@ -3,9 +3,9 @@
  * as they are, `stateful: true` modules wrapped in the state machine with the backend's state
  * store and task commands.
  */
-import { statefulHandler, type StatefulHandler, type StateSnapshot } from "../statemachine/stateful.ts";
-import type { ErrorPolicy, StatefulRun, StateStore, TaskCommandSource } from "../statemachine/types.ts";
-import type { Handler } from "../types.ts";
+import { statefulHandler, type StatefulHandler, type StateSnapshot } from "../../statemachine/stateful.ts";
+import type { ErrorPolicy, StatefulRun, StateStore, TaskCommandSource } from "../../statemachine/types.ts";
+import type { Handler } from "../../types.ts";
 import type { HandlerModule } from "./loader.ts";
 
 export interface BuiltHandlers {

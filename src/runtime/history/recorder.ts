@@ -4,8 +4,8 @@
  * the state machine stores. Submits and deletes are recorded by the backend that performs
  * them (embedded: its persisted client), since only it sees handlers' and the API's alike.
  */
-import type { Consumer } from "../consumer/consumer.ts";
-import type { StateStore } from "../statemachine/types.ts";
+import type { Consumer } from "../../consumer/consumer.ts";
+import type { StateStore } from "../../statemachine/types.ts";
 import { clipMessage, type TaskHistory } from "./task-history.ts";
 
 export function recordConsumerHistory(consumer: Consumer, history: TaskHistory, node: string): () => void {

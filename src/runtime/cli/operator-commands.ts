@@ -13,21 +13,21 @@ import { Buffer } from "node:buffer";
 import { readFile } from "node:fs/promises";
 import process from "node:process";
 import type { CAC } from "cac";
-import { ConfigError, describeError } from "../errors.ts";
-import { routeTask } from "../handler.ts";
-import type { TaskInfo } from "../types.ts";
-import { createOutput, truncate, type Output, type OutputStream } from "./cli-output.ts";
-import type { RuntimeConfig } from "./config/schema.ts";
+import { ConfigError, describeError } from "../../errors.ts";
+import { routeTask } from "../../handler.ts";
+import type { TaskInfo } from "../../types.ts";
+import { createOutput, truncate, type Output, type OutputStream } from "./output.ts";
+import type { RuntimeConfig } from "../config/schema.ts";
 import { ExitCode } from "./exit-codes.ts";
-import { countResults, parseTaskLines } from "./operator/bulk-submit.ts";
-import { connectOperator } from "./operator/connect.ts";
-import { describeState } from "./operator/state-view.ts";
-import { OperatorError, type Operator, type OperatorErrorKind, type TaskMessageName, type TaskRow } from "./operator/types.ts";
-import { checkNodeCommand, checkProps, checkTaskId, checkTaskMessage, NODE_COMMAND_NAMES, parseUntil } from "./operator/validate.ts";
+import { countResults, parseTaskLines } from "../operator/bulk-submit.ts";
+import { connectOperator } from "../operator/connect.ts";
+import { stateLine } from "../operator/state-view.ts";
+import { OperatorError, type Operator, type OperatorErrorKind, type TaskMessageName, type TaskRow } from "../operator/types.ts";
+import { checkNodeCommand, checkProps, checkTaskId, checkTaskMessage, NODE_COMMAND_NAMES, parseUntil } from "../operator/validate.ts";
 
 /** The STATE column: the state machine's state, else whether a node runs the task. */
 function stateCell(t: TaskRow): string {
-  if (t.state) return describeState({ code: t.state.code, ...(t.state.until ? { until: t.state.until } : {}) }) + (t.state.errors ? ` (${t.state.errors} error${t.state.errors === 1 ? "" : "s"})` : "");
+  if (t.state) return stateLine({ code: t.state.code, ...(t.state.until ? { until: t.state.until } : {}) }) + (t.state.errors ? ` (${t.state.errors} error${t.state.errors === 1 ? "" : "s"})` : "");
   return t.owner ? "running" : "pending";
 }
 
@@ -360,7 +360,7 @@ export function registerOperatorCommands(cli: CAC, deps: OperatorCliDeps): void 
           out.printLine(`task ${view.id} has no state: it has not run as a stateful task`);
           return;
         }
-        const rows: string[][] = [["task", view.id], ["state", describeState(view.state)]];
+        const rows: string[][] = [["task", view.id], ["state", stateLine(view.state)]];
         if (view.state.until) rows.push(["until", view.state.until]);
         if (view.since) rows.push(["since", view.since]);
         out.printTable(["FIELD", "VALUE"], rows);

@@ -9,10 +9,10 @@
  *                   "damaged": true), a summary on stderr
  */
 import type { CAC } from "cac";
-import { ConfigError } from "../errors.ts";
-import { silentLogger } from "../log.ts";
-import type { OutputStream } from "./cli-output.ts";
-import type { RuntimeConfig } from "./config/schema.ts";
+import { ConfigError } from "../../errors.ts";
+import { silentLogger } from "../../log.ts";
+import type { OutputStream } from "./output.ts";
+import type { RuntimeConfig } from "../config/schema.ts";
 import { ExitCode } from "./exit-codes.ts";
 
 export interface StoreCliDeps {
@@ -37,7 +37,7 @@ export function registerStoreCommands(cli: CAC, deps: StoreCliDeps): void {
         }
         const config = await deps.loadConfig();
         if (config.coordinator !== "embedded") throw new ConfigError(`store ${action} works on the embedded coordinator's database; this config uses ${config.coordinator}`);
-        const { EmbeddedStore } = await import("./embedded/sqlite-store.ts");
+        const { EmbeddedStore } = await import("../embedded/sqlite-store.ts");
         const store = EmbeddedStore.open(config.dataDir, silentLogger, { salvage: true });
         try {
           if (action === "check") {

@@ -1,0 +1,66 @@
+/**
+ * A node's registration in etcd: its name marker and the metadata keys, all on the node's
+ * lease, written only if the name is not live (Go nodes register the same way). The lease
+ * keeps them alive; when it ends they go and the name is free again.
+ */
+import { Buffer } from "node:buffer";
+import { hostname } from "node:os";
+import type { Etcd3, IRequestOp } from "etcd3";
+import { NodeNameTakenError } from "../../errors.ts";
+import type { Logger } from "../../types.ts";
+import type { EtcdConfig } from "./config.ts";
+import { encodeMetadata, type Keys } from "./keys.ts";
+import { NodeLease } from "./lease.ts";
+
+/** Grant a lease and register the node name on it; NodeNameTakenError if the name is live. */
+export async function registerNode(etcd: Etcd3, keys: Keys, node: string, config: EtcdConfig, log: Logger): Promise<NodeLease> {
+  const lease = await NodeLease.grant(etcd, config.leaseTtl, config.dialTimeout, log);
+  const meta = Buffer.from(encodeMetadata(hostName(), node));
+  const marker = Buffer.from(keys.node(node));
+  const put = (key: string | Buffer): IRequestOp => ({ request_put: { key: Buffer.from(key), value: meta, lease: lease.id } });
+  let registered = false;
+  try {
+    const res = await etcd.kv.txn(
+      {
+        compare: [{ key: marker, target: "Version", result: "Equal", version: 0 }],
+        // Go's order: namespace metadata, node marker, tasks metadata, commands metadata.
+        success: [put(keys.metadata), put(marker), put(keys.tasksMetadata), put(keys.nodeCommandsMetadata(node))],
+      },
+      { deadline: Date.now() + config.dialTimeout },
+    );
+    registered = res.succeeded;
+  } catch (err) {
+    await lease.revoke(config.requestTimeout).catch(() => undefined);
+    throw err;
+  }
+  if (!registered) {
+    await lease.revoke(config.requestTimeout).catch(() => undefined);
+    throw new NodeNameTakenError(node, keys.ns);
+  }
+  return lease;
+}
+
+/**
+ * Put the node's marker back on its lease if it is missing (deleted by hand while the lease
+ * lives), so the name stays taken. True when it was put back.
+ */
+export async function restoreNodeMarker(etcd: Etcd3, keys: Keys, node: string, leaseId: string, timeoutMs: number): Promise<boolean> {
+  const marker = Buffer.from(keys.node(node));
+  const res = await etcd.kv.txn(
+    {
+      compare: [{ key: marker, target: "Version", result: "Equal", version: 0 }],
+      success: [{ request_put: { key: marker, value: Buffer.from(encodeMetadata(hostName(), node)), lease: leaseId } }],
+    },
+    { deadline: Date.now() + timeoutMs },
+  );
+  return res.succeeded;
+}
+
+/** The metadata's informational host field; Deno without --allow-sys may refuse to say. */
+function hostName(): string {
+  try {
+    return hostname();
+  } catch {
+    return "unknown";
+  }
+}
