@@ -342,10 +342,14 @@ describe("batched claims and releases", () => {
     const send = conn.kv.txn.bind(conn.kv);
     const stolen: string[] = [];
     let singles = 0;
+    // Counted before the await: several batched transactions are in flight at once, and each
+    // must see the steals the earlier ones already started (at most five in all).
+    let steals = 0;
     conn.kv.txn = async (...args: Parameters<typeof send>) => {
       const batched = (args[0].compare?.length ?? 0) > 2;
       if ((args[0].compare?.length ?? 0) === 2) singles++;
-      if (batched && stolen.length < 5) {
+      if (batched && steals < 5) {
+        steals++;
         // The last task of this very transaction (never race0): its compare fails.
         const inTxn = (args[0].compare ?? []).map((c) => String(c.key)).filter((k) => k.endsWith("/owner")).map((k) => k.split("/").at(-2)!);
         const victim = inTxn.filter((id) => id !== "race0").at(-1);
