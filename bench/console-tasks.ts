@@ -20,7 +20,13 @@ const TASKS = Number(process.argv[2] ?? 100_000);
 const RUNS = 9;
 
 const broker = new MemoryBroker();
-const consumer = new Consumer({ coordinator: broker.coordinator("n1"), node: "n1", handler: { run: async () => "release" }, balanceEvery: Infinity, log: silentLogger });
+const consumer = new Consumer({
+  coordinator: broker.coordinator("n1"),
+  node: "n1",
+  handler: { run: async () => "release" },
+  balanceEvery: Infinity,
+  log: silentLogger,
+});
 const client = broker.client();
 for (let i = 0; i < TASKS; i++) await client.submitTask(`${i % 3 === 0 ? "crawl" : "report"}:t${i}`, { i });
 const metrics = createMetrics({ defaultMetrics: false, loopLagSampleEvery: false });
@@ -55,7 +61,9 @@ async function measure(path: string): Promise<{ ms: number; bytes: number; total
   return { ms: times[Math.floor(RUNS / 2)]!, bytes, total };
 }
 
-console.log(`GET /api/tasks with ${TASKS} tasks (median of ${RUNS}, ${process.versions.bun ? `Bun ${process.versions.bun}` : "Node"})`);
+console.log(
+  `GET /api/tasks with ${TASKS} tasks (median of ${RUNS}, ${process.versions.bun ? `Bun ${process.versions.bun}` : "Node"})`,
+);
 const rows: Array<[string, string]> = [
   ["baseline: every task", "/api/tasks"],
   ["first page (50)", "/api/tasks?offset=0&limit=50"],
@@ -65,7 +73,9 @@ const rows: Array<[string, string]> = [
 ];
 for (const [label, path] of rows) {
   const r = await measure(path);
-  console.log(`${label.padEnd(26)} ${r.ms.toFixed(1).padStart(8)} ms  ${(r.bytes / 1024).toFixed(1).padStart(9)} KiB  total=${String(r.total)}`);
+  console.log(
+    `${label.padEnd(26)} ${r.ms.toFixed(1).padStart(8)} ms  ${(r.bytes / 1024).toFixed(1).padStart(9)} KiB  total=${String(r.total)}`,
+  );
 }
 await server.close();
 metrics.close();

@@ -39,7 +39,11 @@ interface Mode {
   readonly rebalance: RebalanceOptions | false | undefined;
 }
 const ELASTIC: Mode = { name: "elastic (defaults)", fair: {}, rebalance: undefined };
-const BASELINE: Mode = { name: "baseline (no membership rebalance, defer once)", fair: { claimDeferLimit: 0 }, rebalance: false };
+const BASELINE: Mode = {
+  name: "baseline (no membership rebalance, defer once)",
+  fair: { claimDeferLimit: 0 },
+  rebalance: false,
+};
 
 /** Running handlers per node and every start, from in-process nodes and the child alike. */
 class Tally {
@@ -105,7 +109,10 @@ function idleHandler(tally: Tally, node: string): Handler {
 }
 
 async function inProcess(etcd: EtcdServer, ns: string, name: string, tally: Tally, mode: Mode): Promise<Consumer> {
-  const coordinator = new EtcdCoordinator({ endpoints: [etcd.endpoint], namespace: ns, node: name, leaseTtl: TTL }, { log: silentLogger });
+  const coordinator = new EtcdCoordinator(
+    { endpoints: [etcd.endpoint], namespace: ns, node: name, leaseTtl: TTL },
+    { log: silentLogger },
+  );
   const consumer = new Consumer({
     coordinator,
     node: name,
@@ -121,9 +128,14 @@ async function inProcess(etcd: EtcdServer, ns: string, name: string, tally: Tall
 /** The fourth node, in its own process; retried while its name is still held by its old lease. */
 async function child(etcd: EtcdServer, ns: string, name: string, tally: Tally, mode: Mode): Promise<ChildProcess> {
   const fixture = join(import.meta.dir, "..", "test", "etcd", "fixtures", "elastic-node.ts");
-  const opts = JSON.stringify({ fair: mode.fair, ...(mode.rebalance !== undefined ? { rebalance: mode.rebalance } : {}) });
+  const opts = JSON.stringify({
+    fair: mode.fair,
+    ...(mode.rebalance !== undefined ? { rebalance: mode.rebalance } : {}),
+  });
   for (let attempt = 0; attempt < 100; attempt++) {
-    const proc = spawn(process.execPath, [fixture, etcd.endpoint, ns, name, String(TTL), opts], { stdio: ["ignore", "pipe", "inherit"] });
+    const proc = spawn(process.execPath, [fixture, etcd.endpoint, ns, name, String(TTL), opts], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     const outcome = await new Promise<"ready" | "taken" | "failed">((resolve) => {
       createInterface({ input: proc.stdout! }).on("line", (line) => {
         const [what, id] = line.split(" ");
@@ -225,7 +237,19 @@ async function oneRun(etcd: EtcdServer, mode: Mode, run: number): Promise<RunRes
     await new Promise((r) => setTimeout(r, 1000));
     const share = TASKS / 3;
     const handoffWorst = Math.max(...locals.map((n) => Math.abs(tally.on(n) - share) / share));
-    return { ...(join !== undefined ? { join } : {}), joinMoves, joinMin, joinMin20, retMin20, ...(ret !== undefined ? { ret } : {}), retMoves, retMin, handoff: tally.spread(locals), handoffWorst, doubles: tally.doubles };
+    return {
+      ...(join !== undefined ? { join } : {}),
+      joinMoves,
+      joinMin,
+      joinMin20,
+      retMin20,
+      ...(ret !== undefined ? { ret } : {}),
+      retMoves,
+      retMin,
+      handoff: tally.spread(locals),
+      handoffWorst,
+      doubles: tally.doubles,
+    };
   } finally {
     if (proc) await signal(proc, "SIGKILL");
     await Promise.all(consumers.map((x) => x.shutdown({ timeout: 5000 })));
@@ -243,7 +267,10 @@ function summary(values: (number | undefined)[]): string {
 
 const etcd = await startEtcd();
 try {
-  for (const [mode, runs] of [[BASELINE, 1], [ELASTIC, RUNS]] as const) {
+  for (const [mode, runs] of [
+    [BASELINE, 1],
+    [ELASTIC, RUNS],
+  ] as const) {
     const results: RunResult[] = [];
     for (let run = 1; run <= runs; run++) {
       const r = await oneRun(etcd, mode, run);

@@ -55,17 +55,29 @@ console.log(`1. in process, ${SUBMITTERS} concurrent submitters, ${SECONDS} s ea
   journal.close();
   const store = EmbeddedStore.open(join(root, "sqlite"), silentLogger);
   await inProcess("SQLite (WAL, synchronous=FULL, group commit)", (id) => store.putTask(id, props(0)));
-  console.log(`  SQLite commits: ${store.writes.commits} for ${store.writes.writes} writes (${(store.writes.writes / Math.max(1, store.writes.commits)).toFixed(1)} per commit)`);
+  console.log(
+    `  SQLite commits: ${store.writes.commits} for ${store.writes.writes} writes (${(store.writes.writes / Math.max(1, store.writes.commits)).toFixed(1)} per commit)`,
+  );
   store.close();
 }
 
 const bin = await metaforaBinary();
-const ws = makeWorkspace({ "worker.ts": `export default { async run(task, ctx) { await new Promise((r) => ctx.signal.addEventListener("abort", r, { once: true })); return "release"; } };` });
+const ws = makeWorkspace({
+  "worker.ts": `export default { async run(task, ctx) { await new Promise((r) => ctx.signal.addEventListener("abort", r, { once: true })); return "release"; } };`,
+});
 
 async function overHttp(label: string, binary: string, dataDir: string): Promise<void> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const node = startNode(binary, { cwd: ws.dir, env: { METAFORA_HTTP: `127.0.0.1:${port}`, METAFORA_NODE: "bench", METAFORA_DATA_DIR: dataDir, METAFORA_LOG_LEVEL: "warn" } });
+  const node = startNode(binary, {
+    cwd: ws.dir,
+    env: {
+      METAFORA_HTTP: `127.0.0.1:${port}`,
+      METAFORA_NODE: "bench",
+      METAFORA_DATA_DIR: dataDir,
+      METAFORA_LOG_LEVEL: "warn",
+    },
+  });
   await node.waitReady(url, 60_000);
   let acked = 0;
   const deadline = performance.now() + SECONDS * 1000;
@@ -73,7 +85,11 @@ async function overHttp(label: string, binary: string, dataDir: string): Promise
   await Promise.all(
     Array.from({ length: SUBMITTERS }, async (_, w) => {
       for (let i = 0; i < 10_000_000 && performance.now() < deadline; i++) {
-        const res = await fetch(`${url}/api/tasks`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ id: `nohandler:${w}-${i}`, props: props(i) }) });
+        const res = await fetch(`${url}/api/tasks`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ id: `nohandler:${w}-${i}`, props: props(i) }),
+        });
         await res.arrayBuffer();
         if (res.status === 201) acked++;
       }
@@ -86,18 +102,35 @@ async function overHttp(label: string, binary: string, dataDir: string): Promise
 }
 
 console.log(`2. over HTTP, compiled binary, ${SUBMITTERS} concurrent clients, ${SECONDS} s each`);
-if (process.env.JOURNAL_BINARY) await overHttp("journal-format binary", process.env.JOURNAL_BINARY, join(root, "http-journal"));
+if (process.env.JOURNAL_BINARY)
+  await overHttp("journal-format binary", process.env.JOURNAL_BINARY, join(root, "http-journal"));
 else console.log("  (journal-format binary: set JOURNAL_BINARY to a build of the code before SQLite to compare)");
 await overHttp("SQLite binary", bin, join(root, "http-sqlite"));
 
-console.log(`3. exec → /readyz after a restart with ${TASKS} stored tasks (no handler for them: load time, not claim time)`);
+console.log(
+  `3. exec → /readyz after a restart with ${TASKS} stored tasks (no handler for them: load time, not claim time)`,
+);
 async function readyAfterRestart(label: string, binary: string, dataDir: string): Promise<void> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const t0 = performance.now();
-  const node = startNode(binary, { cwd: ws.dir, env: { METAFORA_HTTP: `127.0.0.1:${port}`, METAFORA_NODE: "bench", METAFORA_DATA_DIR: dataDir, METAFORA_LOG_LEVEL: "warn" } });
+  const node = startNode(binary, {
+    cwd: ws.dir,
+    env: {
+      METAFORA_HTTP: `127.0.0.1:${port}`,
+      METAFORA_NODE: "bench",
+      METAFORA_DATA_DIR: dataDir,
+      METAFORA_LOG_LEVEL: "warn",
+    },
+  });
   for (let i = 0; i < 60_000; i++) {
-    if (await fetch(`${url}/readyz`).then((r) => r.status === 200, () => false)) break;
+    if (
+      await fetch(`${url}/readyz`).then(
+        (r) => r.status === 200,
+        () => false,
+      )
+    )
+      break;
     await new Promise((r) => setTimeout(r, 5));
   }
   const ms = performance.now() - t0;
@@ -115,16 +148,23 @@ async function readyAfterRestart(label: string, binary: string, dataDir: string)
   store.close();
   const size = statSync(join(dir, "metafora.db")).size;
   await readyAfterRestart("SQLite", bin, dir);
-  console.log(`  database size: ${(size / 1024 / 1024).toFixed(1)} MiB, ${Math.round(size / TASKS)} bytes per task (props ${JSON.stringify(props(TASKS - 1)).length} bytes of JSON)`);
+  console.log(
+    `  database size: ${(size / 1024 / 1024).toFixed(1)} MiB, ${Math.round(size / TASKS)} bytes per task (props ${JSON.stringify(props(TASKS - 1)).length} bytes of JSON)`,
+  );
   if (process.env.JOURNAL_BINARY) {
     const jdir = join(root, "big-journal");
     mkdirSync(jdir, { recursive: true });
     const entries: Record<string, unknown> = {};
     for (let i = 0; i < TASKS; i++) entries[`nohandler:${i}`] = props(i);
-    writeFileSync(join(jdir, "tasks.snapshot.json"), JSON.stringify({ format: "metafora-durable-map", version: 1, entries }));
+    writeFileSync(
+      join(jdir, "tasks.snapshot.json"),
+      JSON.stringify({ format: "metafora-durable-map", version: 1, entries }),
+    );
     const jsize = statSync(join(jdir, "tasks.snapshot.json")).size;
     await readyAfterRestart("journal-format binary", process.env.JOURNAL_BINARY, jdir);
-    console.log(`  journal snapshot size: ${(jsize / 1024 / 1024).toFixed(1)} MiB, ${Math.round(jsize / TASKS)} bytes per task`);
+    console.log(
+      `  journal snapshot size: ${(jsize / 1024 / 1024).toFixed(1)} MiB, ${Math.round(jsize / TASKS)} bytes per task`,
+    );
   }
 
   console.log(`4. start-up check on that database (${(size / 1024 / 1024).toFixed(1)} MiB)`);

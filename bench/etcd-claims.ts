@@ -8,7 +8,17 @@
  */
 import { Buffer } from "node:buffer";
 import { Keys, encodeOwner } from "../src/coordinators/etcd/keys.ts";
-import { client, fmt, RunningCounts, startEtcd, startNode, submitAll, taskIds, until, type BenchNode } from "./etcd-support.ts";
+import {
+  client,
+  fmt,
+  RunningCounts,
+  startEtcd,
+  startNode,
+  submitAll,
+  taskIds,
+  until,
+  type BenchNode,
+} from "./etcd-support.ts";
 
 const TASKS = Number(process.argv[2] ?? 10_000);
 const CONSUMERS = Number(process.argv[3] ?? 3);
@@ -51,18 +61,28 @@ try {
   const counts = new RunningCounts();
   const names = Array.from({ length: CONSUMERS }, (_, i) => `node-${i + 1}`);
   const t0 = performance.now();
-  const nodes: BenchNode[] = await Promise.all(names.map((n) => startNode(etcd, ns, n, counts, 10, { claimConcurrency: CONCURRENCY })));
-  const claimMs = await until("every task running", () => counts.total() === TASKS, 300_000).then(() => performance.now() - t0);
+  const nodes: BenchNode[] = await Promise.all(
+    names.map((n) => startNode(etcd, ns, n, counts, 10, { claimConcurrency: CONCURRENCY })),
+  );
+  const claimMs = await until("every task running", () => counts.total() === TASKS, 300_000).then(
+    () => performance.now() - t0,
+  );
   const rate = (TASKS / claimMs) * 1000;
   const fair = TASKS / CONSUMERS;
   const spread = names.map((n) => counts.on(n));
   const worst = Math.max(...spread.map((x) => Math.abs(x - fair) / fair));
 
-  console.log(`etcd claim throughput (${TASKS} tasks, ${CONSUMERS} consumers, claimConcurrency ${CONCURRENCY}, etcd ${etcd.endpoint})`);
+  console.log(
+    `etcd claim throughput (${TASKS} tasks, ${CONSUMERS} consumers, claimConcurrency ${CONCURRENCY}, etcd ${etcd.endpoint})`,
+  );
   console.log(`  submit:   ${fmt(submitMs)} (${Math.round((TASKS / submitMs) * 1000)} submits/s, 64 in flight)`);
   console.log(`  raw txn:  ${fmt(rawMs)} = ${Math.round(rawRate)} claims/s (one client, sequential)`);
-  console.log(`  cluster:  ${fmt(claimMs)} from start to all running = ${Math.round(rate)} claims/s = ${(rate / rawRate).toFixed(2)} x raw (goal >= 0.5)`);
-  console.log(`  spread:   ${spread.join(" / ")} (fair ${Math.round(fair)}; worst ${(worst * 100).toFixed(1)}% off, goal <= 20%)`);
+  console.log(
+    `  cluster:  ${fmt(claimMs)} from start to all running = ${Math.round(rate)} claims/s = ${(rate / rawRate).toFixed(2)} x raw (goal >= 0.5)`,
+  );
+  console.log(
+    `  spread:   ${spread.join(" / ")} (fair ${Math.round(fair)}; worst ${(worst * 100).toFixed(1)}% off, goal <= 20%)`,
+  );
   console.log(`  doubles:  ${counts.doubles}`);
   await Promise.all(nodes.map((n) => n.consumer.shutdown({ timeout: 30_000 })));
   c.close();

@@ -21,17 +21,32 @@ try {
     const victim = new ChildNode(etcd, ns, "victim", TTL, CONCURRENCY);
     await victim.ready();
     await submitAll(c, taskIds(TASKS));
-    await until("the victim to hold every task", async () => (await ownerCounts(c)).get("victim") === TASKS, 120_000, 200);
-    const survivors = [new ChildNode(etcd, ns, "survivor-1", TTL, CONCURRENCY), new ChildNode(etcd, ns, "survivor-2", TTL, CONCURRENCY)];
+    await until(
+      "the victim to hold every task",
+      async () => (await ownerCounts(c)).get("victim") === TASKS,
+      120_000,
+      200,
+    );
+    const survivors = [
+      new ChildNode(etcd, ns, "survivor-1", TTL, CONCURRENCY),
+      new ChildNode(etcd, ns, "survivor-2", TTL, CONCURRENCY),
+    ];
     await Promise.all(survivors.map((s) => s.ready()));
     // Kill at a random point of the keepalive cycle, as a crash would.
     await new Promise((r) => setTimeout(r, Math.random() * 2000));
-    const t0 = performance.now();
+    const _t0 = performance.now();
     await victim.signal("SIGKILL");
-    const ms = await until("the survivors to run every task", () => survivors[0]!.claimed + survivors[1]!.claimed >= TASKS, (TTL + 60) * 1000, 5);
+    const ms = await until(
+      "the survivors to run every task",
+      () => survivors[0]!.claimed + survivors[1]!.claimed >= TASKS,
+      (TTL + 60) * 1000,
+      5,
+    );
     times.push(ms);
     const owners = await ownerCounts(c);
-    console.log(`run ${run}: all ${TASKS} running elsewhere ${fmt(ms)} after SIGKILL (split ${survivors.map((s) => s.claimed).join("/")}; owners in etcd ${JSON.stringify(Object.fromEntries(owners))})`);
+    console.log(
+      `run ${run}: all ${TASKS} running elsewhere ${fmt(ms)} after SIGKILL (split ${survivors.map((s) => s.claimed).join("/")}; owners in etcd ${JSON.stringify(Object.fromEntries(owners))})`,
+    );
     await Promise.all(survivors.map((s) => s.signal("SIGTERM")));
     c.close();
   }

@@ -20,12 +20,25 @@ try {
     const leaver = new ChildNode(etcd, ns, "leaver", 10, CONCURRENCY);
     await leaver.ready();
     await submitAll(c, taskIds(TASKS));
-    await until("the leaver to hold every task", async () => (await ownerCounts(c)).get("leaver") === TASKS, 120_000, 200);
-    const stayers = [new ChildNode(etcd, ns, "stayer-1", 10, CONCURRENCY), new ChildNode(etcd, ns, "stayer-2", 10, CONCURRENCY)];
+    await until(
+      "the leaver to hold every task",
+      async () => (await ownerCounts(c)).get("leaver") === TASKS,
+      120_000,
+      200,
+    );
+    const stayers = [
+      new ChildNode(etcd, ns, "stayer-1", 10, CONCURRENCY),
+      new ChildNode(etcd, ns, "stayer-2", 10, CONCURRENCY),
+    ];
     await Promise.all(stayers.map((s) => s.ready()));
     const t0 = performance.now();
     const exited = leaver.signal("SIGTERM").then(() => performance.now() - t0);
-    const handoff = await until("the stayers to run every task", () => stayers[0]!.claimed + stayers[1]!.claimed >= TASKS, 60_000, 2);
+    const handoff = await until(
+      "the stayers to run every task",
+      () => stayers[0]!.claimed + stayers[1]!.claimed >= TASKS,
+      60_000,
+      2,
+    );
     results.push(handoff);
     const owners = await ownerCounts(c);
     console.log(
@@ -35,7 +48,9 @@ try {
     await Promise.all(stayers.map((s) => s.signal("SIGTERM")));
     c.close();
   }
-  console.log(`graceful handoff of ${TASKS} tasks (claimConcurrency ${CONCURRENCY}): median ${fmt(median(results))}, worst ${fmt(Math.max(...results))} over ${RUNS} runs (goal < 1000 ms)`);
+  console.log(
+    `graceful handoff of ${TASKS} tasks (claimConcurrency ${CONCURRENCY}): median ${fmt(median(results))}, worst ${fmt(Math.max(...results))} over ${RUNS} runs (goal < 1000 ms)`,
+  );
 } finally {
   await etcd.stop();
 }

@@ -5,7 +5,17 @@
  *
  *   bun bench/etcd-requests.ts [tasks=1000] [nodes=3] [windowSeconds=30] [leaseTtl=10]
  */
-import { client, diffCounts, etcdRequestCounts, RunningCounts, startEtcd, startNode, submitAll, taskIds, until } from "./etcd-support.ts";
+import {
+  client,
+  diffCounts,
+  etcdRequestCounts,
+  RunningCounts,
+  startEtcd,
+  startNode,
+  submitAll,
+  taskIds,
+  until,
+} from "./etcd-support.ts";
 
 const TASKS = Number(process.argv[2] ?? 1000);
 const NODES = Number(process.argv[3] ?? 3);
@@ -29,14 +39,20 @@ try {
   const perMinute = 60 / WINDOW_S;
   let total = 0;
   let keepalive = 0;
-  console.log(`etcd requests in steady state: ${TASKS} tasks running on ${NODES} nodes, lease TTL ${TTL} s, ${WINDOW_S} s window`);
+  console.log(
+    `etcd requests in steady state: ${TASKS} tasks running on ${NODES} nodes, lease TTL ${TTL} s, ${WINDOW_S} s window`,
+  );
   for (const [method, n] of [...delta].sort()) {
     total += n;
     if (method === "Lease.LeaseKeepAlive") keepalive += n;
     console.log(`  ${method.padEnd(24)} ${String(n).padStart(6)} in window = ${(n * perMinute).toFixed(1)}/min`);
   }
-  console.log(`  total: ${(total * perMinute).toFixed(1)}/min = ${((total * perMinute) / TASKS).toFixed(4)} per running task per minute`);
-  console.log(`  beyond keepalives: ${((total - keepalive) * perMinute).toFixed(1)}/min = ${(((total - keepalive) * perMinute) / TASKS).toFixed(4)} per running task per minute (goal 0)`);
+  console.log(
+    `  total: ${(total * perMinute).toFixed(1)}/min = ${((total * perMinute) / TASKS).toFixed(4)} per running task per minute`,
+  );
+  console.log(
+    `  beyond keepalives: ${((total - keepalive) * perMinute).toFixed(1)}/min = ${(((total - keepalive) * perMinute) / TASKS).toFixed(4)} per running task per minute (goal 0)`,
+  );
   console.log(`  keepalives: ${((keepalive * perMinute) / NODES).toFixed(1)}/min per node (independent of task count)`);
   await Promise.all(nodes.map((n) => n.consumer.shutdown({ timeout: 30_000 })));
   c.close();

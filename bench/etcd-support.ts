@@ -63,8 +63,18 @@ export async function startNode(
   leaseTtl = 10,
   options: Partial<ConsumerOptions> = {},
 ): Promise<BenchNode> {
-  const coordinator = new EtcdCoordinator({ endpoints: [etcd.endpoint], namespace, node: name, leaseTtl }, { log: silentLogger });
-  const consumer = new Consumer({ coordinator, node: name, handler: counts.handler(name), balanceEvery: Infinity, log: silentLogger, ...options });
+  const coordinator = new EtcdCoordinator(
+    { endpoints: [etcd.endpoint], namespace, node: name, leaseTtl },
+    { log: silentLogger },
+  );
+  const consumer = new Consumer({
+    coordinator,
+    node: name,
+    handler: counts.handler(name),
+    balanceEvery: Infinity,
+    log: silentLogger,
+    ...options,
+  });
   await consumer.start();
   return { name, consumer, coordinator };
 }
@@ -88,7 +98,12 @@ export function taskIds(n: number, prefix = "t"): string[] {
 }
 
 /** Poll until `probe` is true or `timeoutMs` passes; resolves with the elapsed ms (or throws). */
-export async function until(what: string, probe: () => boolean | Promise<boolean>, timeoutMs: number, intervalMs = 5): Promise<number> {
+export async function until(
+  what: string,
+  probe: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  intervalMs = 5,
+): Promise<number> {
   const t0 = performance.now();
   for (;;) {
     if (await probe()) return performance.now() - t0;
@@ -104,11 +119,21 @@ export class ChildNode {
   claimed = 0;
   private isReady = false;
   readonly proc: ChildProcess;
-  constructor(etcd: EtcdServer, namespace: string, readonly name: string, leaseTtl: number, claimConcurrency = 1) {
+  constructor(
+    etcd: EtcdServer,
+    namespace: string,
+    readonly name: string,
+    leaseTtl: number,
+    claimConcurrency = 1,
+  ) {
     const script = join(import.meta.dir, "..", "test", "chaos", "fixtures", "child-consumer.ts");
-    this.proc = spawn(process.execPath, [script, etcd.endpoint, namespace, name, String(leaseTtl), String(claimConcurrency)], {
-      stdio: ["ignore", "pipe", "inherit"],
-    });
+    this.proc = spawn(
+      process.execPath,
+      [script, etcd.endpoint, namespace, name, String(leaseTtl), String(claimConcurrency)],
+      {
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
     this.proc.stdout?.on("data", (chunk: Buffer) => {
       const lines = (this.tail + chunk.toString()).split("\n");
       this.tail = lines.pop() ?? "";

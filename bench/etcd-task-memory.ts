@@ -28,7 +28,10 @@ function handlerBaseline(n: number): number {
   const controllers = Array.from({ length: n }, () => new AbortController());
   const before = heap();
   const keep = controllers.map(
-    (c) => new Promise<HandlerResult>((resolve) => c.signal.addEventListener("abort", () => resolve("release"), { once: true })),
+    (c) =>
+      new Promise<HandlerResult>((resolve) =>
+        c.signal.addEventListener("abort", () => resolve("release"), { once: true }),
+      ),
   );
   const after = heap();
   void keep.length;
@@ -41,7 +44,10 @@ try {
   const c = client(etcd, ns);
   await c.submitTasks(taskIds(TASKS).map((id) => ({ id })));
   let running = 0;
-  const coordinator = new EtcdCoordinator({ endpoints: [etcd.endpoint], namespace: ns, node: "mem" }, { log: silentLogger });
+  const coordinator = new EtcdCoordinator(
+    { endpoints: [etcd.endpoint], namespace: ns, node: "mem" },
+    { log: silentLogger },
+  );
   const consumer = new Consumer({
     coordinator,
     node: "mem",
@@ -70,7 +76,9 @@ try {
   const handler = handlerBaseline(TASKS);
   console.log(`etcd: library memory per running task (${TASKS} tasks, one node, JS heap after GC)`);
   console.log(`  node knowing ${TASKS} unclaimed tasks: ${(known / 1024 / 1024).toFixed(1)} MiB heap`);
-  console.log(`  all running:                  ${(loaded / 1024 / 1024).toFixed(1)} MiB heap = +${(perTask / KiB).toFixed(2)} KiB per task`);
+  console.log(
+    `  all running:                  ${(loaded / 1024 / 1024).toFixed(1)} MiB heap = +${(perTask / KiB).toFixed(2)} KiB per task`,
+  );
   console.log(`  bench handler's own state:    ${(handler / KiB).toFixed(2)} KiB per task (measured alone)`);
   console.log(`  library per running task:     ${((perTask - handler) / KiB).toFixed(2)} KiB (goal <= 4 KiB)`);
   console.log(

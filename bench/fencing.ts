@@ -38,7 +38,11 @@ async function rate(n: number, inFlight: number, op: (i: number) => Promise<unkn
 }
 
 /** Alternate the two measurements `rounds` times (machine noise hits both); best of each. */
-async function compare(rounds: number, without: () => Promise<number>, withFence: () => Promise<number>): Promise<[number, number]> {
+async function compare(
+  rounds: number,
+  without: () => Promise<number>,
+  withFence: () => Promise<number>,
+): Promise<[number, number]> {
   let a = 0;
   let b = 0;
   for (let r = 0; r < rounds; r++) {
@@ -77,7 +81,11 @@ try {
   const lease = await raw.lease(60);
   const tokens: number[] = [];
   for (let w = 0; w < 8; w++) {
-    await raw.put(keys.owner(`s${w}`)).value(owner).lease(await lease.grant()).exec();
+    await raw
+      .put(keys.owner(`s${w}`))
+      .value(owner)
+      .lease(await lease.grant())
+      .exec();
     tokens.push(Number((await raw.get(keys.owner(`s${w}`)).exec()).kvs[0]!.create_revision));
   }
   const state = { code: "runnable" } as const;
@@ -90,7 +98,8 @@ try {
       await compare(
         3,
         () => rate(TRANSITIONS, inFlight, (i) => store.store(`s${i % 8}`, state)),
-        () => rate(TRANSITIONS, inFlight, (i) => store.store(`s${i % 8}`, state, { node: "bench", token: tokens[i % 8]! })),
+        () =>
+          rate(TRANSITIONS, inFlight, (i) => store.store(`s${i % 8}`, state, { node: "bench", token: tokens[i % 8]! })),
       ),
     );
   }
@@ -107,8 +116,17 @@ try {
       `checkpoints, ${inFlight} in flight`,
       await compare(
         3,
-        () => rate(TRANSITIONS, inFlight, (i) => raw.put(keys.checkpoint(cpTasks[i % 8]!)).value(value).exec()),
-        () => rate(TRANSITIONS, inFlight, (i) => coordinator.checkpoint({ id: cpTasks[i % 8]!, props: {} }, cpTokens[i % 8]!, value)),
+        () =>
+          rate(TRANSITIONS, inFlight, (i) =>
+            raw
+              .put(keys.checkpoint(cpTasks[i % 8]!))
+              .value(value)
+              .exec(),
+          ),
+        () =>
+          rate(TRANSITIONS, inFlight, (i) =>
+            coordinator.checkpoint({ id: cpTasks[i % 8]!, props: {} }, cpTokens[i % 8]!, value),
+          ),
       ),
     );
   }
@@ -123,9 +141,14 @@ try {
         { key: Buffer.from(keys.owner(id)), target: "Version", result: "Equal", version: 0 },
         { key: Buffer.from(keys.task(id)), target: "Version", result: "Greater", version: 0 },
       ],
-      success: [{ request_put: { key: Buffer.from(keys.owner(id)), value: Buffer.from(bareOwner), lease: bareLease.ID } }],
+      success: [
+        { request_put: { key: Buffer.from(keys.owner(id)), value: Buffer.from(bareOwner), lease: bareLease.ID } },
+      ],
     });
-  for (const [label, withCheckpoint] of [["claims, no checkpoint", false], ["claims, with a checkpoint", true]] as const) {
+  for (const [label, withCheckpoint] of [
+    ["claims, no checkpoint", false],
+    ["claims, with a checkpoint", true],
+  ] as const) {
     for (const inFlight of [1, 8]) {
       let round = 0;
       let won = 0;

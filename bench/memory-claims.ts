@@ -19,7 +19,8 @@ const TASKS = Number(process.argv[2] ?? 10_000);
 const NODES = 3;
 
 const idle: Handler = {
-  run: (_task, ctx) => new Promise((resolve) => ctx.signal.addEventListener("abort", () => resolve("release"), { once: true })),
+  run: (_task, ctx) =>
+    new Promise((resolve) => ctx.signal.addEventListener("abort", () => resolve("release"), { once: true })),
 };
 
 async function baseline(): Promise<number> {
@@ -27,8 +28,14 @@ async function baseline(): Promise<number> {
   const coord = broker.coordinator("raw");
   const noop = () => {};
   const ctx: CoordinatorContext = {
-    node: "raw", log: silentLogger, announce: noop, withdraw: noop, command: noop, lost: noop,
-    suspend: async () => {}, resume: noop,
+    node: "raw",
+    log: silentLogger,
+    announce: noop,
+    withdraw: noop,
+    command: noop,
+    lost: noop,
+    suspend: async () => {},
+    resume: noop,
   };
   await coord.init(ctx);
   const client = broker.client();
@@ -91,17 +98,22 @@ function report(r: Result): void {
   const share = TASKS / NODES;
   const min = Math.min(...r.counts);
   const max = Math.max(...r.counts);
-  const pct = (n: number) => `${(n / share - 1) * 100 >= 0 ? "+" : ""}${((n / share - 1) * 100).toFixed(1)}%`.replace("-0.0", "+0.0");
+  const pct = (n: number) =>
+    `${(n / share - 1) * 100 >= 0 ? "+" : ""}${((n / share - 1) * 100).toFixed(1)}%`.replace("-0.0", "+0.0");
   console.log(
     `${r.label.padEnd(34)} all running ${r.allRunningMs.toFixed(0).padStart(5)} ms (submit ${r.submitMs.toFixed(0)} ms)` +
       `  per node ${JSON.stringify(r.counts)}  min ${pct(min)} max ${pct(max)} of fair share  lost races ${r.missed}  shutdown ${r.shutdownMs.toFixed(0)} ms`,
   );
 }
 
-console.log(`memory coordinator, ${TASKS} tasks, ${NODES} consumers, ${process.versions.bun ? `bun ${process.versions.bun}` : `node ${process.version}`}`);
+console.log(
+  `memory coordinator, ${TASKS} tasks, ${NODES} consumers, ${process.versions.bun ? `bun ${process.versions.bun}` : `node ${process.version}`}`,
+);
 const warm = await baseline(); // JIT warm-up
 const base = await baseline();
-console.log(`${"baseline: raw submit+claim loop".padEnd(34)} ${base.toFixed(0).padStart(5)} ms (warm-up run ${warm.toFixed(0)} ms)`);
+console.log(
+  `${"baseline: raw submit+claim loop".padEnd(34)} ${base.toFixed(0).padStart(5)} ms (warm-up run ${warm.toFixed(0)} ms)`,
+);
 await cluster("warm-up", () => undefined);
 for (let run = 1; run <= 3; run++) report(await cluster(`FairBalancer (default), run ${run}`, () => undefined));
 report(await cluster("FairBalancer, claimConcurrency 4", () => undefined, 4));

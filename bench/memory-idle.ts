@@ -26,12 +26,19 @@ async function settle(): Promise<{ rss: number; heap: number }> {
 }
 
 const idle: Handler = {
-  run: (_task, ctx) => new Promise((resolve) => ctx.signal.addEventListener("abort", () => resolve("release"), { once: true })),
+  run: (_task, ctx) =>
+    new Promise((resolve) => ctx.signal.addEventListener("abort", () => resolve("release"), { once: true })),
 };
 
 async function pass(n: number): Promise<void> {
   const broker = new MemoryBroker();
-  const consumer = new Consumer({ coordinator: broker.coordinator("n"), node: "n", handler: idle, balanceEvery: Infinity, log: silentLogger });
+  const consumer = new Consumer({
+    coordinator: broker.coordinator("n"),
+    node: "n",
+    handler: idle,
+    balanceEvery: Infinity,
+    log: silentLogger,
+  });
   await consumer.start();
   consumer.freeze();
   const base = await settle();
@@ -49,13 +56,19 @@ async function pass(n: number): Promise<void> {
   const kb = (bytes: number) => (bytes / 1024).toFixed(2);
   const per = (a: number, b: number) => `${((a - b) / TASKS).toFixed(0)} B/task`;
   console.log(`pass ${n}: baseline rss ${kb(base.rss)} KiB heap ${kb(base.heap)} KiB`);
-  console.log(`  ${TASKS} tasks submitted, not running: rss +${kb(submitted.rss - base.rss)} KiB (${per(submitted.rss, base.rss)}), heap +${kb(submitted.heap - base.heap)} KiB (${per(submitted.heap, base.heap)})`);
-  console.log(`  ${TASKS} tasks running idle (over submitted): rss +${kb(ran.rss - submitted.rss)} KiB (${per(ran.rss, submitted.rss)}), heap +${kb(ran.heap - submitted.heap)} KiB (${per(ran.heap, submitted.heap)})`);
+  console.log(
+    `  ${TASKS} tasks submitted, not running: rss +${kb(submitted.rss - base.rss)} KiB (${per(submitted.rss, base.rss)}), heap +${kb(submitted.heap - base.heap)} KiB (${per(submitted.heap, base.heap)})`,
+  );
+  console.log(
+    `  ${TASKS} tasks running idle (over submitted): rss +${kb(ran.rss - submitted.rss)} KiB (${per(ran.rss, submitted.rss)}), heap +${kb(ran.heap - submitted.heap)} KiB (${per(ran.heap, submitted.heap)})`,
+  );
   console.log(`  total per running task: rss ${per(ran.rss, base.rss)}, heap ${per(ran.heap, base.heap)}`);
   await consumer.shutdown({ timeout: 30_000 });
 }
 
-console.log(`memory coordinator, ${TASKS} idle tasks, ${process.versions.bun ? `bun ${process.versions.bun}` : `node ${process.version}`}${bunGc ? "" : " (no forced GC available: figures are noisier)"}`);
+console.log(
+  `memory coordinator, ${TASKS} idle tasks, ${process.versions.bun ? `bun ${process.versions.bun}` : `node ${process.version}`}${bunGc ? "" : " (no forced GC available: figures are noisier)"}`,
+);
 await pass(1);
 await pass(2);
 process.exit(0);

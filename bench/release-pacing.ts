@@ -27,7 +27,14 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function memory(pacing: ConsumerOptions["releasePacing"]): Promise<number> {
   const broker = new MemoryBroker();
   const counter = { runs: 0 };
-  const consumer = new Consumer({ coordinator: broker.coordinator("n1"), node: "n1", handler: releaseAtOnce(counter), balanceEvery: Infinity, log: silentLogger, ...(pacing ? { releasePacing: pacing } : {}) });
+  const consumer = new Consumer({
+    coordinator: broker.coordinator("n1"),
+    node: "n1",
+    handler: releaseAtOnce(counter),
+    balanceEvery: Infinity,
+    log: silentLogger,
+    ...(pacing ? { releasePacing: pacing } : {}),
+  });
   await consumer.start();
   await broker.client().submitTask("spin");
   await sleep(3000);
@@ -36,10 +43,25 @@ async function memory(pacing: ConsumerOptions["releasePacing"]): Promise<number>
   return runs;
 }
 
-async function etcd(endpoint: string, revision: () => Promise<number>, namespace: string, pacing: ConsumerOptions["releasePacing"]): Promise<{ runs: number; revisions: number }> {
-  const coordinator = new EtcdCoordinator({ endpoints: [endpoint], namespace, node: "n1", leaseTtl: 10 }, { log: silentLogger });
+async function etcd(
+  endpoint: string,
+  revision: () => Promise<number>,
+  namespace: string,
+  pacing: ConsumerOptions["releasePacing"],
+): Promise<{ runs: number; revisions: number }> {
+  const coordinator = new EtcdCoordinator(
+    { endpoints: [endpoint], namespace, node: "n1", leaseTtl: 10 },
+    { log: silentLogger },
+  );
   const counter = { runs: 0 };
-  const consumer = new Consumer({ coordinator, node: "n1", handler: releaseAtOnce(counter), balanceEvery: Infinity, log: silentLogger, ...(pacing ? { releasePacing: pacing } : {}) });
+  const consumer = new Consumer({
+    coordinator,
+    node: "n1",
+    handler: releaseAtOnce(counter),
+    balanceEvery: Infinity,
+    log: silentLogger,
+    ...(pacing ? { releasePacing: pacing } : {}),
+  });
   await consumer.start();
   await coordinator.client.submitTask("spin");
   const r0 = await revision();
@@ -52,8 +74,10 @@ async function etcd(endpoint: string, revision: () => Promise<number>, namespace
 }
 
 const off = { within: 0 };
-console.log("release pacing: one task whose handler returns \"release\" at once");
-console.log(`memory, 3 s:  pacing off (baseline) ${await memory(off)} cycles; pacing on (defaults) ${await memory(undefined)} cycles`);
+console.log('release pacing: one task whose handler returns "release" at once');
+console.log(
+  `memory, 3 s:  pacing off (baseline) ${await memory(off)} cycles; pacing on (defaults) ${await memory(undefined)} cycles`,
+);
 
 const server = await startEtcd();
 try {
@@ -61,7 +85,9 @@ try {
   const revision = async () => Number((await kv.get("nothing").exec()).header.revision);
   const before = await etcd(server.endpoint, revision, "/bench-off", off);
   const after = await etcd(server.endpoint, revision, "/bench-on", undefined);
-  console.log(`etcd, 5 s:    pacing off (baseline) ${before.runs} cycles, ${before.revisions} revisions; pacing on (defaults) ${after.runs} cycles, ${after.revisions} revisions`);
+  console.log(
+    `etcd, 5 s:    pacing off (baseline) ${before.runs} cycles, ${before.revisions} revisions; pacing on (defaults) ${after.runs} cycles, ${after.revisions} revisions`,
+  );
 } finally {
   await server.stop();
 }

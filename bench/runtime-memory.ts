@@ -30,8 +30,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const port = await freePort();
 const url = `http://127.0.0.1:${port}`;
-const env: Record<string, string> = { METAFORA_HTTP: `127.0.0.1:${port}`, METAFORA_NODE: "bench", METAFORA_LOG_LEVEL: "warn" };
-if (etcd) Object.assign(env, { METAFORA_ETCD_ENDPOINTS: etcd.endpoint, METAFORA_NAMESPACE: `/bench-mem-${Date.now()}` });
+const env: Record<string, string> = {
+  METAFORA_HTTP: `127.0.0.1:${port}`,
+  METAFORA_NODE: "bench",
+  METAFORA_LOG_LEVEL: "warn",
+};
+if (etcd)
+  Object.assign(env, { METAFORA_ETCD_ENDPOINTS: etcd.endpoint, METAFORA_NAMESPACE: `/bench-mem-${Date.now()}` });
 const node = startNode(bin, { cwd: ws.dir, env });
 try {
   await node.waitReady(url, 60_000);
@@ -44,13 +49,19 @@ try {
   const submitter = async (): Promise<void> => {
     while (next < total) {
       const id = `worker:t${next++}`;
-      const res = await fetch(`${url}/api/tasks`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ id }) });
+      const res = await fetch(`${url}/api/tasks`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ id }),
+      });
       if (res.status !== 201) throw new Error(`submit ${id}: ${res.status} ${await res.text()}`);
     }
   };
   await Promise.all(Array.from({ length: 32 }, submitter));
   const submitted = performance.now() - t0;
-  console.log(`${mode}: ${total} submits over HTTP (32 concurrent): ${(submitted / 1000).toFixed(2)} s = ${Math.round(total / (submitted / 1000))}/s`);
+  console.log(
+    `${mode}: ${total} submits over HTTP (32 concurrent): ${(submitted / 1000).toFixed(2)} s = ${Math.round(total / (submitted / 1000))}/s`,
+  );
 
   let running = 0;
   for (let i = 0; i < 1200 && running < total; i++) {
@@ -63,12 +74,16 @@ try {
   await sleep(2000);
   const loaded = memory(node.pid);
   console.log(`${mode}: with ${running} running tasks: RSS ${mib(loaded.rss)}, peak ${mib(loaded.peak)}`);
-  console.log(`${mode}: growth per running task: ${(((loaded.rss - idle.rss) * 1024 * 1024) / Math.max(1, running) / 1024).toFixed(1)} KiB (RSS)`);
+  console.log(
+    `${mode}: growth per running task: ${(((loaded.rss - idle.rss) * 1024 * 1024) / Math.max(1, running) / 1024).toFixed(1)} KiB (RSS)`,
+  );
 
   const t1 = performance.now();
   node.signal("SIGTERM");
   const exit = await node.exited;
-  console.log(`${mode}: graceful shutdown of ${running} tasks: exit ${exit.code} after ${((performance.now() - t1) / 1000).toFixed(2)} s`);
+  console.log(
+    `${mode}: graceful shutdown of ${running} tasks: exit ${exit.code} after ${((performance.now() - t1) / 1000).toFixed(2)} s`,
+  );
 } finally {
   await node.stop();
   await etcd?.stop();

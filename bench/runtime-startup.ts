@@ -25,7 +25,9 @@ function stats(xs: number[]): string {
 
 async function execToExit(): Promise<number> {
   const t0 = performance.now();
-  await new Promise<void>((resolve) => spawn(bin, ["version"], { env: childEnv(), stdio: "ignore" }).on("exit", () => resolve()));
+  await new Promise<void>((resolve) =>
+    spawn(bin, ["version"], { env: childEnv(), stdio: "ignore" }).on("exit", () => resolve()),
+  );
   return performance.now() - t0;
 }
 
@@ -36,7 +38,10 @@ async function execToReady(env: Record<string, string>): Promise<number> {
   const node = startNode(bin, { cwd: ws.dir, env: { ...env, METAFORA_HTTP: `127.0.0.1:${port}` } });
   // Poll /readyz tightly (5 ms) so the figure is not dominated by the poll interval.
   for (let i = 0; i < 6000; i++) {
-    const ok = await fetch(`${url}/readyz`).then((r) => r.status === 200, () => false);
+    const ok = await fetch(`${url}/readyz`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
     if (ok) break;
     await new Promise((r) => setTimeout(r, 5));
   }
@@ -55,20 +60,30 @@ for (let i = 0; i < runs; i++) baseline.push(await execToExit());
 console.log(`baseline, exec → exit of \`metafora version\`: ${stats(baseline)}`);
 
 const embedded: number[] = [];
-for (let i = 0; i < runs; i++) embedded.push(await execToReady({ METAFORA_NODE: "bench", METAFORA_DATA_DIR: `${ws.dir}/data-${i}` }));
+for (let i = 0; i < runs; i++)
+  embedded.push(await execToReady({ METAFORA_NODE: "bench", METAFORA_DATA_DIR: `${ws.dir}/data-${i}` }));
 console.log(`embedded, exec → /readyz 200: ${stats(embedded)}`);
 
 const etcd = await startEtcd();
 try {
   const etcdTimes: number[] = [];
   for (let i = 0; i < runs; i++) {
-    etcdTimes.push(await execToReady({ METAFORA_ETCD_ENDPOINTS: etcd.endpoint, METAFORA_NAMESPACE: `/bench-${i}`, METAFORA_NODE: "bench" }));
+    etcdTimes.push(
+      await execToReady({
+        METAFORA_ETCD_ENDPOINTS: etcd.endpoint,
+        METAFORA_NAMESPACE: `/bench-${i}`,
+        METAFORA_NODE: "bench",
+      }),
+    );
   }
   console.log(`etcd, exec → /readyz 200: ${stats(etcdTimes)}`);
   const cli: number[] = [];
   for (let i = 0; i < runs; i++) {
     const t0 = performance.now();
-    const r = await runCli(bin, ["submit", `worker:cli-${i}`], { cwd: ws.dir, env: { METAFORA_ETCD_ENDPOINTS: etcd.endpoint, METAFORA_NAMESPACE: "/bench-cli" } });
+    const r = await runCli(bin, ["submit", `worker:cli-${i}`], {
+      cwd: ws.dir,
+      env: { METAFORA_ETCD_ENDPOINTS: etcd.endpoint, METAFORA_NAMESPACE: "/bench-cli" },
+    });
     if (r.code !== 0) throw new Error(r.stderr);
     cli.push(performance.now() - t0);
   }

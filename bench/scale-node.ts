@@ -37,7 +37,9 @@ const levels = ["debug", "info", "warn", "error"];
 const at = (l: string) => (m: string) => {
   if (level && levels.indexOf(l) >= levels.indexOf(level)) process.stderr.write(`${node} ${l} ${m}\n`);
 };
-const log: Logger = level ? { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") } : silentLogger;
+const log: Logger = level
+  ? { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") }
+  : silentLogger;
 const coordinator = new EtcdCoordinator({ endpoints: [endpoint], namespace, node, leaseTtl: Number(ttl) }, { log });
 const consumer = new Consumer({
   coordinator,
@@ -76,7 +78,13 @@ process.stdin.on("data", (chunk: Buffer) => {
       if (line === "memstats") Bun.gc(true);
       const mem = process.memoryUsage();
       const cpu = process.cpuUsage();
-      const stats = { rss: mem.rss, heapUsed: mem.heapUsed, running, known: coordinator.stats().knownTasks, cpuMs: (cpu.user + cpu.system) / 1000 };
+      const stats = {
+        rss: mem.rss,
+        heapUsed: mem.heapUsed,
+        running,
+        known: coordinator.stats().knownTasks,
+        cpuMs: (cpu.user + cpu.system) / 1000,
+      };
       process.stdout.write(`stats ${JSON.stringify(stats)}\n`);
     }
   }

@@ -17,7 +17,16 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
 import { Keys, encodeOwner } from "../src/coordinators/etcd/keys.ts";
-import { client, diffCounts, etcdRequestCounts, fmt, startEtcd, taskIds, until, type EtcdServer } from "./etcd-support.ts";
+import {
+  client,
+  diffCounts,
+  etcdRequestCounts,
+  fmt,
+  startEtcd,
+  taskIds,
+  until,
+  type EtcdServer,
+} from "./etcd-support.ts";
 
 const TASKS = Number(process.argv[2] ?? 100_000);
 const NODES = Number(process.argv[3] ?? 10);
@@ -45,13 +54,22 @@ class ScaleNode {
   private tail = "";
   private statsWaiters: ((s: NodeStats) => void)[] = [];
 
-  constructor(etcd: EtcdServer, namespace: string, readonly name: string, frozen: boolean) {
+  constructor(
+    etcd: EtcdServer,
+    namespace: string,
+    readonly name: string,
+    frozen: boolean,
+  ) {
     const script = join(import.meta.dir, "scale-node.ts");
     // SCALE_PROFILE=dir: every node writes a CPU profile there when it exits (bench stops after the claims).
     const profile = process.env.SCALE_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.SCALE_PROFILE}`] : [];
-    this.proc = spawn(process.execPath, [...profile, script, etcd.endpoint, namespace, name, String(TTL), String(CONCURRENCY), frozen ? "1" : "0"], {
-      stdio: ["pipe", "pipe", "inherit"],
-    });
+    this.proc = spawn(
+      process.execPath,
+      [...profile, script, etcd.endpoint, namespace, name, String(TTL), String(CONCURRENCY), frozen ? "1" : "0"],
+      {
+        stdio: ["pipe", "pipe", "inherit"],
+      },
+    );
     this.proc.stdout?.on("data", (chunk: Buffer) => {
       const lines = (this.tail + chunk.toString()).split("\n");
       this.tail = lines.pop() ?? "";
@@ -101,7 +119,9 @@ const mib = (bytes: number): string => `${(bytes / MiB).toFixed(0)} MiB`;
 
 async function dbSize(etcd: EtcdServer): Promise<number> {
   const text = await (await fetch(`${etcd.url}/metrics`)).text();
-  const m = /^etcd_mvcc_db_total_size_in_bytes (\S+)$/m.exec(text) ?? /^etcd_debugging_mvcc_db_total_size_in_bytes (\S+)$/m.exec(text);
+  const m =
+    /^etcd_mvcc_db_total_size_in_bytes (\S+)$/m.exec(text) ??
+    /^etcd_debugging_mvcc_db_total_size_in_bytes (\S+)$/m.exec(text);
   return m ? Number(m[1]) : NaN;
 }
 
@@ -111,7 +131,8 @@ async function measureCeiling(etcd: EtcdServer): Promise<{ rate: number; ms: num
   const c = client(etcd, ns.ns);
   const ids = taskIds(CEILING_TASKS, "c");
   const s0 = performance.now();
-  for (let i = 0; i < ids.length; i += SUBMIT_CHUNK) await c.submitTasks(ids.slice(i, i + SUBMIT_CHUNK).map((id) => ({ id })));
+  for (let i = 0; i < ids.length; i += SUBMIT_CHUNK)
+    await c.submitTasks(ids.slice(i, i + SUBMIT_CHUNK).map((id) => ({ id })));
   const submitRate = rate(ids.length, performance.now() - s0);
   const raw = etcd.client();
   const lease = await raw.leaseClient.leaseGrant({ TTL: 60 });
@@ -130,7 +151,9 @@ async function measureCeiling(etcd: EtcdServer): Promise<{ rate: number; ms: num
             { key: Buffer.from(ns.owner(id)), target: "Version" as const, result: "Equal" as const, version: 0 },
             { key: Buffer.from(ns.task(id)), target: "Version" as const, result: "Greater" as const, version: 0 },
           ]),
-          success: batch.map((id) => ({ request_put: { key: Buffer.from(ns.owner(id)), value: owner, lease: lease.ID } })),
+          success: batch.map((id) => ({
+            request_put: { key: Buffer.from(ns.owner(id)), value: owner, lease: lease.ID },
+          })),
         });
         if (!res.succeeded) throw new Error("ceiling claim transaction failed");
       }
@@ -138,7 +161,7 @@ async function measureCeiling(etcd: EtcdServer): Promise<{ rate: number; ms: num
   );
   const ms = performance.now() - t0;
   await raw.leaseClient.leaseRevoke({ ID: lease.ID });
-  await raw.delete().prefix(ns.ns + "/");
+  await raw.delete().prefix(`${ns.ns}/`);
   c.close();
   return { rate: rate(ids.length, ms), ms, submitRate };
 }
@@ -148,18 +171,26 @@ const nodes: ScaleNode[] = [];
 const benchStart = performance.now();
 try {
   const ns = "/scale";
-  console.log(`scale: ${TASKS} tasks, ${NODES} node processes (claimConcurrency ${CONCURRENCY}, lease TTL ${TTL} s), etcd ${etcd.endpoint}`);
+  console.log(
+    `scale: ${TASKS} tasks, ${NODES} node processes (claimConcurrency ${CONCURRENCY}, lease TTL ${TTL} s), etcd ${etcd.endpoint}`,
+  );
 
   const ceiling = await measureCeiling(etcd);
-  console.log(`  ceiling:   ${ceiling.rate} claims/s (${CEILING_TASKS} claims, 64 per txn, 16 txns in flight, one client; ${fmt(ceiling.ms)})`);
-  console.log(`  baseline:  submitTasks with nobody watching: ${ceiling.submitRate} submits/s (${CEILING_TASKS} tasks)`);
+  console.log(
+    `  ceiling:   ${ceiling.rate} claims/s (${CEILING_TASKS} claims, 64 per txn, 16 txns in flight, one client; ${fmt(ceiling.ms)})`,
+  );
+  console.log(
+    `  baseline:  submitTasks with nobody watching: ${ceiling.submitRate} submits/s (${CEILING_TASKS} tasks)`,
+  );
 
   const n0 = performance.now();
   for (let i = 1; i <= NODES; i++) nodes.push(new ScaleNode(etcd, ns, `node-${String(i).padStart(2, "0")}`, true));
   await Promise.all(nodes.map((n) => n.ready()));
   const startMs = performance.now() - n0;
   const idle = await Promise.all(nodes.map((n) => n.stats(true)));
-  console.log(`  start:     ${NODES} nodes ready in ${fmt(startMs)} (empty namespace; idle RSS ${mib(Math.min(...idle.map((s) => s.rss)))}–${mib(Math.max(...idle.map((s) => s.rss)))})`);
+  console.log(
+    `  start:     ${NODES} nodes ready in ${fmt(startMs)} (empty namespace; idle RSS ${mib(Math.min(...idle.map((s) => s.rss)))}–${mib(Math.max(...idle.map((s) => s.rss)))})`,
+  );
 
   // Bulk submit while the nodes are frozen: they see every task through their watch.
   const c = client(etcd, ns);
@@ -171,7 +202,9 @@ try {
     created += results.filter((r) => r.result === "created").length;
   }
   const submitMs = performance.now() - s0;
-  console.log(`  submit:    ${created} tasks in ${fmt(submitMs)} = ${rate(created, submitMs)} submits/s (submitTasks, ${SUBMIT_CHUNK} per call; goal < 10 s)`);
+  console.log(
+    `  submit:    ${created} tasks in ${fmt(submitMs)} = ${rate(created, submitMs)} submits/s (submitTasks, ${SUBMIT_CHUNK} per call; goal < 10 s)`,
+  );
   let beforeClaims: NodeStats[] = [];
   const seen = await until(
     "every node to see every task",
@@ -185,10 +218,15 @@ try {
   const u0 = performance.now();
   for (const n of nodes) n.send("unfreeze");
   const trace = process.env.SCALE_TRACE
-    ? setInterval(() => console.log(`    +${fmt(performance.now() - u0)}: ${nodes.map((n) => n.running).join(" ")}`), 250)
+    ? setInterval(
+        () => console.log(`    +${fmt(performance.now() - u0)}: ${nodes.map((n) => n.running).join(" ")}`),
+        250,
+      )
     : undefined;
   const claimMs = await until("every task running", () => total(nodes) === TASKS, 300_000, 5).catch((err: Error) => {
-    throw new Error(`${err.message}; running then: ${nodes.map((n) => n.running).join(" / ")} = ${total(nodes)} of ${TASKS}`);
+    throw new Error(
+      `${err.message}; running then: ${nodes.map((n) => n.running).join(" / ")} = ${total(nodes)} of ${TASKS}`,
+    );
   });
   clearInterval(trace);
   const claimRate = rate(TASKS, claimMs);
@@ -196,7 +234,9 @@ try {
   const spread = nodes.map((n) => n.running);
   const fair = TASKS / NODES;
   const worst = Math.max(...spread.map((x) => Math.abs(x - fair) / fair));
-  console.log(`  claims:    all ${TASKS} running ${fmt(claimMs)} after unfreeze = ${claimRate} claims/s = ${((claimRate / ceiling.rate) * 100).toFixed(0)} % of the ceiling (goal >= 50 %)`);
+  console.log(
+    `  claims:    all ${TASKS} running ${fmt(claimMs)} after unfreeze = ${claimRate} claims/s = ${((claimRate / ceiling.rate) * 100).toFixed(0)} % of the ceiling (goal >= 50 %)`,
+  );
   console.log(
     `  claim txns: ${claimRequests.get("KV.Txn") ?? 0} transactions for ${TASKS} claims (${Math.ceil(TASKS / 64)} if every batch of 64 won at once; ` +
       `KV.Range ${claimRequests.get("KV.Range") ?? 0})`,
@@ -231,19 +271,25 @@ try {
   const steady = diffCounts(await etcdRequestCounts(etcd), before);
   const perMin = [...steady.values()].reduce((a, b) => a + b, 0) * (60_000 / WINDOW);
   const detail = [...steady].map(([k, v]) => `${k} ${Math.round(v * (60_000 / WINDOW))}`).join(", ");
-  console.log(`  steady:    ${Math.round(perMin)} etcd requests/min with ${TASKS} running on ${NODES} nodes (${detail || "none"}; the bench's own /metrics reads excluded)`);
+  console.log(
+    `  steady:    ${Math.round(perMin)} etcd requests/min with ${TASKS} running on ${NODES} nodes (${detail || "none"}; the bench's own /metrics reads excluded)`,
+  );
 
   const joiner = new ScaleNode(etcd, ns, "node-join", false);
   nodes.push(joiner);
   await joiner.ready();
-  console.log(`  join:      an extra node ready ${fmt(joiner.readyAt! - joiner.spawnedAt)} after spawn (${joiner.readyMs} ms from its process start; lists ${TASKS} tasks; goal < 3 s)`);
+  console.log(
+    `  join:      an extra node ready ${fmt(joiner.readyAt! - joiner.spawnedAt)} after spawn (${joiner.readyMs} ms from its process start; lists ${TASKS} tasks; goal < 3 s)`,
+  );
 
   const victim = [...nodes].sort((a, b) => b.running - a.running)[0]!;
   const held = victim.running;
   const f0 = performance.now();
   await victim.signal("SIGKILL");
   const failMs = await until("the killed node's tasks running elsewhere", () => total(nodes) === TASKS, 120_000, 5);
-  console.log(`  failover:  SIGKILL of ${victim.name} holding ${held}: all running elsewhere after ${fmt(failMs)} = TTL + ${fmt(failMs - TTL * 1000)} (goal TTL + 1 s)`);
+  console.log(
+    `  failover:  SIGKILL of ${victim.name} holding ${held}: all running elsewhere after ${fmt(failMs)} = TTL + ${fmt(failMs - TTL * 1000)} (goal TTL + 1 s)`,
+  );
   void f0;
 
   const leaver = [...nodes].filter((n) => n.alive).sort((a, b) => b.running - a.running)[0]!;
@@ -253,7 +299,9 @@ try {
   const others = nodes.filter((n) => n !== leaver);
   const handMs = await until("the stopped node's tasks running elsewhere", () => total(others) === TASKS, 120_000, 5);
   await exited;
-  console.log(`  handoff:   SIGTERM to ${leaver.name} holding ${handed}: all running elsewhere after ${fmt(handMs)} (goal 1 s)`);
+  console.log(
+    `  handoff:   SIGTERM to ${leaver.name} holding ${handed}: all running elsewhere after ${fmt(handMs)} (goal 1 s)`,
+  );
   void h0;
   c.close();
   console.log(`  bench took ${fmt(performance.now() - benchStart)}`);

@@ -61,11 +61,17 @@ async function throughput(): Promise<void> {
   const result = await handler.run({ id: "t", props: {} }, ctx);
   const ms = performance.now() - t0;
   if (result !== "done") throw new Error(`expected done, got ${result}`);
-  console.log(`transitions (memory store): ${TRANSITIONS} in ${ms.toFixed(0)} ms = ${Math.round(TRANSITIONS / (ms / 1000))}/s, ${((ms * 1000) / TRANSITIONS).toFixed(1)} µs each`);
+  console.log(
+    `transitions (memory store): ${TRANSITIONS} in ${ms.toFixed(0)} ms = ${Math.round(TRANSITIONS / (ms / 1000))}/s, ${((ms * 1000) / TRANSITIONS).toFixed(1)} µs each`,
+  );
   console.log(`  baseline, bare store writes: ${((floor * 1000) / TRANSITIONS).toFixed(1)} µs each`);
 }
 
-async function latency(label: string, store: StateStore & { get(id: string): State | undefined | Promise<State | undefined> }, commands: TaskCommander & TaskCommandSource): Promise<number[]> {
+async function latency(
+  label: string,
+  store: StateStore & { get(id: string): State | undefined | Promise<State | undefined> },
+  commands: TaskCommander & TaskCommandSource,
+): Promise<number[]> {
   const handler = statefulHandler({
     store,
     commands,
@@ -94,7 +100,9 @@ async function latency(label: string, store: StateStore & { get(id: string): Sta
   await running;
   samples.sort((a, b) => a - b);
   const p99 = samples[Math.min(samples.length - 1, Math.floor(samples.length * 0.99))]!;
-  console.log(`command → stored (${label}): median ${median(samples).toFixed(2)} ms, p99 ${p99.toFixed(2)} ms over ${samples.length} round trips`);
+  console.log(
+    `command → stored (${label}): median ${median(samples).toFixed(2)} ms, p99 ${p99.toFixed(2)} ms over ${samples.length} round trips`,
+  );
   return samples;
 }
 
@@ -113,12 +121,17 @@ async function pausedMemory(): Promise<void> {
     runs.push(Promise.resolve(handler.run({ id: `p${i}`, props: {} }, ctx)));
   }
   const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline && [...Array(PAUSED).keys()].some((i) => handler.stateOf(`p${i}`)?.state.code !== "paused")) {
+  while (
+    Date.now() < deadline &&
+    [...Array(PAUSED).keys()].some((i) => handler.stateOf(`p${i}`)?.state.code !== "paused")
+  ) {
     await new Promise((r) => setTimeout(r, 10));
   }
   gc?.(true);
   const after = process.memoryUsage().heapUsed;
-  console.log(`memory per resident paused task: ${((after - before) / PAUSED / 1024).toFixed(1)} KiB (${PAUSED} tasks, heap delta incl. state store)`);
+  console.log(
+    `memory per resident paused task: ${((after - before) / PAUSED / 1024).toFixed(1)} KiB (${PAUSED} tasks, heap delta incl. state store)`,
+  );
   for (const stop of stops) stop();
   await Promise.all(runs);
 }

@@ -16,7 +16,7 @@ export default defineStatefulHandler<{ steps?: number; stepMs?: number }>({
     const steps = typeof task.props.steps === "number" ? task.props.steps : 30;
     const stepMs = typeof task.props.stepMs === "number" ? task.props.stepMs : 2000;
     const commands = ctx.commands[Symbol.asyncIterator]();
-    let nextCommand = commands.next();
+    const nextCommand = commands.next();
     let done = progress.get(task.id) ?? 0;
     while (done < steps) {
       // ctx.sleep resolves false once the task is no longer ours (stop, lost claim, a pause).

@@ -12,7 +12,12 @@ import { defineHandler } from "metafora";
 export default defineHandler<{ from?: number }>({
   async run(task, ctx) {
     const fromId = Number(task.id.slice(task.id.indexOf(":") + 1));
-    const fromProps = typeof task.props.from === "number" ? task.props.from : Number.isInteger(fromId) && fromId > 0 && task.id.includes(":") ? fromId : 3;
+    const fromProps =
+      typeof task.props.from === "number"
+        ? task.props.from
+        : Number.isInteger(fromId) && fromId > 0 && task.id.includes(":")
+          ? fromId
+          : 3;
     const resumed = ctx.lastCheckpoint as { left?: unknown } | undefined;
     let left = typeof resumed?.left === "number" ? resumed.left : fromProps;
     if (resumed !== undefined) ctx.log.info(`${task.id}: resuming at ${left}`);

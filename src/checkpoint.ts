@@ -18,7 +18,8 @@ export function encodeCheckpoint(taskId: string, value: unknown, limit = MAX_CHE
   } catch (err) {
     throw new TypeError(`task "${taskId}": checkpoint value is not JSON-serialisable: ${(err as Error).message}`);
   }
-  if (text === undefined) throw new TypeError(`task "${taskId}": checkpoint value must be a JSON value, got ${typeof value}`);
+  if (text === undefined)
+    throw new TypeError(`task "${taskId}": checkpoint value must be a JSON value, got ${typeof value}`);
   const bytes = text.length <= limit / 3 ? text.length : encoder.encode(text).byteLength;
   if (bytes > limit) throw new CheckpointTooLargeError(taskId, bytes, limit);
   return text;

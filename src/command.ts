@@ -32,19 +32,29 @@ export function decodeCommand(raw: string | Uint8Array): DecodedCommand {
   try {
     parsed = JSON.parse(text);
   } catch (err) {
-    return { ok: false, error: `node command is not JSON (${(err as Error).message}): ${JSON.stringify(text.slice(0, 200))}` };
+    return {
+      ok: false,
+      error: `node command is not JSON (${(err as Error).message}): ${JSON.stringify(text.slice(0, 200))}`,
+    };
   }
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
     return { ok: false, error: `node command must be a JSON object, got ${JSON.stringify(text.slice(0, 200))}` };
   }
   const obj = parsed as Record<string, unknown>;
   if (typeof obj.command !== "string" || obj.command === "") {
-    return { ok: false, error: `node command needs a non-empty string "command" field, got ${JSON.stringify(text.slice(0, 200))}` };
+    return {
+      ok: false,
+      error: `node command needs a non-empty string "command" field, got ${JSON.stringify(text.slice(0, 200))}`,
+    };
   }
   const p = obj.parameters;
   if (p !== undefined && p !== null && (typeof p !== "object" || Array.isArray(p))) {
     return { ok: false, error: `node command "parameters" must be an object, got ${JSON.stringify(p)}` };
   }
   const parameters = p ? (p as Record<string, unknown>) : undefined;
-  return { ok: true, command: parameters && Object.keys(parameters).length ? { command: obj.command, parameters } : { command: obj.command } };
+  return {
+    ok: true,
+    command:
+      parameters && Object.keys(parameters).length ? { command: obj.command, parameters } : { command: obj.command },
+  };
 }

@@ -16,7 +16,10 @@ export class TaskExistsError extends MetaforaError {
 /** A node name already registered and live in the namespace. */
 export class NodeNameTakenError extends MetaforaError {
   override name = "NodeNameTakenError";
-  constructor(readonly node: string, readonly namespace: string) {
+  constructor(
+    readonly node: string,
+    readonly namespace: string,
+  ) {
     super(`node name "${node}" is already live in namespace "${namespace}"; pick another name or stop that node`);
   }
 }
@@ -29,7 +32,10 @@ export class ConfigError extends MetaforaError {
 /** The abort reason handed to handlers through ctx.signal.reason. */
 export class StopError extends MetaforaError {
   override name = "StopError";
-  constructor(readonly reason: StopReason, readonly taskId: string) {
+  constructor(
+    readonly reason: StopReason,
+    readonly taskId: string,
+  ) {
     super(`task "${taskId}" stopped: ${reason}`);
   }
 }
@@ -60,7 +66,11 @@ export function describeError(err: unknown): string {
  */
 export class ClaimLostError extends MetaforaError {
   override name = "ClaimLostError";
-  constructor(readonly taskId: string, readonly token: number, what: string) {
+  constructor(
+    readonly taskId: string,
+    readonly token: number,
+    what: string,
+  ) {
     super(`task "${taskId}": ${what} refused: the claim with token ${token} is no longer this node's`);
   }
 }
@@ -68,7 +78,13 @@ export class ClaimLostError extends MetaforaError {
 /** ctx.checkpoint(value) with a value whose JSON is larger than the checkpoint limit. */
 export class CheckpointTooLargeError extends MetaforaError {
   override name = "CheckpointTooLargeError";
-  constructor(readonly taskId: string, readonly bytes: number, readonly limit: number) {
-    super(`task "${taskId}": checkpoint is ${bytes} bytes of JSON; the checkpoint limit (MAX_CHECKPOINT_BYTES) is ${limit} bytes`);
+  constructor(
+    readonly taskId: string,
+    readonly bytes: number,
+    readonly limit: number,
+  ) {
+    super(
+      `task "${taskId}": checkpoint is ${bytes} bytes of JSON; the checkpoint limit (MAX_CHECKPOINT_BYTES) is ${limit} bytes`,
+    );
   }
 }

@@ -11,7 +11,15 @@
 
 // Types and errors
 export type * from "./types.ts";
-export { MetaforaError, TaskExistsError, NodeNameTakenError, ConfigError, StopError, ClaimLostError, CheckpointTooLargeError } from "./errors.ts";
+export {
+  MetaforaError,
+  TaskExistsError,
+  NodeNameTakenError,
+  ConfigError,
+  StopError,
+  ClaimLostError,
+  CheckpointTooLargeError,
+} from "./errors.ts";
 export { setLogger, getLogger, scopedLogger, silentLogger } from "./log.ts";
 export { MAX_CHECKPOINT_BYTES } from "./checkpoint.ts";
 
@@ -42,7 +50,13 @@ export {
 } from "./coordinators/memory/index.ts";
 
 // State machine: what a stateful handler needs (the rest is in metafora/statemachine)
-export { statefulHandler, runStateMachine, defaultErrorPolicy, isTerminal, StateStoreError } from "./statemachine/index.ts";
+export {
+  statefulHandler,
+  runStateMachine,
+  defaultErrorPolicy,
+  isTerminal,
+  StateStoreError,
+} from "./statemachine/index.ts";
 export type {
   BackoffOptions,
   DefaultErrorPolicyOptions,

@@ -3,7 +3,7 @@
  * written, and the one-task-at-a-time form for clients whose single submit is already cheap.
  */
 import { describeError, TaskExistsError } from "./errors.ts";
-import type { SubmitResult, TaskProps, TaskSubmission } from "./types.ts";
+import type { SubmitResult, TaskProps } from "./types.ts";
 
 /** A checked submission: props always present (a plain object). */
 export interface CheckedSubmission {
@@ -15,23 +15,34 @@ export interface CheckedSubmission {
  * Check every item of a bulk submit, so a bad item fails the call before any task is created.
  * `invalidId` returns why an id cannot be used (the coordinator's rule), or undefined.
  */
-export function checkSubmissions(tasks: unknown, invalidId: (id: unknown) => string | undefined = nonEmptyString): CheckedSubmission[] {
-  if (!Array.isArray(tasks)) throw new TypeError(`submitTasks expects an array of {id, props?}, got ${describeError(tasks)}`);
+export function checkSubmissions(
+  tasks: unknown,
+  invalidId: (id: unknown) => string | undefined = nonEmptyString,
+): CheckedSubmission[] {
+  if (!Array.isArray(tasks))
+    throw new TypeError(`submitTasks expects an array of {id, props?}, got ${describeError(tasks)}`);
   const seen = new Map<string, number>();
   const out: CheckedSubmission[] = [];
   tasks.forEach((item: unknown, index) => {
     if (item === null || typeof item !== "object" || Array.isArray(item)) {
-      throw new TypeError(`task ${index + 1} of the bulk submit must be an object {id, props?}, got ${describeError(item)}`);
+      throw new TypeError(
+        `task ${index + 1} of the bulk submit must be an object {id, props?}, got ${describeError(item)}`,
+      );
     }
     const { id, props } = item as { id?: unknown; props?: unknown };
     const reason = invalidId(id);
     if (reason) throw new TypeError(`task ${index + 1} of the bulk submit: ${reason}`);
     const taskId = id as string;
     const first = seen.get(taskId);
-    if (first !== undefined) throw new TypeError(`task id ${JSON.stringify(taskId)} appears twice in the bulk submit (tasks ${first + 1} and ${index + 1})`);
+    if (first !== undefined)
+      throw new TypeError(
+        `task id ${JSON.stringify(taskId)} appears twice in the bulk submit (tasks ${first + 1} and ${index + 1})`,
+      );
     seen.set(taskId, index);
     if (props !== undefined && (props === null || typeof props !== "object" || Array.isArray(props))) {
-      throw new TypeError(`props of task ${JSON.stringify(taskId)} (task ${index + 1} of the bulk submit) must be a plain object, got ${Array.isArray(props) ? "an array" : describeError(props)}`);
+      throw new TypeError(
+        `props of task ${JSON.stringify(taskId)} (task ${index + 1} of the bulk submit) must be a plain object, got ${Array.isArray(props) ? "an array" : describeError(props)}`,
+      );
     }
     out.push({ id: taskId, props: (props ?? {}) as TaskProps });
   });

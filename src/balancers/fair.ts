@@ -73,7 +73,13 @@ const STALL_MS = 500;
  */
 const DEFERRAL_MEMORY_MS = 1_000;
 /** Defaults, exported for the runtime's config and docs. */
-export const FAIR_DEFAULTS = { threshold: 1.2, releaseHold: 2000, claimDefer: [50, 250] as const, claimDeferLimit: 5000, allowance: 0.05 };
+export const FAIR_DEFAULTS = {
+  threshold: 1.2,
+  releaseHold: 2000,
+  claimDefer: [50, 250] as const,
+  claimDeferLimit: 5000,
+  allowance: 0.05,
+};
 
 /** This node's fair share of the cluster's tasks, from the watched view. */
 export interface ShareView {
@@ -135,7 +141,9 @@ export class FairBalancer implements Balancer {
   constructor(opts: FairBalancerOptions = {}) {
     const threshold = opts.threshold ?? FAIR_DEFAULTS.threshold;
     if (!Number.isFinite(threshold) || threshold <= 0) {
-      throw new ConfigError(`FairBalancer threshold must be a positive number (e.g. 1.2), got ${String(opts.threshold)}`);
+      throw new ConfigError(
+        `FairBalancer threshold must be a positive number (e.g. 1.2), got ${String(opts.threshold)}`,
+      );
     }
     const hold = opts.releaseHold ?? FAIR_DEFAULTS.releaseHold;
     if (!Number.isFinite(hold) || hold < 0) {
@@ -143,15 +151,21 @@ export class FairBalancer implements Balancer {
     }
     const [min, max] = opts.claimDefer ?? FAIR_DEFAULTS.claimDefer;
     if (!Number.isFinite(min) || !Number.isFinite(max) || min < 0 || max < min) {
-      throw new ConfigError(`FairBalancer claimDefer must be [min, max] ms with 0 <= min <= max, got ${JSON.stringify(opts.claimDefer)}`);
+      throw new ConfigError(
+        `FairBalancer claimDefer must be [min, max] ms with 0 <= min <= max, got ${JSON.stringify(opts.claimDefer)}`,
+      );
     }
     const limit = opts.claimDeferLimit ?? FAIR_DEFAULTS.claimDeferLimit;
     if (!Number.isFinite(limit) || limit < 0) {
-      throw new ConfigError(`FairBalancer claimDeferLimit must be a number of ms >= 0, got ${String(opts.claimDeferLimit)}`);
+      throw new ConfigError(
+        `FairBalancer claimDeferLimit must be a number of ms >= 0, got ${String(opts.claimDeferLimit)}`,
+      );
     }
     const allowance = opts.allowance ?? FAIR_DEFAULTS.allowance;
     if (!Number.isFinite(allowance) || allowance < 0 || allowance > 1) {
-      throw new ConfigError(`FairBalancer allowance must be a fraction from 0 to 1 (e.g. 0.05), got ${String(opts.allowance)}`);
+      throw new ConfigError(
+        `FairBalancer allowance must be a fraction from 0 to 1 (e.g. 0.05), got ${String(opts.allowance)}`,
+      );
     }
     this.threshold = threshold;
     this.releaseHold = hold;

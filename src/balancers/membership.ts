@@ -62,16 +62,20 @@ type Resolved = Required<Omit<RebalanceOptions, "enabled">> & { enabled: boolean
 export function resolveRebalanceOptions(opts: RebalanceOptions | false | undefined): Resolved {
   if (opts === false) return { ...REBALANCE_DEFAULTS, enabled: false };
   const o = opts ?? {};
-  if (typeof o !== "object") throw new ConfigError(`Consumer option "rebalance" must be an object or false, got ${typeof o}`);
+  if (typeof o !== "object")
+    throw new ConfigError(`Consumer option "rebalance" must be an object or false, got ${typeof o}`);
   const ms = (name: keyof typeof REBALANCE_DEFAULTS, infinite: boolean): number => {
     const v = o[name] ?? REBALANCE_DEFAULTS[name];
     if (typeof v !== "number" || Number.isNaN(v) || v < 0 || (!infinite && !Number.isFinite(v))) {
-      throw new ConfigError(`rebalance option "${name}" must be a number of ms >= 0${infinite ? " (or Infinity)" : ""}, got ${String(o[name])}`);
+      throw new ConfigError(
+        `rebalance option "${name}" must be a number of ms >= 0${infinite ? " (or Infinity)" : ""}, got ${String(o[name])}`,
+      );
     }
     return v;
   };
   const steps = o.steps ?? REBALANCE_DEFAULTS.steps;
-  if (!Number.isInteger(steps) || steps < 1) throw new ConfigError(`rebalance option "steps" must be an integer >= 1, got ${String(o.steps)}`);
+  if (!Number.isInteger(steps) || steps < 1)
+    throw new ConfigError(`rebalance option "steps" must be an integer >= 1, got ${String(o.steps)}`);
   return {
     enabled: o.enabled ?? true,
     debounce: ms("debounce", false),
@@ -183,11 +187,14 @@ export class MembershipRebalancer {
     // Debounce: act once the node set has been quiet for `debounce` ms, plus jitter.
     clearTimeout(this.changeTimer);
     const delay = this.opts.debounce + this.random() * this.opts.jitter;
-    this.changeTimer = setTimeout(() => {
-      this.changeTimer = undefined;
-      const trigger = this.takeMembershipTrigger();
-      if (trigger) void this.run(trigger);
-    }, Math.min(delay, MAX_TIMER_DELAY));
+    this.changeTimer = setTimeout(
+      () => {
+        this.changeTimer = undefined;
+        const trigger = this.takeMembershipTrigger();
+        if (trigger) void this.run(trigger);
+      },
+      Math.min(delay, MAX_TIMER_DELAY),
+    );
   }
 
   /** The accumulated changes as one trigger: joins first, then returns, then departures. */
@@ -205,10 +212,13 @@ export class MembershipRebalancer {
   private scheduleDrift(): void {
     if (this.closed || !Number.isFinite(this.opts.driftEvery)) return;
     const delay = this.opts.driftEvery + this.random() * this.opts.jitter;
-    this.driftTimer = setTimeout(() => {
-      this.driftTimer = undefined;
-      void this.run({ kind: "drift" }).finally(() => this.scheduleDrift());
-    }, Math.min(delay, MAX_TIMER_DELAY));
+    this.driftTimer = setTimeout(
+      () => {
+        this.driftTimer = undefined;
+        void this.run({ kind: "drift" }).finally(() => this.scheduleDrift());
+      },
+      Math.min(delay, MAX_TIMER_DELAY),
+    );
   }
 
   private async ask(trigger: RebalanceTrigger, step: number): Promise<string[]> {
@@ -232,7 +242,8 @@ export class MembershipRebalancer {
     const before = this.host.taskCount();
     const first = await this.ask(trigger, 0);
     if (first.length === 0) {
-      if (trigger.kind !== "drift") this.host.log.debug(`rebalance (${describeTrigger(trigger)}): within the fair share, nothing to release`);
+      if (trigger.kind !== "drift")
+        this.host.log.debug(`rebalance (${describeTrigger(trigger)}): within the fair share, nothing to release`);
       return [];
     }
     const steps = Math.min(this.opts.steps, first.length);
@@ -259,10 +270,13 @@ export class MembershipRebalancer {
   private wait(ms: number): Promise<void> {
     if (ms <= 0) return Promise.resolve();
     return new Promise((resolve) => {
-      const handle = setTimeout(() => {
-        this.stepTimer = undefined;
-        resolve();
-      }, Math.min(ms, MAX_TIMER_DELAY));
+      const handle = setTimeout(
+        () => {
+          this.stepTimer = undefined;
+          resolve();
+        },
+        Math.min(ms, MAX_TIMER_DELAY),
+      );
       this.stepTimer = { handle, resolve };
     });
   }

@@ -32,10 +32,14 @@ export class ResourceBalancer implements Balancer {
     }
     const valid = (n: number): boolean => Number.isInteger(n) && n >= 1 && n <= 100;
     if (!valid(claimLimit) || !valid(releaseLimit)) {
-      throw new ConfigError(`ResourceBalancer limits must be integers from 1 to 100 (percent); got claim=${claimLimit} release=${releaseLimit}`);
+      throw new ConfigError(
+        `ResourceBalancer limits must be integers from 1 to 100 (percent); got claim=${claimLimit} release=${releaseLimit}`,
+      );
     }
     if (claimLimit >= releaseLimit) {
-      throw new ConfigError(`ResourceBalancer claim limit must be below the release limit; got claim=${claimLimit} release=${releaseLimit}`);
+      throw new ConfigError(
+        `ResourceBalancer claim limit must be below the release limit; got claim=${claimLimit} release=${releaseLimit}`,
+      );
     }
     this.retryAfter = opts.retryAfter ?? 5000;
     if (!Number.isFinite(this.retryAfter) || this.retryAfter < 0) {

@@ -4,7 +4,12 @@
  * (balancers/membership.ts) runs when nodes join, leave or return. Both stop the tasks they
  * pick with reason "balance" (the handler then releases them) and report what they stopped.
  */
-import { MembershipRebalancer, rebalanceLogLine, type RebalanceOptions, type RebalanceReport } from "../balancers/membership.ts";
+import {
+  MembershipRebalancer,
+  rebalanceLogLine,
+  type RebalanceOptions,
+  type RebalanceReport,
+} from "../balancers/membership.ts";
 import { describeError } from "../errors.ts";
 import type { Emitter } from "../events.ts";
 import { MAX_TIMER_DELAY } from "../internal/timers.ts";

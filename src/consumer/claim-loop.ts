@@ -221,7 +221,7 @@ export class ClaimLoop {
         host.log.error(`balancer.canClaim(${id}) failed: ${describeError(err)}`);
         decision = { claim: false, until: Date.now() + RETRY_AFTER_FAILURE_MS };
       }
-      if (!decision || !decision.claim) {
+      if (!decision?.claim) {
         if (decision && decision.until !== undefined) this.ignore.add(task, decision.until, { dropOnWithdraw: true });
         return;
       }

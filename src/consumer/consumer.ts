@@ -15,7 +15,16 @@ import { ConfigError, describeError } from "../errors.ts";
 import { Emitter } from "../events.ts";
 import { deadlineTimer } from "../internal/timers.ts";
 import { scopedLogger } from "../log.ts";
-import type { Balancer, BalancerContext, Coordinator, CoordinatorContext, Logger, RunningTask, ShutdownReport, StopReason } from "../types.ts";
+import type {
+  Balancer,
+  BalancerContext,
+  Coordinator,
+  CoordinatorContext,
+  Logger,
+  RunningTask,
+  ShutdownReport,
+  StopReason,
+} from "../types.ts";
 import { Balancing } from "./balancing.ts";
 import { ClaimLoop } from "./claim-loop.ts";
 import type { ConsumerEvents, ConsumerState } from "./events.ts";
@@ -165,7 +174,9 @@ export class Consumer {
   start(): Promise<void> {
     if (this.startPromise) return this.startPromise;
     if (this.current !== "new") {
-      return Promise.reject(new Error(`consumer "${this.node}" is ${this.current}; a consumer cannot be restarted, create a new one`));
+      return Promise.reject(
+        new Error(`consumer "${this.node}" is ${this.current}; a consumer cannot be restarted, create a new one`),
+      );
     }
     this.current = "starting";
     this.startPromise = this.doStart();
@@ -191,7 +202,10 @@ export class Consumer {
       return this.shutdownPromise;
     }
     const timeout = opts.timeout ?? DEFAULT_SHUTDOWN_TIMEOUT;
-    if (!(timeout >= 0)) return Promise.reject(new ConfigError(`shutdown timeout must be a number of ms >= 0, got ${String(opts.timeout)}`));
+    if (!(timeout >= 0))
+      return Promise.reject(
+        new ConfigError(`shutdown timeout must be a number of ms >= 0, got ${String(opts.timeout)}`),
+      );
     this.shutdownPromise = this.doShutdown(timeout);
     return this.shutdownPromise;
   }
@@ -279,7 +293,13 @@ export class Consumer {
     try {
       if (previous === "new") return this.finish({ clean: true, stuck: [] });
       if (previous === "starting" && this.startPromise) {
-        const started = await Promise.race([this.startPromise.then(() => true, () => false), giveUp.then(() => undefined)]);
+        const started = await Promise.race([
+          this.startPromise.then(
+            () => true,
+            () => false,
+          ),
+          giveUp.then(() => undefined),
+        ]);
         if (started === false) return this.finish({ clean: true, stuck: [] });
       }
       this.log.info(`shutting down (${this.running.size} running task(s), timeout ${timeout} ms)`);
@@ -288,7 +308,12 @@ export class Consumer {
       this.claims.clear();
       this.running.stopAll("shutdown");
 
-      await Promise.race([this.whenIdle(() => this.running.size === 0 && this.claims.attempting === 0 && this.settlement.finishingCount === 0), giveUp]);
+      await Promise.race([
+        this.whenIdle(
+          () => this.running.size === 0 && this.claims.attempting === 0 && this.settlement.finishingCount === 0,
+        ),
+        giveUp,
+      ]);
       const stuck = this.running.ids();
       this.gaveUp = true;
       if (stuck.length > 0) {
@@ -343,14 +368,17 @@ export class Consumer {
   private async suspend(deadline: number): Promise<void> {
     if (this.current === "running" || this.current === "starting") {
       this.current = "suspended";
-      this.log.warn(`suspended: claims in doubt; stopping ${this.running.size} task(s) by ${new Date(deadline).toISOString()}`);
+      this.log.warn(
+        `suspended: claims in doubt; stopping ${this.running.size} task(s) by ${new Date(deadline).toISOString()}`,
+      );
       this.events.emit("suspended", { deadline });
     }
     this.running.stopAll("lease");
     // On the monotonic clock when the coordinator has one (a wall-clock step must not shorten it).
     const coordinator = this.coordinator;
     const monotonic = coordinator.claimDeadlineMonotonic?.();
-    const remaining = monotonic !== undefined && Number.isFinite(monotonic) ? monotonic - performance.now() : deadline - Date.now();
+    const remaining =
+      monotonic !== undefined && Number.isFinite(monotonic) ? monotonic - performance.now() : deadline - Date.now();
     const timer = deadlineTimer(Math.max(0, remaining));
     try {
       await Promise.race([this.whenIdle(() => this.running.size === 0 && this.claims.attempting === 0), timer.promise]);

@@ -45,7 +45,9 @@ export function dispatchNodeCommand(target: CommandTarget, cmd: NodeCommand): vo
       case "stop_task": {
         const id = cmd.parameters?.task;
         if (typeof id !== "string" || id === "") {
-          log.error(`stop_task command needs a "task" parameter with a task id, got ${JSON.stringify(cmd.parameters ?? null)}; dropped`);
+          log.error(
+            `stop_task command needs a "task" parameter with a task id, got ${JSON.stringify(cmd.parameters ?? null)}; dropped`,
+          );
           return;
         }
         target.stopTask(id, "command");

@@ -85,7 +85,9 @@ export function resolveOptions(opts: ConsumerOptions): ResolvedOptions {
   const badNode = invalidNameReason("node name", opts.node, 'Consumer option "node"');
   if (badNode) throw new ConfigError(badNode);
   if (!opts.coordinator || typeof opts.coordinator.init !== "function") {
-    throw new ConfigError(`Consumer option "coordinator" must be a Coordinator (an object with init, claim, release, done, close)`);
+    throw new ConfigError(
+      `Consumer option "coordinator" must be a Coordinator (an object with init, claim, release, done, close)`,
+    );
   }
   const log = opts.log ?? scopedLogger(`node ${opts.node}`);
   const route = buildRouter(opts);
@@ -97,18 +99,24 @@ export function resolveOptions(opts: ConsumerOptions): ResolvedOptions {
   const balanceJitter = nonNegative("balanceJitter", opts.balanceJitter, DEFAULT_BALANCE_JITTER, false);
   const maxTasks = opts.maxTasks ?? Infinity;
   if (!(maxTasks === Infinity || (Number.isInteger(maxTasks) && maxTasks >= 1))) {
-    throw new ConfigError(`Consumer option "maxTasks" must be an integer >= 1 or Infinity, got ${String(opts.maxTasks)}`);
+    throw new ConfigError(
+      `Consumer option "maxTasks" must be an integer >= 1 or Infinity, got ${String(opts.maxTasks)}`,
+    );
   }
   const backoff = opts.errorBackoff ?? DEFAULT_ERROR_BACKOFF;
   if (!backoff || !(backoff.initial >= 0) || !(backoff.max >= backoff.initial) || !Number.isFinite(backoff.max)) {
-    throw new ConfigError(`Consumer option "errorBackoff" must be { initial, max } ms with 0 <= initial <= max, got ${JSON.stringify(opts.errorBackoff)}`);
+    throw new ConfigError(
+      `Consumer option "errorBackoff" must be { initial, max } ms with 0 <= initial <= max, got ${JSON.stringify(opts.errorBackoff)}`,
+    );
   }
   const pacing = { ...DEFAULT_RELEASE_PACING, ...(opts.releasePacing ?? {}) };
   const pacingProblem = ReleasePacer.problem(pacing);
   if (pacingProblem) throw new ConfigError(`Consumer option "releasePacing": ${pacingProblem}`);
   const claimConcurrency = opts.claimConcurrency ?? 1;
   if (!Number.isInteger(claimConcurrency) || claimConcurrency < 1) {
-    throw new ConfigError(`Consumer option "claimConcurrency" must be an integer >= 1, got ${String(opts.claimConcurrency)}`);
+    throw new ConfigError(
+      `Consumer option "claimConcurrency" must be an integer >= 1, got ${String(opts.claimConcurrency)}`,
+    );
   }
   const closeTimeout = nonNegative("closeTimeout", opts.closeTimeout, DEFAULT_CLOSE_TIMEOUT, false);
   return {
@@ -129,7 +137,9 @@ export function resolveOptions(opts: ConsumerOptions): ResolvedOptions {
 
 function buildRouter(opts: ConsumerOptions): (task: Task) => Route | undefined {
   if (opts.handler && opts.handlers) {
-    throw new ConfigError(`Consumer takes either "handler" (one handler for every task) or "handlers" (routed by name), not both`);
+    throw new ConfigError(
+      `Consumer takes either "handler" (one handler for every task) or "handlers" (routed by name), not both`,
+    );
   }
   if (opts.handler) {
     checkHandler(opts.handler, `option "handler"`);
@@ -155,7 +165,9 @@ function checkHandler(handler: Handler, what: string): void {
 function nonNegative(name: string, value: number | undefined, fallback: number, allowInfinity: boolean): number {
   if (value === undefined) return fallback;
   if (typeof value !== "number" || Number.isNaN(value) || value < 0 || (!allowInfinity && !Number.isFinite(value))) {
-    throw new ConfigError(`Consumer option "${name}" must be a number of ms >= 0${allowInfinity ? " (or Infinity)" : ""}, got ${String(value)}`);
+    throw new ConfigError(
+      `Consumer option "${name}" must be a number of ms >= 0${allowInfinity ? " (or Infinity)" : ""}, got ${String(value)}`,
+    );
   }
   return value;
 }

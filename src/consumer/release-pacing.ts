@@ -40,7 +40,8 @@ export class ReleasePacer {
     const v = o as Partial<ReleasePacingOptions> | undefined;
     if (!v || typeof v !== "object") return "must be an object { within, initial, max } (ms)";
     for (const k of ["within", "initial", "max"] as const) {
-      if (typeof v[k] !== "number" || !Number.isFinite(v[k]) || v[k]! < 0) return `${k} must be a finite number of ms >= 0, got ${String(v[k])}`;
+      if (typeof v[k] !== "number" || !Number.isFinite(v[k]) || v[k]! < 0)
+        return `${k} must be a finite number of ms >= 0, got ${String(v[k])}`;
     }
     if (v.max! < v.initial!) return `max (${v.max}) must be >= initial (${v.initial})`;
     return undefined;

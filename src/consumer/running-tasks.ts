@@ -76,7 +76,11 @@ export class RunningTasks {
       return;
     }
     run.lostReason ??= reason;
-    log.warn(reason === "deleted" ? `task ${taskId} was deleted while running; stopping it` : `lost the claim on task ${taskId}; stopping it`);
+    log.warn(
+      reason === "deleted"
+        ? `task ${taskId} was deleted while running; stopping it`
+        : `lost the claim on task ${taskId}; stopping it`,
+    );
     run.requestStop(reason);
   }
 
@@ -98,7 +102,9 @@ export class RunningTasks {
       claimDeadlineMonotonic: monotonic,
       stallMargin: coordinator.stallMargin ?? Infinity,
       coordinatorName: coordinator.name,
-      ...(coordinator.checkpoint ? { storeCheckpoint: (json: string) => coordinator.checkpoint!(task, token, json) } : {}),
+      ...(coordinator.checkpoint
+        ? { storeCheckpoint: (json: string) => coordinator.checkpoint!(task, token, json) }
+        : {}),
       ...(claim.checkpoint !== undefined ? { lastCheckpoint: claim.checkpoint } : {}),
     });
     this.runs.set(task.id, run);

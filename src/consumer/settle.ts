@@ -124,7 +124,9 @@ export class Settlement {
     }
 
     if (run.lostReason) {
-      log.info(`task ${id} stopped${elapsed}; its claim was ${run.lostReason === "deleted" ? "deleted" : "lost"}, so neither released nor done`);
+      log.info(
+        `task ${id} stopped${elapsed}; its claim was ${run.lostReason === "deleted" ? "deleted" : "lost"}, so neither released nor done`,
+      );
       events.emit("lost", { taskId: id, reason: run.lostReason });
       claims.releaseHeld(id);
       return;
@@ -133,8 +135,12 @@ export class Settlement {
     let outcome: HandlerResult = "release";
     const valid = value === "done" || value === "release";
     if (!threw && valid) outcome = value;
-    const paced = !threw && outcome === "release" && run.stopReason === undefined ? this.paceRelease(run, valid ? undefined : value) : false;
-    if (!threw && !valid && !paced) log.warn(`handler of ${id} returned ${describeResult(value)}; expected "done" or "release"; releasing`);
+    const paced =
+      !threw && outcome === "release" && run.stopReason === undefined
+        ? this.paceRelease(run, valid ? undefined : value)
+        : false;
+    if (!threw && !valid && !paced)
+      log.warn(`handler of ${id} returned ${describeResult(value)}; expected "done" or "release"; releasing`);
     if (outcome === "done") {
       this.pacer.forget(id);
       this.backoffUntil.delete(id);
@@ -177,7 +183,10 @@ export class Settlement {
     this.host.claims.ignore.add(run.task, until);
     this.backoffUntil.set(id, until);
     this.host.events.emit("releaseBackoff", { taskId: id, delay: decision.delay, repeats: decision.repeats, until });
-    const what = invalid === undefined ? `handler ${run.handler} released ${id}` : `handler of ${id} returned ${describeResult(invalid)}; expected "done" or "release"; releasing it`;
+    const what =
+      invalid === undefined
+        ? `handler ${run.handler} released ${id}`
+        : `handler of ${id} returned ${describeResult(invalid)}; expected "done" or "release"; releasing it`;
     const message = `${what} ${ranFor} ms after its claim; not claiming it here for ${decision.delay} ms (doubling up to ${this.pacer.options.max} ms while it keeps doing so)`;
     if (decision.first) this.host.log.warn(message);
     else this.host.log.debug(message);

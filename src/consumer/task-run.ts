@@ -155,9 +155,10 @@ export class TaskRun implements RunningTask {
       };
       const tick = (): void => {
         timer = undefined;
-        if (!this.owned()) return finish(false);
-        if (performance.now() >= wakeAt) return finish(true); // checked synchronously right before
-        arm();
+        if (!this.owned()) finish(false);
+        else if (performance.now() >= wakeAt)
+          finish(true); // checked synchronously right before
+        else arm();
       };
       signal.addEventListener("abort", onAbort, { once: true });
       arm();

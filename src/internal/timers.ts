@@ -25,7 +25,10 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number, timeoutErr
 /** Wait until the promise settles (either way), but never longer than `ms`. */
 export async function settleWithin(promise: Promise<unknown>, ms: number): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([promise.catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  await Promise.race([
+    promise.catch(() => undefined),
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
+  ]);
   clearTimeout(timer);
 }
 

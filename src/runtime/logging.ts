@@ -70,7 +70,7 @@ export function jsonLineReporter(stream: { write(chunk: string): unknown }, node
       } catch {
         text = JSON.stringify({ time: line.time, level: line.level, msg: String(line.msg) });
       }
-      stream.write(text + "\n");
+      stream.write(`${text}\n`);
     },
   };
 }
@@ -98,8 +98,18 @@ export function setupLogging(setup: LogSetup): ConsolaInstance {
   const level = CONSOLA_LEVEL[setup.level];
   const logger =
     setup.format === "json"
-      ? createConsola({ level, reporters: [jsonLineReporter(stream, setup.node)], throttle: 0, defaults: { tag: "metafora" } })
-      : createConsola({ level, reporters: [prettyReporter(stream, isTerminal(stream))], throttle: 0, defaults: { tag: "metafora" } });
+      ? createConsola({
+          level,
+          reporters: [jsonLineReporter(stream, setup.node)],
+          throttle: 0,
+          defaults: { tag: "metafora" },
+        })
+      : createConsola({
+          level,
+          reporters: [prettyReporter(stream, isTerminal(stream))],
+          throttle: 0,
+          defaults: { tag: "metafora" },
+        });
   setLogger(logger as Logger);
   return logger;
 }
@@ -108,7 +118,12 @@ function isTerminal(stream: { write(chunk: string): unknown }): boolean {
   return (stream as { isTTY?: boolean }).isTTY === true;
 }
 
-const LEVEL_COLOR: Record<string, string> = { error: "\x1b[31m", warn: "\x1b[33m", info: "\x1b[36m", debug: "\x1b[90m" };
+const LEVEL_COLOR: Record<string, string> = {
+  error: "\x1b[31m",
+  warn: "\x1b[33m",
+  info: "\x1b[36m",
+  debug: "\x1b[90m",
+};
 
 /**
  * One line per message for people: UTC time (logs of several nodes line up), level, message;
@@ -128,7 +143,7 @@ export function prettyReporter(stream: { write(chunk: string): unknown }, colors
       const tag = level.toUpperCase().padEnd(5);
       const head = colors ? `\x1b[90m${time}\x1b[0m ${LEVEL_COLOR[level] ?? ""}${tag}\x1b[0m` : `${time} ${tag}`;
       let text = `${head} ${format(...(rest as [unknown, ...unknown[]]))}\n`;
-      for (const e of errors) text += e.replace(/^/gm, "    ") + "\n";
+      for (const e of errors) text += `${e.replace(/^/gm, "    ")}\n`;
       stream.write(text);
     },
   };

@@ -36,7 +36,9 @@ export interface RunHooks {
 export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Promise<number> {
   const log = setupLogging({ ...config.log, node: config.node }) as Logger;
   const started = new Date();
-  log.info(`metafora ${VERSION} starting node "${config.node}" (coordinator ${config.coordinator}, namespace ${config.namespace}, handlers ${config.handlers})`);
+  log.info(
+    `metafora ${VERSION} starting node "${config.node}" (coordinator ${config.coordinator}, namespace ${config.namespace}, handlers ${config.handlers})`,
+  );
   log.debug(`effective configuration: ${JSON.stringify(redactConfig(config))}`);
   installCrashGuards(log);
 
@@ -50,7 +52,9 @@ export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Prom
     return ExitCode.config;
   }
   if (modules.length === 0) log.warn(`no handler files in ${config.handlers}: this node will claim no task`);
-  log.info(`loaded ${modules.length} handler(s) from ${config.handlers}: ${modules.map((m) => m.name + (m.stateful ? " (stateful)" : "")).join(", ") || "none"} ("metafora" imports resolve via ${resolution})`);
+  log.info(
+    `loaded ${modules.length} handler(s) from ${config.handlers}: ${modules.map((m) => m.name + (m.stateful ? " (stateful)" : "")).join(", ") || "none"} ("metafora" imports resolve via ${resolution})`,
+  );
 
   // 2. The coordinator's backend.
   let backend: Backend;
@@ -64,22 +68,39 @@ export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Prom
   }
 
   // State changes are recorded in the task history as the state machine stores them.
-  const built = buildHandlers(modules, { stateStore: recordingStateStore(backend.stateStore, backend.history, config.node), taskCommands: backend.taskCommands });
+  const built = buildHandlers(modules, {
+    stateStore: recordingStateStore(backend.stateStore, backend.history, config.node),
+    taskCommands: backend.taskCommands,
+  });
   const consumer = new Consumer({
     coordinator: backend.coordinator,
     node: config.node,
     handlers: built.handlers,
     maxTasks: config.maxTasks === 0 ? Infinity : config.maxTasks,
     balanceEvery: config.balanceEvery,
-    balancer: new FairBalancer({ allowance: config.rebalance.allowance, claimDeferLimit: config.rebalance.claimDeferLimit }),
-    rebalance: config.rebalance.enabled ? { debounce: config.rebalance.debounce, jitter: config.rebalance.jitter, driftEvery: config.rebalance.driftEvery, window: config.rebalance.window, steps: config.rebalance.steps } : false,
+    balancer: new FairBalancer({
+      allowance: config.rebalance.allowance,
+      claimDeferLimit: config.rebalance.claimDeferLimit,
+    }),
+    rebalance: config.rebalance.enabled
+      ? {
+          debounce: config.rebalance.debounce,
+          jitter: config.rebalance.jitter,
+          driftEvery: config.rebalance.driftEvery,
+          window: config.rebalance.window,
+          steps: config.rebalance.steps,
+        }
+      : false,
     claimConcurrency: backend.claimConcurrency,
     releasePacing: { within: config.quickRelease, initial: config.releaseBackoff, max: config.releaseBackoffMax },
     log,
   });
   // etcd's coordinator measures event-loop lag itself (it needs it for lease safety) and feeds
   // it in through attachMetrics; the metrics' own sampler would count each stall twice.
-  const metrics = createMetrics({ node: config.node, ...(backend.kind === "etcd" ? { loopLagSampleEvery: false as const } : {}) });
+  const metrics = createMetrics({
+    node: config.node,
+    ...(backend.kind === "etcd" ? { loopLagSampleEvery: false as const } : {}),
+  });
   const detachMetrics = attachConsumerMetrics(metrics, consumer, {
     cluster: backend.coordinator.cluster,
     node: config.node,
@@ -131,7 +152,9 @@ export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Prom
       stop(signal, count) {
         if (count === 1) {
           shutdownRequested = true;
-          log.info(`${signal}: shutting down (waiting up to ${formatDuration(config.shutdownTimeout)} for handlers; send it again to force)`);
+          log.info(
+            `${signal}: shutting down (waiting up to ${formatDuration(config.shutdownTimeout)} for handlers; send it again to force)`,
+          );
           void consumer.shutdown({ timeout: config.shutdownTimeout });
         } else {
           forced = true;
@@ -161,8 +184,11 @@ export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Prom
     timeline.close();
     vitals.close();
     metrics.close();
-    if (http) await http.close().catch((err: unknown) => log.warn(`closing the HTTP server failed: ${describeError(err)}`));
-    await backend.close().catch((err: unknown) => log.warn(`closing the ${backend.kind} coordinator failed: ${describeError(err)}`));
+    if (http)
+      await http.close().catch((err: unknown) => log.warn(`closing the HTTP server failed: ${describeError(err)}`));
+    await backend
+      .close()
+      .catch((err: unknown) => log.warn(`closing the ${backend.kind} coordinator failed: ${describeError(err)}`));
   };
 
   // 4. HTTP: up before the consumer, so /healthz answers and /readyz says 503 until ready.
@@ -172,7 +198,9 @@ export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Prom
       http = await startHttpServer(services);
       log.info(`HTTP on ${http.url} (/healthz, /readyz, /metrics, /info, /api)`);
     } catch (err) {
-      log.error(`cannot start the HTTP server on ${config.http.listen}: ${err instanceof Error ? err.message : describeError(err)}; set http.listen (METAFORA_HTTP) to a free address, or "off"`);
+      log.error(
+        `cannot start the HTTP server on ${config.http.listen}: ${err instanceof Error ? err.message : describeError(err)}; set http.listen (METAFORA_HTTP) to a free address, or "off"`,
+      );
       await consumer.shutdown({ timeout: 0 });
       await cleanup(undefined);
       return ExitCode.config;
@@ -194,10 +222,14 @@ export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Prom
     if (err instanceof Error && err.stack) log.debug(err.stack);
     const kind = backend.classifyJoinError(err);
     if (kind === "credentials") {
-      log.error(`etcd refused this node's credentials (${summary}); check etcd.username and METAFORA_ETCD_PASSWORD, and the user's permissions`);
+      log.error(
+        `etcd refused this node's credentials (${summary}); check etcd.username and METAFORA_ETCD_PASSWORD, and the user's permissions`,
+      );
       return ExitCode.config;
     }
-    log.error(`cannot join via ${backend.description}: ${summary}${kind === "unavailable" ? "; check etcd.endpoints (METAFORA_ETCD_ENDPOINTS) and that etcd is up" : ""}`);
+    log.error(
+      `cannot join via ${backend.description}: ${summary}${kind === "unavailable" ? "; check etcd.endpoints (METAFORA_ETCD_ENDPOINTS) and that etcd is up" : ""}`,
+    );
     return kind === "unavailable" ? ExitCode.unavailable : ExitCode.failed;
   }
 
@@ -208,7 +240,9 @@ export async function runNode(config: RuntimeConfig, hooks: RunHooks = {}): Prom
   // registered and turns ready (isReady checks the state) as soon as it has rejoined.
   if (!shutdownRequested && (consumer.state === "running" || consumer.state === "suspended")) {
     ready = true;
-    log.info(`ready: node "${config.node}" via ${backend.description}, ${built.names.length} handler(s), max_tasks ${config.maxTasks || "unlimited"}`);
+    log.info(
+      `ready: node "${config.node}" via ${backend.description}, ${built.names.length} handler(s), max_tasks ${config.maxTasks || "unlimited"}`,
+    );
     hooks.onReady?.(services, http?.url);
   }
 
@@ -224,12 +258,16 @@ function exitCodeFor(report: ShutdownReport, forced: boolean, log: Logger, confi
     return ExitCode.forced;
   }
   if (!report.clean) {
-    log.error(`shutdown timed out after ${formatDuration(config.shutdownTimeout)}; handlers that did not stop: ${report.stuck.join(", ")}`);
+    log.error(
+      `shutdown timed out after ${formatDuration(config.shutdownTimeout)}; handlers that did not stop: ${report.stuck.join(", ")}`,
+    );
     return ExitCode.shutdownTimedOut;
   }
   if (report.unreleased?.length) {
     // Every handler stopped, but the coordinator did not take the tasks back: not "cleanly".
-    log.warn(`shut down, but ${report.unreleased.length} task(s) could not be released: ${report.unreleased.join(", ")}; other nodes can claim them once this node's lease expires`);
+    log.warn(
+      `shut down, but ${report.unreleased.length} task(s) could not be released: ${report.unreleased.join(", ")}; other nodes can claim them once this node's lease expires`,
+    );
     return ExitCode.ok;
   }
   log.info("shut down cleanly");
@@ -244,7 +282,9 @@ async function submitDeclarativeTasks(config: RuntimeConfig, backend: Backend, l
       // A finished stateful task would be resubmitted on every start and end at once: say so.
       const stored = await backend.readState(t.id).catch(() => undefined);
       if (stored && isTerminal(stored.code)) {
-        log.info(`declarative task "${t.id}" already ran to the end (state ${stored.code}); not resubmitted (\`metafora state reset ${t.id}\` runs it again)`);
+        log.info(
+          `declarative task "${t.id}" already ran to the end (state ${stored.code}); not resubmitted (\`metafora state reset ${t.id}\` runs it again)`,
+        );
         continue;
       }
       await backend.client.submitTask(t.id, props);
@@ -254,17 +294,23 @@ async function submitDeclarativeTasks(config: RuntimeConfig, backend: Backend, l
       log.error(`declarative task "${t.id}" could not be submitted: ${describeError(err)}`);
     }
   }
-  if (config.tasks.length > 0) log.info(`declarative tasks: ${added} submitted, ${config.tasks.length - added} already present or failed`);
+  if (config.tasks.length > 0)
+    log.info(`declarative tasks: ${added} submitted, ${config.tasks.length - added} already present or failed`);
 }
 
 function logConsumerEvents(consumer: Consumer, log: Logger): void {
   // JSON log lines about a task name its handler (logging.ts).
   consumer.on("claimed", ({ task, handler }) => taskHandlers.set(task.id, handler));
-  for (const event of ["released", "done", "lost"] as const) consumer.on(event, ({ taskId }) => taskHandlers.delete(taskId));
-  consumer.on("claimed", ({ task, token, handler }) => log.debug(`claimed ${task.id} (handler ${handler}, token ${token})`));
+  for (const event of ["released", "done", "lost"] as const)
+    consumer.on(event, ({ taskId }) => taskHandlers.delete(taskId));
+  consumer.on("claimed", ({ task, token, handler }) =>
+    log.debug(`claimed ${task.id} (handler ${handler}, token ${token})`),
+  );
   consumer.on("done", ({ taskId }) => log.info(`task ${taskId} done`));
   consumer.on("lost", ({ taskId, reason }) => log.warn(`lost task ${taskId} (${reason})`));
-  consumer.on("suspended", ({ deadline }) => log.warn(`claims in doubt: handlers stopping by ${new Date(deadline).toISOString()}`));
+  consumer.on("suspended", ({ deadline }) =>
+    log.warn(`claims in doubt: handlers stopping by ${new Date(deadline).toISOString()}`),
+  );
   consumer.on("resumed", () => log.info("claims safe again: claiming"));
 }
 
@@ -276,6 +322,10 @@ let guardsInstalled = false;
 function installCrashGuards(log: Logger): void {
   if (guardsInstalled) return;
   guardsInstalled = true;
-  process.on("uncaughtException", (err) => log.error(`uncaught exception (the node keeps running): ${describeError(err)}`));
-  process.on("unhandledRejection", (reason) => log.error(`unhandled promise rejection (the node keeps running): ${describeError(reason)}`));
+  process.on("uncaughtException", (err) =>
+    log.error(`uncaught exception (the node keeps running): ${describeError(err)}`),
+  );
+  process.on("unhandledRejection", (reason) =>
+    log.error(`unhandled promise rejection (the node keeps running): ${describeError(reason)}`),
+  );
 }

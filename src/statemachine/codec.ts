@@ -28,20 +28,36 @@ export function formatTime(date: Date): string {
 /** Parse RFC 3339 with 0–9 fractional digits and Z or ±hh:mm. Throws on anything else. */
 export function parseTime(text: string): Date {
   const m = RFC3339.exec(text);
-  if (!m) throw new TypeError(`time ${JSON.stringify(text)} is not RFC 3339 (expected like "2026-11-22T15:30:02.538146Z")`);
-  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  if (!m)
+    throw new TypeError(`time ${JSON.stringify(text)} is not RFC 3339 (expected like "2026-11-22T15:30:02.538146Z")`);
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   const ms = m[7] ? Number(m[7].padEnd(3, "0").slice(0, 3)) : 0;
   const date = new Date(0);
   // setUTCFullYear, not Date.UTC: Date.UTC maps years 0–99 to 1900–1999.
   date.setUTCFullYear(year, month - 1, day);
   date.setUTCHours(hour, minute, second, ms);
-  if (date.getUTCFullYear() !== year || date.getUTCMonth() !== month - 1 || date.getUTCDate() !== day || hour > 23 || minute > 59 || second > 59) {
+  if (
+    date.getUTCFullYear() !== year ||
+    date.getUTCMonth() !== month - 1 ||
+    date.getUTCDate() !== day ||
+    hour > 23 ||
+    minute > 59 ||
+    second > 59
+  ) {
     throw new TypeError(`time ${JSON.stringify(text)} has an out-of-range field`);
   }
   if (m[9]) {
     const offsetHours = Number(m[10]);
     const offsetMinutes = Number(m[11]);
-    if (offsetHours > 23 || offsetMinutes > 59) throw new TypeError(`time ${JSON.stringify(text)} has an out-of-range offset`);
+    if (offsetHours > 23 || offsetMinutes > 59)
+      throw new TypeError(`time ${JSON.stringify(text)} has an out-of-range offset`);
     const offset = (offsetHours * 60 + offsetMinutes) * 60_000;
     date.setTime(date.getTime() - (m[9] === "+" ? offset : -offset));
   }
@@ -65,7 +81,8 @@ function parseObject(text: string, what: string): Record<string, unknown> {
   } catch (err) {
     throw new TypeError(`${what} is not JSON (${(err as Error).message}): ${preview(text)}`);
   }
-  if (value === null || typeof value !== "object" || Array.isArray(value)) throw new TypeError(`${what} is not a JSON object: ${preview(text)}`);
+  if (value === null || typeof value !== "object" || Array.isArray(value))
+    throw new TypeError(`${what} is not a JSON object: ${preview(text)}`);
   return value as Record<string, unknown>;
 }
 
@@ -78,7 +95,9 @@ function optionalTime(value: unknown, what: string): Date | undefined {
 export function decodeState(text: string): State {
   const raw = parseObject(text, "state");
   if (!isStateCode(raw.state)) {
-    throw new TypeError(`state has code ${JSON.stringify(raw.state)}; expected one of runnable, sleeping, paused, fault, completed, failed, killed`);
+    throw new TypeError(
+      `state has code ${JSON.stringify(raw.state)}; expected one of runnable, sleeping, paused, fault, completed, failed, killed`,
+    );
   }
   const until = optionalTime(raw.until, "state.until");
   let errors: StateError[] | undefined;
@@ -87,9 +106,11 @@ export function decodeState(text: string): State {
     errors = raw.errors.map((e: unknown, i) => {
       if (e === null || typeof e !== "object") throw new TypeError(`state.errors[${i}] is not an object`);
       const entry = e as { timestamp?: unknown; error?: unknown };
-      if (typeof entry.error !== "string") throw new TypeError(`state.errors[${i}].error is ${typeof entry.error}; expected a string`);
+      if (typeof entry.error !== "string")
+        throw new TypeError(`state.errors[${i}].error is ${typeof entry.error}; expected a string`);
       // Go decodes a missing timestamp as its zero time (year 1); keep that rather than fail.
-      const timestamp = optionalTime(entry.timestamp, `state.errors[${i}].timestamp`) ?? parseTime("0001-01-01T00:00:00Z");
+      const timestamp =
+        optionalTime(entry.timestamp, `state.errors[${i}].timestamp`) ?? parseTime("0001-01-01T00:00:00Z");
       return { timestamp, error: entry.error };
     });
   }
@@ -112,7 +133,8 @@ export function encodeMessage(message: Message): string {
   if (problem) throw new TypeError(`cannot encode command: ${problem}`);
   const out: Record<string, unknown> = { message: message.code };
   if (message.until) out.until = formatTime(message.until);
-  if (message.error !== undefined) out.error_text = typeof message.error === "string" ? message.error : message.error.message;
+  if (message.error !== undefined)
+    out.error_text = typeof message.error === "string" ? message.error : message.error.message;
   return goJson(out);
 }
 
@@ -124,7 +146,9 @@ export function encodeMessage(message: Message): string {
 export function decodeMessage(text: string): Message {
   const raw = parseObject(text, "command");
   if (!isMessageCode(raw.message)) {
-    throw new TypeError(`command has message ${JSON.stringify(raw.message)}; expected one of run, sleep, pause, kill, error, complete, checkpoint, release`);
+    throw new TypeError(
+      `command has message ${JSON.stringify(raw.message)}; expected one of run, sleep, pause, kill, error, complete, checkpoint, release`,
+    );
   }
   const until = optionalTime(raw.until, "command.until");
   let error: string | undefined;
@@ -134,7 +158,8 @@ export function decodeMessage(text: string): Message {
   if (typeof raw.error_text === "string") error = raw.error_text;
   else if (typeof raw.error === "string") error = raw.error;
   else if (raw.error !== null && typeof raw.error === "object") error = UNKNOWN_GO_ERROR;
-  else if (raw.error !== undefined && raw.error !== null) throw new TypeError(`command.error is ${typeof raw.error}; expected a string`);
+  else if (raw.error !== undefined && raw.error !== null)
+    throw new TypeError(`command.error is ${typeof raw.error}; expected a string`);
   const message: { code: Message["code"]; until?: Date; error?: string } = { code: raw.message };
   if (until) message.until = until;
   if (error !== undefined) message.error = error;

@@ -31,10 +31,16 @@ export interface DefaultErrorPolicyOptions {
 
 export const DEFAULT_MAX_ERRORS = 8;
 export const DEFAULT_ERROR_WINDOW = 4 * 60 * 60 * 1000;
-export const DEFAULT_BACKOFF: Readonly<BackoffOptions> = { initial: 30_000, max: 10 * 60_000, multiplier: 2, jitter: 0.2 };
+export const DEFAULT_BACKOFF: Readonly<BackoffOptions> = {
+  initial: 30_000,
+  max: 10 * 60_000,
+  multiplier: 2,
+  jitter: 0.2,
+};
 
 function requireNumber(name: string, value: number, ok: (v: number) => boolean, expected: string): number {
-  if (typeof value !== "number" || !ok(value)) throw new RangeError(`error policy: ${name} is ${String(value)}; expected ${expected}`);
+  if (typeof value !== "number" || !ok(value))
+    throw new RangeError(`error policy: ${name} is ${String(value)}; expected ${expected}`);
   return value;
 }
 
@@ -45,11 +51,26 @@ export function backoffDelay(strikes: number, b: BackoffOptions): number {
 }
 
 export function defaultErrorPolicy(opts: DefaultErrorPolicyOptions = {}): ErrorPolicy {
-  const maxErrors = requireNumber("maxErrors", opts.maxErrors ?? DEFAULT_MAX_ERRORS, (v) => Number.isInteger(v) && v >= 1, "an integer ≥ 1");
-  const window = requireNumber("window", opts.window ?? DEFAULT_ERROR_WINDOW, (v) => Number.isFinite(v) && v > 0, "a number of ms > 0");
+  const maxErrors = requireNumber(
+    "maxErrors",
+    opts.maxErrors ?? DEFAULT_MAX_ERRORS,
+    (v) => Number.isInteger(v) && v >= 1,
+    "an integer ≥ 1",
+  );
+  const window = requireNumber(
+    "window",
+    opts.window ?? DEFAULT_ERROR_WINDOW,
+    (v) => Number.isFinite(v) && v > 0,
+    "a number of ms > 0",
+  );
   const backoff: BackoffOptions = { ...DEFAULT_BACKOFF, ...opts.backoff };
   requireNumber("backoff.initial", backoff.initial, (v) => Number.isFinite(v) && v >= 0, "a number of ms ≥ 0");
-  requireNumber("backoff.max", backoff.max, (v) => Number.isFinite(v) && v >= backoff.initial, `a number of ms ≥ backoff.initial (${backoff.initial})`);
+  requireNumber(
+    "backoff.max",
+    backoff.max,
+    (v) => Number.isFinite(v) && v >= backoff.initial,
+    `a number of ms ≥ backoff.initial (${backoff.initial})`,
+  );
   requireNumber("backoff.multiplier", backoff.multiplier, (v) => Number.isFinite(v) && v >= 1, "a number ≥ 1");
   requireNumber("backoff.jitter", backoff.jitter, (v) => v >= 0 && v <= 1, "a fraction from 0 to 1");
   const now = opts.now ?? Date.now;
@@ -62,7 +83,10 @@ export function defaultErrorPolicy(opts: DefaultErrorPolicyOptions = {}): ErrorP
     const strikes = errors.filter((e) => e.timestamp.getTime() > cutoff).length;
     const kept = errors.slice(-maxErrors);
     if (strikes >= maxErrors) {
-      return { message: errorMessage(`exceeded error rate: ${strikes} errors within ${formatMs(window)}`), errors: kept };
+      return {
+        message: errorMessage(`exceeded error rate: ${strikes} errors within ${formatMs(window)}`),
+        errors: kept,
+      };
     }
     const delay = backoffDelay(strikes, backoff) * (1 - backoff.jitter * random());
     return { message: sleepMessage(new Date(t + Math.round(delay))), errors: kept };

@@ -8,7 +8,13 @@ import { MetaforaError } from "../errors.ts";
  */
 export class StateStoreError extends MetaforaError {
   override name = "StateStoreError";
-  constructor(readonly operation: "load" | "store", readonly taskId: string, override readonly cause: unknown) {
-    super(`state ${operation} for task "${taskId}" failed: ${cause instanceof Error ? cause.message : String(cause)}; the task is released to be retried`);
+  constructor(
+    readonly operation: "load" | "store",
+    readonly taskId: string,
+    override readonly cause: unknown,
+  ) {
+    super(
+      `state ${operation} for task "${taskId}" failed: ${cause instanceof Error ? cause.message : String(cause)}; the task is released to be retried`,
+    );
   }
 }

@@ -28,9 +28,23 @@ export {
   sleepMessage,
 } from "./messages.ts";
 export { TRANSITIONS, allRules, applyMessage, nextStateCode } from "./rules.ts";
-export { DEFAULT_BACKOFF, DEFAULT_ERROR_WINDOW, DEFAULT_MAX_ERRORS, backoffDelay, defaultErrorPolicy } from "./error-policy.ts";
+export {
+  DEFAULT_BACKOFF,
+  DEFAULT_ERROR_WINDOW,
+  DEFAULT_MAX_ERRORS,
+  backoffDelay,
+  defaultErrorPolicy,
+} from "./error-policy.ts";
 export type { BackoffOptions, DefaultErrorPolicyOptions } from "./error-policy.ts";
-export { UNKNOWN_GO_ERROR, decodeMessage, decodeState, encodeMessage, encodeState, formatTime, parseTime } from "./codec.ts";
+export {
+  UNKNOWN_GO_ERROR,
+  decodeMessage,
+  decodeState,
+  encodeMessage,
+  encodeState,
+  formatTime,
+  parseTime,
+} from "./codec.ts";
 export { StateStoreError } from "./errors.ts";
 export { runStateMachine } from "./runner.ts";
 export type { RunnerOptions } from "./runner.ts";

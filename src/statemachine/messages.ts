@@ -32,10 +32,13 @@ function isValidDate(value: unknown): value is Date {
  * a known code; `sleep` with a valid `until`; `error` with a non-empty error).
  */
 export function messageProblem(value: unknown): string | undefined {
-  if (value === null || typeof value !== "object") return `expected a message object like {code: "complete"}, got ${show(value)}`;
+  if (value === null || typeof value !== "object")
+    return `expected a message object like {code: "complete"}, got ${show(value)}`;
   const m = value as { code?: unknown; until?: unknown; error?: unknown };
-  if (!isMessageCode(m.code)) return `unknown message code ${show(m.code)}; expected one of run, sleep, pause, kill, error, complete, checkpoint, release`;
-  if (m.until !== undefined && !isValidDate(m.until)) return `message "${m.code}" has an invalid until ${show(m.until)}; expected a valid Date`;
+  if (!isMessageCode(m.code))
+    return `unknown message code ${show(m.code)}; expected one of run, sleep, pause, kill, error, complete, checkpoint, release`;
+  if (m.until !== undefined && !isValidDate(m.until))
+    return `message "${m.code}" has an invalid until ${show(m.until)}; expected a valid Date`;
   if (m.code === "sleep" && m.until === undefined) return `message "sleep" needs an until deadline`;
   if (m.error !== undefined && typeof m.error !== "string" && !(m.error instanceof Error)) {
     return `message "${m.code}" has an error of type ${typeof m.error}; expected a string or an Error`;
@@ -52,18 +55,30 @@ export function normalizeHandlerResult(value: unknown): { message: Message } | {
   if (typeof value === "string") {
     const bare: readonly BareMessageCode[] = ["run", "pause", "kill", "complete", "checkpoint", "release"];
     if ((bare as readonly string[]).includes(value)) return { message: { code: value as BareMessageCode } };
-    if (value === "sleep" || value === "error") return { problem: `handler returned "${value}" as a bare string; it needs a Message object with ${value === "sleep" ? "until" : "error"}` };
-    return { problem: `handler returned ${show(value)}; expected a Message or one of "run", "pause", "kill", "complete", "checkpoint", "release"` };
+    if (value === "sleep" || value === "error")
+      return {
+        problem: `handler returned "${value}" as a bare string; it needs a Message object with ${value === "sleep" ? "until" : "error"}`,
+      };
+    return {
+      problem: `handler returned ${show(value)}; expected a Message or one of "run", "pause", "kill", "complete", "checkpoint", "release"`,
+    };
   }
-  if (value === undefined) return { problem: "handler returned nothing; a stateful handler must return the next message (for example \"complete\" or the command it received)" };
+  if (value === undefined)
+    return {
+      problem:
+        'handler returned nothing; a stateful handler must return the next message (for example "complete" or the command it received)',
+    };
   const problem = messageProblem(value);
-  return problem === undefined ? { message: value as Message } : { problem: `handler returned an invalid message: ${problem}` };
+  return problem === undefined
+    ? { message: value as Message }
+    : { problem: `handler returned an invalid message: ${problem}` };
 }
 
 /** "sleep until <t>", "error: <text>", otherwise the code (Go's Message.String()). */
 export function describeMessage(m: Message): string {
   if (m.code === "sleep" && m.until) return `sleep until ${m.until.toISOString()}`;
-  if (m.code === "error" && m.error !== undefined) return `error: ${typeof m.error === "string" ? m.error : m.error.message}`;
+  if (m.code === "error" && m.error !== undefined)
+    return `error: ${typeof m.error === "string" ? m.error : m.error.message}`;
   return m.code;
 }
 

@@ -10,10 +10,34 @@ type Row = Partial<Record<MessageCode, StateCode>>;
 /** From state → message → next state. A missing entry is an invalid transition. */
 export const TRANSITIONS: Readonly<Record<StateCode, Readonly<Row>>> = {
   //          run         sleep       pause     kill      error    complete     checkpoint  release
-  runnable: { run: "runnable", sleep: "sleeping", pause: "paused", kill: "killed", error: "fault", complete: "completed", checkpoint: "runnable", release: "runnable" },
-  sleeping: { run: "runnable", sleep: "sleeping", pause: "paused", kill: "killed", error: "fault", checkpoint: "sleeping", release: "sleeping" },
+  runnable: {
+    run: "runnable",
+    sleep: "sleeping",
+    pause: "paused",
+    kill: "killed",
+    error: "fault",
+    complete: "completed",
+    checkpoint: "runnable",
+    release: "runnable",
+  },
+  sleeping: {
+    run: "runnable",
+    sleep: "sleeping",
+    pause: "paused",
+    kill: "killed",
+    error: "fault",
+    checkpoint: "sleeping",
+    release: "sleeping",
+  },
   // No `error` here (as in Go): an invalid message while paused releases the task, still paused.
-  paused: { run: "runnable", sleep: "sleeping", pause: "paused", kill: "killed", checkpoint: "paused", release: "paused" },
+  paused: {
+    run: "runnable",
+    sleep: "sleeping",
+    pause: "paused",
+    kill: "killed",
+    checkpoint: "paused",
+    release: "paused",
+  },
   fault: { sleep: "sleeping", error: "failed" },
   completed: {},
   failed: {},
@@ -24,7 +48,8 @@ export const TRANSITIONS: Readonly<Record<StateCode, Readonly<Row>>> = {
 export function allRules(): Array<{ from: StateCode; message: MessageCode; to: StateCode }> {
   const rules: Array<{ from: StateCode; message: MessageCode; to: StateCode }> = [];
   for (const [from, row] of Object.entries(TRANSITIONS) as Array<[StateCode, Row]>) {
-    for (const [message, to] of Object.entries(row) as Array<[MessageCode, StateCode]>) rules.push({ from, message, to });
+    for (const [message, to] of Object.entries(row) as Array<[MessageCode, StateCode]>)
+      rules.push({ from, message, to });
   }
   return rules;
 }
@@ -45,7 +70,8 @@ export function applyMessage(state: State, message: Message, now: Date = new Dat
   if (to === undefined) return undefined;
   let errors: readonly StateError[] = state.errors ?? [];
   if (message.error !== undefined) errors = [...errors, { timestamp: now, error: errorText(message.error) }];
-  const until = to === "sleeping" ? (message.code === "sleep" ? message.until : (message.until ?? state.until)) : undefined;
+  const until =
+    to === "sleeping" ? (message.code === "sleep" ? message.until : (message.until ?? state.until)) : undefined;
   const next: { code: StateCode; until?: Date; errors?: readonly StateError[] } = { code: to };
   if (until !== undefined) next.until = until;
   if (errors.length > 0) next.errors = errors;

@@ -32,9 +32,26 @@ import { settleWithin } from "../internal/timers.ts";
 import type { ClaimRef, HandlerContext, HandlerResult, Logger, Task, TaskProps } from "../types.ts";
 import { StateStoreError } from "./errors.ts";
 import { Mailbox } from "./mailbox.ts";
-import { describeMessage, describeState, errorMessage, messageProblem, normalizeHandlerResult, releaseMessage, runMessage } from "./messages.ts";
+import {
+  describeMessage,
+  describeState,
+  errorMessage,
+  messageProblem,
+  normalizeHandlerResult,
+  releaseMessage,
+  runMessage,
+} from "./messages.ts";
 import { applyMessage } from "./rules.ts";
-import { isTerminal, type ErrorPolicy, type Message, type State, type StatefulContext, type StatefulRun, type StateStore, type TaskCommandSource } from "./types.ts";
+import {
+  isTerminal,
+  type ErrorPolicy,
+  type Message,
+  type State,
+  type StatefulContext,
+  type StatefulRun,
+  type StateStore,
+  type TaskCommandSource,
+} from "./types.ts";
 
 export interface RunnerOptions<P extends TaskProps> {
   task: Task<P>;
@@ -103,7 +120,10 @@ export async function runStateMachine<P extends TaskProps>(opts: RunnerOptions<P
       } else if (claimGone(ctx)) {
         // Another node may own the task already: writing its state now could overwrite theirs.
         const dropped = drainAll(mailbox).filter((m) => m.code !== "release");
-        if (dropped.length > 0) log.warn(`claim lost: ${dropped.length} received command(s) not applied: ${dropped.map(describeMessage).join(", ")}`);
+        if (dropped.length > 0)
+          log.warn(
+            `claim lost: ${dropped.length} received command(s) not applied: ${dropped.map(describeMessage).join(", ")}`,
+          );
         return "release";
       } else if (state.code === "fault") {
         step = faultStep(state, opts);
@@ -115,7 +135,9 @@ export async function runStateMachine<P extends TaskProps>(opts: RunnerOptions<P
 
       const { message, next } = transition(step, log);
       const unchangedRelease =
-        message.code === "release" && next.code === state.code && (next.errors?.length ?? 0) === (state.errors?.length ?? 0);
+        message.code === "release" &&
+        next.code === state.code &&
+        (next.errors?.length ?? 0) === (state.errors?.length ?? 0);
       if (!unchangedRelease) {
         if (!claimStillHeld(ctx)) {
           log.warn(`claim no longer vouched for: not storing ${describeState(next)} (on ${describeMessage(message)})`);
@@ -153,7 +175,11 @@ function claimOf(ctx: HandlerContext): ClaimRef {
 function claimGone(ctx: HandlerContext): boolean {
   if (!claimStillHeld(ctx)) return true;
   const reason: unknown = ctx.signal.reason;
-  return ctx.signal.aborted && reason instanceof StopError && (reason.reason === "lost" || reason.reason === "deleted" || reason.reason === "lease");
+  return (
+    ctx.signal.aborted &&
+    reason instanceof StopError &&
+    (reason.reason === "lost" || reason.reason === "deleted" || reason.reason === "lease")
+  );
 }
 
 function drainAll(mailbox: Mailbox): Message[] {
@@ -224,7 +250,11 @@ function faultStep<P extends TaskProps>(state: State, opts: RunnerOptions<P>): S
 }
 
 /** Runnable: call the handler with a private view of the commands, closed when it returns. */
-async function runHandler<P extends TaskProps>(state: State, opts: RunnerOptions<P>, mailbox: Mailbox): Promise<Message> {
+async function runHandler<P extends TaskProps>(
+  state: State,
+  opts: RunnerOptions<P>,
+  mailbox: Mailbox,
+): Promise<Message> {
   const { ctx } = opts;
   const view = mailbox.view();
   // Built explicitly (not spread): ctx may be a class instance whose methods live on its prototype.
@@ -255,7 +285,11 @@ async function runHandler<P extends TaskProps>(state: State, opts: RunnerOptions
       return releaseMessage();
     }
     ctx.log.warn(`handler threw: ${err instanceof Error ? err.message : String(err)}`);
-    return errorMessage(err instanceof Error ? err : `handler threw ${typeof err === "string" ? err : JSON.stringify(err) ?? String(err)}`);
+    return errorMessage(
+      err instanceof Error
+        ? err
+        : `handler threw ${typeof err === "string" ? err : (JSON.stringify(err) ?? String(err))}`,
+    );
   }
   // Closed in the same microtask run as the return: see Mailbox for why that is exact.
   view.close();
@@ -272,7 +306,11 @@ async function runHandler<P extends TaskProps>(state: State, opts: RunnerOptions
  * dropped with a warning (Go's multiplexer does the same); a failing listener is restarted
  * with back-off rather than leaving the task deaf to commands.
  */
-async function pumpCommands<P extends TaskProps>(opts: RunnerOptions<P>, mailbox: Mailbox, signal: AbortSignal): Promise<void> {
+async function pumpCommands<P extends TaskProps>(
+  opts: RunnerOptions<P>,
+  mailbox: Mailbox,
+  signal: AbortSignal,
+): Promise<void> {
   const log = opts.ctx.log;
   let delay = LISTEN_RETRY_INITIAL;
   while (!signal.aborted) {
@@ -291,7 +329,9 @@ async function pumpCommands<P extends TaskProps>(opts: RunnerOptions<P>, mailbox
       log.warn(`command listener ended by itself; restarting in ${delay}ms`);
     } catch (err) {
       if (signal.aborted) return;
-      log.warn(`command listener failed (${err instanceof Error ? err.message : String(err)}); restarting in ${delay}ms`);
+      log.warn(
+        `command listener failed (${err instanceof Error ? err.message : String(err)}); restarting in ${delay}ms`,
+      );
     }
     await abortableSleep(delay, signal);
     delay = Math.min(delay * 2, LISTEN_RETRY_MAX);

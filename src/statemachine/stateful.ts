@@ -31,7 +31,8 @@ export interface StatefulHandler<P extends TaskProps = TaskProps> extends Handle
 }
 
 export function statefulHandler<P extends TaskProps = TaskProps>(opts: StatefulHandlerOptions<P>): StatefulHandler<P> {
-  if (typeof opts.run !== "function") throw new TypeError("statefulHandler: run must be a function (task, ctx) => message");
+  if (typeof opts.run !== "function")
+    throw new TypeError("statefulHandler: run must be a function (task, ctx) => message");
   if (!opts.store || typeof opts.store.load !== "function" || typeof opts.store.store !== "function") {
     throw new TypeError("statefulHandler: store must be a StateStore with load() and store()");
   }

@@ -108,7 +108,10 @@ export type StatefulRun<P extends TaskProps = TaskProps> = (
  * message to apply (normally `sleep` to retry later, or `error` to fail for good) and the
  * error history to keep.
  */
-export type ErrorPolicy = (task: Task, errors: readonly StateError[]) => { message: Message; errors: readonly StateError[] };
+export type ErrorPolicy = (
+  task: Task,
+  errors: readonly StateError[],
+) => { message: Message; errors: readonly StateError[] };
 
 export function isTerminal(code: StateCode): boolean {
   return TERMINAL_STATES.has(code);

@@ -10,7 +10,15 @@ import type { Etcd3 } from "etcd3";
 import { startEtcd, type EtcdServer } from "../support/etcd.ts";
 import { freePort } from "../support/ports.ts";
 import { waitFor } from "../support/wait.ts";
-import { expectMentions, makeWorkspace, metaforaBinary, runCli, startNode, type CliResult, type Workspace } from "./support.ts";
+import {
+  expectMentions,
+  makeWorkspace,
+  metaforaBinary,
+  runCli,
+  startNode,
+  type CliResult,
+  type Workspace,
+} from "./support.ts";
 
 const NS = "/bad-keys";
 const HANDLERS = {
@@ -63,11 +71,22 @@ beforeAll(async () => {
   ws = makeWorkspace(HANDLERS);
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
-  env = { METAFORA_ETCD_ENDPOINTS: etcd.endpoint, METAFORA_NAMESPACE: NS, METAFORA_NODE: "keys-node", METAFORA_HTTP: `127.0.0.1:${port}` };
+  env = {
+    METAFORA_ETCD_ENDPOINTS: etcd.endpoint,
+    METAFORA_NAMESPACE: NS,
+    METAFORA_NODE: "keys-node",
+    METAFORA_HTTP: `127.0.0.1:${port}`,
+  };
   node = startNode(binary, { cwd: ws.dir, env });
   await node.waitReady(base, 30_000);
   for (const id of ["work:good", "sm:1"]) expect((await cli("submit", id)).code).toBe(0);
-  await waitFor("sentinels running, sm:1 with a state", async () => (await rows()).filter((r) => r.owner === "keys-node").length === 2 && (await kv.get(`${NS}/state/sm:1`).string()) !== null, { timeout: 20_000 });
+  await waitFor(
+    "sentinels running, sm:1 with a state",
+    async () =>
+      (await rows()).filter((r) => r.owner === "keys-node").length === 2 &&
+      (await kv.get(`${NS}/state/sm:1`).string()) !== null,
+    { timeout: 20_000 },
+  );
   baseline = await sentinel();
 }, 120_000);
 
@@ -94,7 +113,11 @@ const CASES: KeyCase[] = [
     async check() {
       const row = (await rows()).find((r) => r.id === "work:p1")!;
       expect(row.props).toEqual({});
-      expectMentions(row.propsError!, [`${NS}/tasks/work:p1/props`, "not JSON", "put a JSON object there", "metafora delete work:p1"], "props");
+      expectMentions(
+        row.propsError!,
+        [`${NS}/tasks/work:p1/props`, "not JSON", "put a JSON object there", "metafora delete work:p1"],
+        "props",
+      );
       const table = await cli("tasks");
       expect(table.stdout).toContain("(unreadable, see below)");
       expect(table.stdout).toContain(`work:p1: props at ${NS}/tasks/work:p1/props are not JSON`);
@@ -111,7 +134,11 @@ const CASES: KeyCase[] = [
     name: "tasks/T/props: a huge but valid object (900 KB) is listed and runs",
     put: { "tasks/work:huge": "", "tasks/work:huge/props": JSON.stringify({ blob: big(900_000) }) },
     async check() {
-      await waitFor("work:huge claimed", async () => (await rows()).some((r) => r.id === "work:huge" && r.owner === "keys-node"), { timeout: 15_000 });
+      await waitFor(
+        "work:huge claimed",
+        async () => (await rows()).some((r) => r.id === "work:huge" && r.owner === "keys-node"),
+        { timeout: 15_000 },
+      );
     },
   },
   {
@@ -120,15 +147,29 @@ const CASES: KeyCase[] = [
     async check() {
       const row = (await rows()).find((r) => r.id === "work:o1")!;
       expect(row.owner).toBeUndefined();
-      expectMentions(row.waiting!, [`owner key ${NS}/tasks/work:o1/owner`, "unreadable value", "no lease", `etcdctl del ${NS}/tasks/work:o1/owner`, "metafora delete work:o1"], "owner");
+      expectMentions(
+        row.waiting!,
+        [
+          `owner key ${NS}/tasks/work:o1/owner`,
+          "unreadable value",
+          "no lease",
+          `etcdctl del ${NS}/tasks/work:o1/owner`,
+          "metafora delete work:o1",
+        ],
+        "owner",
+      );
       expect((await cli("tasks")).stdout).toContain("work:o1: waiting: owner key");
     },
   },
   {
-    name: "tasks/T/owner: wrong type ({\"node\": 5})",
+    name: 'tasks/T/owner: wrong type ({"node": 5})',
     put: { "tasks/work:o2": "", "tasks/work:o2/owner": '{"node":5}' },
     async check() {
-      expectMentions((await rows()).find((r) => r.id === "work:o2")!.waiting!, ["unreadable value", '{\\"node\\":5}', "no lease"], "owner");
+      expectMentions(
+        (await rows()).find((r) => r.id === "work:o2")!.waiting!,
+        ["unreadable value", '{\\"node\\":5}', "no lease"],
+        "owner",
+      );
     },
   },
   {
@@ -144,14 +185,22 @@ const CASES: KeyCase[] = [
     name: "tasks/T (the task marker) with a huge value",
     put: { "tasks/work:m1": big(500_000) },
     async check() {
-      await waitFor("work:m1 claimed", async () => (await rows()).some((r) => r.id === "work:m1" && r.owner === "keys-node"), { timeout: 15_000 });
+      await waitFor(
+        "work:m1 claimed",
+        async () => (await rows()).some((r) => r.id === "work:m1" && r.owner === "keys-node"),
+        { timeout: 15_000 },
+      );
     },
   },
   {
     name: "tasks/T/commands: malformed JSON for a running stateful task",
     put: { "tasks/sm:1/commands": "{not a message" },
     async check() {
-      await waitFor("the node deletes and logs the bad command", () => node.output().includes('deleted a malformed command for task \\"sm:1\\"'), { timeout: 10_000 });
+      await waitFor(
+        "the node deletes and logs the bad command",
+        () => node.output().includes('deleted a malformed command for task \\"sm:1\\"'),
+        { timeout: 10_000 },
+      );
     },
   },
   {
@@ -163,14 +212,20 @@ const CASES: KeyCase[] = [
     name: "nodes/M/commands/N: malformed JSON",
     put: { "nodes/keys-node/commands/1": "{{{" },
     async check() {
-      await waitFor("dropped, naming the key", () => node.output().includes(`dropping malformed node command at ${NS}/nodes/keys-node/commands/1`), { timeout: 10_000 });
+      await waitFor(
+        "dropped, naming the key",
+        () => node.output().includes(`dropping malformed node command at ${NS}/nodes/keys-node/commands/1`),
+        { timeout: 10_000 },
+      );
     },
   },
   {
     name: "nodes/M/commands/N: wrong type and a huge value",
     put: { "nodes/keys-node/commands/2": '{"command":["freeze"]}', "nodes/keys-node/commands/3": big(300_000) },
     async check() {
-      await waitFor("both dropped", () => node.output().includes(`${NS}/nodes/keys-node/commands/3`), { timeout: 10_000 });
+      await waitFor("both dropped", () => node.output().includes(`${NS}/nodes/keys-node/commands/3`), {
+        timeout: 10_000,
+      });
       expect(node.output()).not.toContain(big(1000));
     },
   },
@@ -198,7 +253,16 @@ const CASES: KeyCase[] = [
       for (const cmd of ["resume", "kill"]) {
         const r = await cli(cmd, "sm:s1");
         expect(r.code, r.stdout + r.stderr).toBe(1);
-        expectMentions(r.stderr, [`cannot ${cmd} task "sm:s1"`, "stored state cannot be read", `${NS}/state/sm:s1`, "metafora state reset sm:s1"], cmd);
+        expectMentions(
+          r.stderr,
+          [
+            `cannot ${cmd} task "sm:s1"`,
+            "stored state cannot be read",
+            `${NS}/state/sm:s1`,
+            "metafora state reset sm:s1",
+          ],
+          cmd,
+        );
         expect(r.stdout).not.toContain("sent");
       }
       const shown = await cli("state", "sm:s1");
@@ -215,7 +279,11 @@ const CASES: KeyCase[] = [
     async check() {
       const r = await cli("submit", "sm:s2");
       expect(r.code).toBe(1);
-      expectMentions(r.stderr, ['task "sm:s2" has a stored state that cannot be read', "metafora state reset sm:s2"], "submit");
+      expectMentions(
+        r.stderr,
+        ['task "sm:s2" has a stored state that cannot be read', "metafora state reset sm:s2"],
+        "submit",
+      );
       expect((await rows()).some((t) => t.id === "sm:s2")).toBe(false);
       expect((await cli("state", "reset", "sm:s2")).code).toBe(0);
       expect((await cli("submit", "sm:s2")).code).toBe(0);
@@ -227,7 +295,11 @@ const CASES: KeyCase[] = [
     async check() {
       const r = await cli("submit", "sm:s3");
       expect(r.code).toBe(1);
-      expectMentions(r.stderr, ["already ran to the end", "stored state: completed", "metafora state reset sm:s3"], "submit");
+      expectMentions(
+        r.stderr,
+        ["already ran to the end", "stored state: completed", "metafora state reset sm:s3"],
+        "submit",
+      );
     },
   },
 ];
@@ -244,7 +316,10 @@ describe("bad values in every etcd key kind", () => {
 
   test("the node never crashed or restarted its sentinels, and logged no stack for bad keys", () => {
     expect(node.proc.exitCode).toBeNull();
-    const stacks = node.output().split("\n").filter((l) => /"level":"(warn|error)"/.test(l) && /\\n\s+at /.test(l));
+    const stacks = node
+      .output()
+      .split("\n")
+      .filter((l) => /"level":"(warn|error)"/.test(l) && /\\n\s+at /.test(l));
     expect(stacks).toEqual([]);
   });
 });

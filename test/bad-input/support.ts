@@ -29,7 +29,8 @@ export function fingerprint(dir: string): string {
 /** The message names each of `mentions` (strings or patterns). */
 export function expectMentions(text: string, mentions: readonly (string | RegExp)[], what: string): void {
   for (const m of mentions) {
-    if (typeof m === "string") expect(text, `${what}: expected the message to mention ${JSON.stringify(m)}`).toContain(m);
+    if (typeof m === "string")
+      expect(text, `${what}: expected the message to mention ${JSON.stringify(m)}`).toContain(m);
     else expect(text, `${what}: expected the message to match ${String(m)}`).toMatch(m);
   }
 }

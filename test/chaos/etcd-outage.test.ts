@@ -47,7 +47,10 @@ async function twoNodesRunning(label: string, count: number) {
   const ns = uniqueNamespace(label);
   const ledger = new RunLedger();
   const client = makeClient(etcd, ns, cleanup);
-  const nodes = [await startNode(etcd, ns, "node1", ledger, cleanup, { leaseTtl: TTL }), await startNode(etcd, ns, "node2", ledger, cleanup, { leaseTtl: TTL })];
+  const nodes = [
+    await startNode(etcd, ns, "node1", ledger, cleanup, { leaseTtl: TTL }),
+    await startNode(etcd, ns, "node2", ledger, cleanup, { leaseTtl: TTL }),
+  ];
   const ids = Array.from({ length: count }, (_, i) => `${label}-${i}`);
   for (const id of ids) await client.submitTask(id);
   await waitFor(`${count} tasks running once`, () => ledger.eachRunningOnce(ids), { timeout: 10_000 });
@@ -61,10 +64,17 @@ test("etcd paused longer than the TTL: handlers stop by the recorded deadline, w
   const runsBefore = ledger.runs.length;
   const pausedAt = Date.now();
   etcd.pause();
-  await waitFor("both nodes to suspend and stop every handler", () => suspensions.length === 2 && ledger.runningCount() === 0, { timeout: 8000 });
+  await waitFor(
+    "both nodes to suspend and stop every handler",
+    () => suspensions.length === 2 && ledger.runningCount() === 0,
+    { timeout: 8000 },
+  );
   for (const s of suspensions) {
     // Stopped by the deadline...
-    const stops = ledger.runs.slice(0, runsBefore).filter((r) => r.node === s.node).map((r) => r.stopped!);
+    const stops = ledger.runs
+      .slice(0, runsBefore)
+      .filter((r) => r.node === s.node)
+      .map((r) => r.stopped!);
     expect(stops.length).toBeGreaterThan(0);
     for (const stopped of stops) expect(stopped).toBeLessThanOrEqual(s.deadline);
     // ...and the deadline comes before etcd can expire the lease.
@@ -77,7 +87,9 @@ test("etcd paused longer than the TTL: handlers stop by the recorded deadline, w
   etcd.resume();
   await waitFor("every task running exactly once again", () => ledger.eachRunningOnce(ids), { timeout: 20_000 });
   await waitFor("both nodes active on new leases", () =>
-    nodes.every((n, i) => n.coordinator.stats().state === "active" && n.coordinator.stats().leaseId !== leasesBefore[i]),
+    nodes.every(
+      (n, i) => n.coordinator.stats().state === "active" && n.coordinator.stats().leaseId !== leasesBefore[i],
+    ),
   );
   expect(nodes.every((n) => n.consumer.state === "running")).toBe(true);
   expect(ledger.overlaps).toEqual([]);
@@ -90,7 +102,9 @@ test("etcd killed and restarted on its data dir while tasks run: nodes survive a
   await sleep(TTL * 1000);
   await etcd.restart();
   await waitFor("every task running exactly once again", () => ledger.eachRunningOnce(ids), { timeout: 30_000 });
-  await waitFor("both nodes active", () => nodes.every((n) => n.coordinator.stats().state === "active"), { timeout: 10_000 });
+  await waitFor("both nodes active", () => nodes.every((n) => n.coordinator.stats().state === "active"), {
+    timeout: 10_000,
+  });
   expect(nodes.every((n) => n.consumer.state === "running")).toBe(true);
   expect(ledger.overlaps).toEqual([]);
   const infos = await client.tasks();

@@ -31,9 +31,13 @@ test("graceful shutdown of one of two nodes: all 100 tasks run on the other with
   const a = await startNode(etcd, ns, "node-a", ledger, cleanup, { leaseTtl: TTL });
   await startNode(etcd, ns, "node-b", ledger, cleanup, { leaseTtl: TTL });
   await Promise.all(ids.map((id) => client.submitTask(id)));
-  await waitFor("100 tasks running once, on both nodes", () => ledger.eachRunningOnce(ids) && ledger.runningOn("node-a").length > 0 && ledger.runningOn("node-b").length > 0, {
-    timeout: 20_000,
-  });
+  await waitFor(
+    "100 tasks running once, on both nodes",
+    () => ledger.eachRunningOnce(ids) && ledger.runningOn("node-a").length > 0 && ledger.runningOn("node-b").length > 0,
+    {
+      timeout: 20_000,
+    },
+  );
   const moving = ledger.runningOn("node-a").length;
   const t0 = Date.now();
   const report = await a.consumer.shutdown({ timeout: 5000 });
@@ -50,9 +54,13 @@ test("SIGKILL of a node (child process): all its tasks run on the other within T
   const ns = uniqueNamespace("sigkill");
   const ledger = new RunLedger();
   const client = makeClient(etcd, ns, cleanup);
-  const child: ChildProcess = spawn(process.execPath, [join(import.meta.dir, "fixtures", "child-consumer.ts"), etcd.endpoint, ns, "doomed", String(TTL)], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [join(import.meta.dir, "fixtures", "child-consumer.ts"), etcd.endpoint, ns, "doomed", String(TTL)],
+    {
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
   cleanup.add(child, (c) => c.exitCode === null && c.signalCode === null && c.kill("SIGKILL"));
   let output = "";
   child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
@@ -64,16 +72,22 @@ test("SIGKILL of a node (child process): all its tasks run on the other within T
     for (const t of await client.tasks()) if (t.owner) counts.set(t.owner, (counts.get(t.owner) ?? 0) + 1);
     return counts;
   };
-  await waitFor("all 100 claimed, some by the child", async () => {
-    const c = await owners();
-    return (c.get("doomed") ?? 0) > 0 && (c.get("doomed") ?? 0) + (c.get("survivor") ?? 0) === 100;
-  }, { timeout: 20_000 });
+  await waitFor(
+    "all 100 claimed, some by the child",
+    async () => {
+      const c = await owners();
+      return (c.get("doomed") ?? 0) > 0 && (c.get("doomed") ?? 0) + (c.get("survivor") ?? 0) === 100;
+    },
+    { timeout: 20_000 },
+  );
   const lostCount = (await owners()).get("doomed")!;
   const exited = new Promise((resolve) => child.once("exit", resolve));
   const t0 = Date.now();
   child.kill("SIGKILL");
   await exited;
-  await waitFor("the survivor to run all 100", () => ledger.runningOn("survivor").length === 100, { timeout: (TTL + 10) * 1000 });
+  await waitFor("the survivor to run all 100", () => ledger.runningOn("survivor").length === 100, {
+    timeout: (TTL + 10) * 1000,
+  });
   const elapsed = Date.now() - t0;
   console.log(`failover of ${lostCount} tasks after SIGKILL (TTL ${TTL} s): ${elapsed} ms`);
   expect(elapsed).toBeLessThanOrEqual(TTL * 1000 + 2000);

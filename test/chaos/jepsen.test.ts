@@ -24,7 +24,11 @@ const TEST_TIMEOUT_MS = DURATION_MS + 60_000 + (15 * DEFAULTS.ttlSeconds * 1000 
 
 /** A stale step taken by a node right after the harness had SIGSTOPped it past its lease. */
 function isPauseStaleStep(v: Violation): boolean {
-  return v.kind === "stale-step" && typeof v.evidence.fault === "string" && v.evidence.fault.includes(` node-pause ${v.node} `);
+  return (
+    v.kind === "stale-step" &&
+    typeof v.evidence.fault === "string" &&
+    v.evidence.fault.includes(` node-pause ${v.node} `)
+  );
 }
 
 async function chaosRun(label: string, seed: number): Promise<void> {
@@ -44,11 +48,21 @@ async function chaosRun(label: string, seed: number): Promise<void> {
   const unexpected = r.violations.filter((v) => !isPauseStaleStep(v));
   expect(unexpected).toEqual([]);
   const known = r.violations.length;
-  console.log(`chaos ${label} (seed ${seed}): FALLBACK handler primitives; ${known} late step${known === 1 ? "" : "s"} after node pauses (the pause bug ctx.sleep/ctx.owned fix)`);
+  console.log(
+    `chaos ${label} (seed ${seed}): FALLBACK handler primitives; ${known} late step${known === 1 ? "" : "s"} after node pauses (the pause bug ctx.sleep/ctx.owned fix)`,
+  );
 }
 
 describe("chaos suite: 3 compiled nodes, real etcd, seeded faults", () => {
-  test(`[fixed seed ${FIXED_SEED}] 60 s of faults: at most one owner acts, the register never goes back, every task runs once at the end`, () => chaosRun("fixed-seed", FIXED_SEED), TEST_TIMEOUT_MS);
+  test(
+    `[fixed seed ${FIXED_SEED}] 60 s of faults: at most one owner acts, the register never goes back, every task runs once at the end`,
+    () => chaosRun("fixed-seed", FIXED_SEED),
+    TEST_TIMEOUT_MS,
+  );
 
-  test(`[random seed ${RANDOM_SEED}] 60 s of faults: at most one owner acts, the register never goes back, every task runs once at the end`, () => chaosRun("random-seed", RANDOM_SEED), TEST_TIMEOUT_MS);
+  test(
+    `[random seed ${RANDOM_SEED}] 60 s of faults: at most one owner acts, the register never goes back, every task runs once at the end`,
+    () => chaosRun("random-seed", RANDOM_SEED),
+    TEST_TIMEOUT_MS,
+  );
 });

@@ -8,7 +8,15 @@ import { balance } from "../../src/command.ts";
 import { Keys } from "../../src/coordinators/etcd/keys.ts";
 import { startEtcd, type EtcdServer } from "../support/etcd.ts";
 import { waitFor } from "../support/wait.ts";
-import { CapturingLogger, Cleanup, makeClient, makeCoordinator, rawClient, RecordingContext, uniqueNamespace } from "../etcd/helpers.ts";
+import {
+  CapturingLogger,
+  Cleanup,
+  makeClient,
+  makeCoordinator,
+  rawClient,
+  RecordingContext,
+  uniqueNamespace,
+} from "../etcd/helpers.ts";
 
 let etcd: EtcdServer;
 const cleanup = new Cleanup();
@@ -53,10 +61,14 @@ test("compaction past the watch's start revision: the node lists again and misse
   });
   c.on("resync", ({ reason }) => resyncs.push(reason));
   await c.init(ctx);
-  await waitFor("the gap's tasks to be announced", () => ["gap-1", "gap-2", "gap-3"].every((id) => ctx.announcedIds().has(id)));
+  await waitFor("the gap's tasks to be announced", () =>
+    ["gap-1", "gap-2", "gap-3"].every((id) => ctx.announcedIds().has(id)),
+  );
   expect(resyncs.some((r) => r.startsWith("compacted"))).toBe(true);
   expect(ctx.announcedIds().has("gone")).toBe(false);
-  await waitFor("the claim that ended in the gap to be reported lost", () => ctx.lostCalls.some((l) => l.id === "before" && l.reason === "lost"));
+  await waitFor("the claim that ended in the gap to be reported lost", () =>
+    ctx.lostCalls.some((l) => l.id === "before" && l.reason === "lost"),
+  );
   expect(c.cluster.unclaimedCount()).toBe(4);
   // And the watch works after the relist.
   await client.submitTask("after");
@@ -88,8 +100,11 @@ test("malformed props, owner, node command and task command values: logged, skip
   expect(log.find(`${keys.props("bad-props")} are not JSON`, "warn").length).toBe(1);
   expect(log.find(`${keys.props("array-props")} are not a JSON object`, "warn").length).toBe(1);
   expect(log.find(`owner value at ${keys.owner("bad-owner")}`, "warn").length).toBe(1);
-  await waitFor("the malformed command to be logged and deleted", async () =>
-    log.find(`malformed node command at ${keys.nodeCommandsPrefix("node1")}1`, "warn").length === 1 && !(await raw.get(`${keys.nodeCommandsPrefix("node1")}1`).exists()),
+  await waitFor(
+    "the malformed command to be logged and deleted",
+    async () =>
+      log.find(`malformed node command at ${keys.nodeCommandsPrefix("node1")}1`, "warn").length === 1 &&
+      !(await raw.get(`${keys.nodeCommandsPrefix("node1")}1`).exists()),
   );
   expect(ctx.commands).toEqual([]);
 
@@ -103,7 +118,10 @@ test("malformed props, owner, node command and task command values: logged, skip
   expect(ctx.commands[0]).toEqual(balance());
   expect(log.find(`malformed node command at ${keys.nodeCommandsPrefix("node1")}2`, "warn").length).toBe(1); // same watch, earlier
   // The tasks/ watch is a separate stream: no ordering with the command above.
-  await waitFor("the malformed props warning", () => log.find(`${keys.props("bad-props-2")} are not JSON`, "warn").length === 1);
+  await waitFor(
+    "the malformed props warning",
+    () => log.find(`${keys.props("bad-props-2")} are not JSON`, "warn").length === 1,
+  );
   expect(ctx.announcedIds().has("bad-props-2")).toBe(false);
 
   // A running task whose owner value is overwritten with garbage is lost.

@@ -29,7 +29,14 @@ async function main(): Promise<string[]> {
       },
     });
   const consumers = NODES.map(
-    (node) => new Consumer({ coordinator: broker.coordinator(node), node, handler: handlerFor(node), balanceEvery: Infinity, log: silentLogger }),
+    (node) =>
+      new Consumer({
+        coordinator: broker.coordinator(node),
+        node,
+        handler: handlerFor(node),
+        balanceEvery: Infinity,
+        log: silentLogger,
+      }),
   );
   await Promise.all(consumers.map((c) => c.start()));
   for (let i = 0; i < TASKS; i++) await client.submitTask(`task-${i}`, { i });

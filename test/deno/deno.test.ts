@@ -21,7 +21,11 @@ async function runDeno(args: string[], timeoutMs: number): Promise<{ code: numbe
   });
   const timer = setTimeout(() => proc.kill(), timeoutMs);
   try {
-    const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    const [stdout, stderr, code] = await Promise.all([
+      new Response(proc.stdout).text(),
+      new Response(proc.stderr).text(),
+      proc.exited,
+    ]);
     return { code, out: `${stdout}\n${stderr}` };
   } finally {
     clearTimeout(timer);

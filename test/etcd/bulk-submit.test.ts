@@ -51,9 +51,13 @@ test("submitTasks refuses a malformed list before writing anything", async () =>
   const ns = "/bulk-2";
   const client = EtcdClient.connect({ endpoints: [etcd.endpoint], namespace: ns }, { log: silentLogger });
   try {
-    await expect(client.submitTasks([{ id: "a" }, { id: "b/c" }])).rejects.toThrow(/task 2 of the bulk submit.*must not contain '\/'/);
+    await expect(client.submitTasks([{ id: "a" }, { id: "b/c" }])).rejects.toThrow(
+      /task 2 of the bulk submit.*must not contain '\/'/,
+    );
     await expect(client.submitTasks([{ id: "a" }, { id: "a" }])).rejects.toThrow(/appears twice.*tasks 1 and 2/);
-    await expect(client.submitTasks([{ id: "a", props: [] as never }])).rejects.toThrow(/props of task "a".*plain object/);
+    await expect(client.submitTasks([{ id: "a", props: [] as never }])).rejects.toThrow(
+      /props of task "a".*plain object/,
+    );
     await expect(client.submitTasks("a" as never)).rejects.toThrow(/expects an array/);
     expect(await client.tasks()).toEqual([]);
     expect(await client.submitTasks([])).toEqual([]);

@@ -33,7 +33,9 @@ export class RunLedger {
         const record: RunRecord = { task: task.id, node, token: ctx.token, started: Date.now() };
         const active = this.active.get(task.id) ?? [];
         if (active.length > 0) {
-          this.overlaps.push(`${task.id} started on ${node} (token ${ctx.token}) while running on ${active.map((r) => `${r.node} (token ${r.token})`).join(", ")}`);
+          this.overlaps.push(
+            `${task.id} started on ${node} (token ${ctx.token}) while running on ${active.map((r) => `${r.node} (token ${r.token})`).join(", ")}`,
+          );
         }
         active.push(record);
         this.active.set(task.id, active);

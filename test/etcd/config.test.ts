@@ -9,7 +9,11 @@ import { leaseTiming } from "../../src/coordinators/etcd/lease.ts";
 import { ConfigError } from "../../src/errors.ts";
 
 test("defaults and normalisation", () => {
-  const c = parseEtcdConfig({ endpoints: "127.0.0.1:2379, http://etcd-2:2380,https://etcd-3", namespace: " probe/ ", node: "n1" });
+  const c = parseEtcdConfig({
+    endpoints: "127.0.0.1:2379, http://etcd-2:2380,https://etcd-3",
+    namespace: " probe/ ",
+    node: "n1",
+  });
   expect(c.endpoints).toEqual(["http://127.0.0.1:2379", "http://etcd-2:2380", "https://etcd-3:2379"]);
   expect(c.namespace).toBe("/probe");
   expect(c.leaseTtl).toBe(10);
@@ -21,7 +25,9 @@ test("defaults and normalisation", () => {
 test("tls makes bare endpoints https; plain http with tls is refused", () => {
   const c = parseEtcdConfig({ endpoints: ["etcd:2379"], namespace: "ns", tls: { ca: "/ca.pem" } });
   expect(c.endpoints).toEqual(["https://etcd:2379"]);
-  expect(() => parseEtcdConfig({ endpoints: ["http://etcd:2379"], namespace: "ns", tls: { ca: "/ca.pem" } })).toThrow(/endpoints\[0\].*https/);
+  expect(() => parseEtcdConfig({ endpoints: ["http://etcd:2379"], namespace: "ns", tls: { ca: "/ca.pem" } })).toThrow(
+    /endpoints\[0\].*https/,
+  );
 });
 
 test.each([
@@ -68,18 +74,32 @@ test("connection options: auth, TLS files, unreadable files named", () => {
   const dir = mkdtempSync(join(tmpdir(), "metafora-tls-"));
   const ca = join(dir, "ca.pem");
   writeFileSync(ca, "-----BEGIN CERTIFICATE-----\n");
-  const opts = etcdOptions(parseEtcdConfig({ endpoints: ["x:1"], namespace: "/x", tls: { ca }, username: "u", password: "p" }));
+  const opts = etcdOptions(
+    parseEtcdConfig({ endpoints: ["x:1"], namespace: "/x", tls: { ca }, username: "u", password: "p" }),
+  );
   expect(opts.hosts).toEqual(["https://x:1"]);
   expect(opts.credentials?.rootCertificate.toString()).toContain("BEGIN CERTIFICATE");
   expect(opts.auth).toEqual({ username: "u", password: "p" });
-  expect(() => etcdOptions(parseEtcdConfig({ endpoints: ["x:1"], namespace: "/x", tls: { ca: join(dir, "missing.pem") } }))).toThrow(
-    /tls\.ca: cannot read .*missing\.pem/,
-  );
+  expect(() =>
+    etcdOptions(parseEtcdConfig({ endpoints: ["x:1"], namespace: "/x", tls: { ca: join(dir, "missing.pem") } })),
+  ).toThrow(/tls\.ca: cannot read .*missing\.pem/);
 });
 
 test("lease timing: margin max(1 s, TTL/5), keepalive every (TTL − margin)/4, trouble after half the safe window", () => {
-  expect(leaseTiming(10)).toEqual({ ttlMs: 10_000, marginMs: 2000, safeMs: 8000, keepaliveEveryMs: 2000, overdueAfterMs: 4000 });
-  expect(leaseTiming(3)).toEqual({ ttlMs: 3000, marginMs: 1000, safeMs: 2000, keepaliveEveryMs: 500, overdueAfterMs: 1000 });
+  expect(leaseTiming(10)).toEqual({
+    ttlMs: 10_000,
+    marginMs: 2000,
+    safeMs: 8000,
+    keepaliveEveryMs: 2000,
+    overdueAfterMs: 4000,
+  });
+  expect(leaseTiming(3)).toEqual({
+    ttlMs: 3000,
+    marginMs: 1000,
+    safeMs: 2000,
+    keepaliveEveryMs: 500,
+    overdueAfterMs: 1000,
+  });
   const one = leaseTiming(1);
   expect(one.safeMs).toBeGreaterThan(0);
   expect(one.safeMs + one.marginMs).toBe(1000);

@@ -16,7 +16,8 @@ const etcd = useEtcd();
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
 
-const ids = (n: number, prefix = "task") => Array.from({ length: n }, (_, i) => `${prefix}-${String(i).padStart(3, "0")}`);
+const ids = (n: number, prefix = "task") =>
+  Array.from({ length: n }, (_, i) => `${prefix}-${String(i).padStart(3, "0")}`);
 
 test("T36: a balance command to the busy node spreads 6 tasks 4|2; one sent to another name changes nothing", async () => {
   const ns = uniqueNamespace("t36");
@@ -29,7 +30,9 @@ test("T36: a balance command to the busy node spreads 6 tasks 4|2; one sent to a
   await client.submitCommand("node3", balance());
   await staysFalse("tasks to move without a balance", () => ledger.runningOn("node2").length > 0, 500);
   await client.submitCommand("node1", balance());
-  await waitFor("4|2", () => ledger.runningOn("node1").length === 4 && ledger.runningOn("node2").length === 2, { timeout: 5000 });
+  await waitFor("4|2", () => ledger.runningOn("node1").length === 4 && ledger.runningOn("node2").length === 2, {
+    timeout: 5000,
+  });
   expect(ledger.overlaps).toEqual([]);
 });
 
@@ -69,16 +72,26 @@ test("T38: shutting down a node with a stuck task: 4|2, then 5|1 while it is stu
   await waitFor("6 tasks on node1", () => ledger.runningOn("node1").length === 6);
   const n2 = await startNode(etcd, ns, "node2", ledger, cleanup);
   await n1.consumer.balanceNow();
-  await waitFor("4|2", () => ledger.runningOn("node1").length === 4 && ledger.runningOn("node2").length === 2, { timeout: 5000 });
+  await waitFor("4|2", () => ledger.runningOn("node1").length === 4 && ledger.runningOn("node2").length === 2, {
+    timeout: 5000,
+  });
 
   const [stuck] = ledger.runningOn("node2");
   ledger.stick(stuck!);
   const shutdown = n2.consumer.shutdown({ timeout: 20_000 });
-  await waitFor("5|1 while node2 waits for its stuck task", () => ledger.runningOn("node1").length === 5 && ledger.runningOn("node2").length === 1, {
-    timeout: 8000,
-  });
+  await waitFor(
+    "5|1 while node2 waits for its stuck task",
+    () => ledger.runningOn("node1").length === 5 && ledger.runningOn("node2").length === 1,
+    {
+      timeout: 8000,
+    },
+  );
   await n1.consumer.balanceNow();
-  await waitFor("5|1 after a balance", () => ledger.runningOn("node1").length === 5 && ledger.runningOn("node2").length === 1, { timeout: 8000 });
+  await waitFor(
+    "5|1 after a balance",
+    () => ledger.runningOn("node1").length === 5 && ledger.runningOn("node2").length === 1,
+    { timeout: 8000 },
+  );
   ledger.unstick(stuck!);
   const report = await shutdown;
   expect(report.clean).toBe(true);
@@ -87,7 +100,11 @@ test("T38: shutting down a node with a stuck task: 4|2, then 5|1 while it is stu
   // would still average over two nodes, so wait until its cluster view has only itself.
   await waitFor("node1 to see node2 gone", () => !n1.coordinator.cluster.nodeTaskCounts().has("node2"));
   await n1.consumer.balanceNow();
-  await staysFalse("node1 to give up tasks with no one to take them", () => ledger.runningOn("node1").length !== 6, 500);
+  await staysFalse(
+    "node1 to give up tasks with no one to take them",
+    () => ledger.runningOn("node1").length !== 6,
+    500,
+  );
   expect(ledger.overlaps).toEqual([]);
 });
 
@@ -118,23 +135,39 @@ test("a lease revoked from outside: handlers aborted within 1 s, the other node 
   const n1 = await startNode(etcd, ns, "node1", ledger, cleanup);
   const n2 = await startNode(etcd, ns, "node2", ledger, cleanup);
   for (const id of all) await client.submitTask(id);
-  await waitFor("10 tasks running, both nodes busy", () => ledger.eachRunningOnce(all) && ledger.runningOn("node1").length > 0 && ledger.runningOn("node2").length > 0, {
-    timeout: 8000,
-  });
+  await waitFor(
+    "10 tasks running, both nodes busy",
+    () => ledger.eachRunningOnce(all) && ledger.runningOn("node1").length > 0 && ledger.runningOn("node2").length > 0,
+    {
+      timeout: 8000,
+    },
+  );
   const victims = ledger.runningOn("node1");
   const oldLease = n1.coordinator.stats().leaseId!;
   const revokedAt = Date.now();
   await rawClient(etcd, cleanup).leaseClient.leaseRevoke({ ID: oldLease });
   await waitFor("node1's handlers to stop", () => ledger.runningOn("node1").length === 0);
-  const stops = ledger.runs.filter((r) => r.node === "node1" && victims.includes(r.task)).map((r) => r.stopped! - revokedAt);
+  const stops = ledger.runs
+    .filter((r) => r.node === "node1" && victims.includes(r.task))
+    .map((r) => r.stopped! - revokedAt);
   expect(stops.length).toBe(victims.length);
   expect(Math.max(...stops)).toBeLessThanOrEqual(1000);
-  await waitFor("node2 to run all 10", () => ledger.runningOn("node2").length === 10 && ledger.eachRunningOnce(all), { timeout: 8000 });
-  await waitFor("node1 to rejoin with a new lease", () => n1.coordinator.stats().state === "active" && n1.coordinator.stats().leaseId !== oldLease, {
+  await waitFor("node2 to run all 10", () => ledger.runningOn("node2").length === 10 && ledger.eachRunningOnce(all), {
     timeout: 8000,
   });
+  await waitFor(
+    "node1 to rejoin with a new lease",
+    () => n1.coordinator.stats().state === "active" && n1.coordinator.stats().leaseId !== oldLease,
+    {
+      timeout: 8000,
+    },
+  );
   expect(n1.consumer.state).toBe("running");
   expect(await client.nodes()).toEqual(["node1", "node2"]);
   await n2.consumer.balanceNow();
-  await waitFor("node1 to get tasks again", () => ledger.runningOn("node1").length >= 3 && ledger.eachRunningOnce(all), { timeout: 8000 });
+  await waitFor(
+    "node1 to get tasks again",
+    () => ledger.runningOn("node1").length >= 3 && ledger.eachRunningOnce(all),
+    { timeout: 8000 },
+  );
 });

@@ -10,13 +10,25 @@ import { balance, freeze, stopTask } from "../../src/command.ts";
 import { NodeNameTakenError, TaskExistsError } from "../../src/errors.ts";
 import { useEtcd } from "../support/use-etcd.ts";
 import { staysFalse, waitFor } from "../support/wait.ts";
-import { CapturingLogger, Cleanup, makeClient, makeCoordinator, rawClient, RecordingContext, uniqueNamespace } from "./helpers.ts";
+import {
+  CapturingLogger,
+  Cleanup,
+  makeClient,
+  makeCoordinator,
+  rawClient,
+  RecordingContext,
+  uniqueNamespace,
+} from "./helpers.ts";
 
 const etcd = useEtcd();
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
 
-async function started(namespace: string, node: string, config = {}): Promise<{ c: EtcdCoordinator; ctx: RecordingContext }> {
+async function started(
+  namespace: string,
+  node: string,
+  config = {},
+): Promise<{ c: EtcdCoordinator; ctx: RecordingContext }> {
   const c = makeCoordinator({ etcd, namespace, node, cleanup, config });
   const ctx = new RecordingContext(node);
   await c.init(ctx);
@@ -81,7 +93,10 @@ describe("registration (T29, T34, names)", () => {
     const client = makeClient(etcd, ns, cleanup);
     await client.submitCommand("ghost", freeze()); // a command for an unknown node registers nothing
     expect(await client.nodes()).toEqual(["a-node", "b-node"]);
-    await waitFor("cluster view to list both nodes", () => [...c.cluster.nodeTaskCounts().keys()].join() === "a-node,b-node");
+    await waitFor(
+      "cluster view to list both nodes",
+      () => [...c.cluster.nodeTaskCounts().keys()].join() === "a-node,b-node",
+    );
   });
 
   test("the granted TTL is used and the claim deadline follows renewals", async () => {
@@ -136,14 +151,20 @@ describe("discovery and claims (T30–T33, T35, T45, T46)", () => {
     const b = await started(ns, "node2");
     const client = makeClient(etcd, ns, cleanup);
     await client.submitTask("shared");
-    await waitFor("both nodes announce", () => a.ctx.announcedIds().has("shared") && b.ctx.announcedIds().has("shared"));
+    await waitFor(
+      "both nodes announce",
+      () => a.ctx.announcedIds().has("shared") && b.ctx.announcedIds().has("shared"),
+    );
     const task = a.ctx.lastAnnounced("shared")!;
     const [ra, rb] = await Promise.all([a.c.claim(task), b.c.claim(task)]);
     expect([ra, rb].filter(Boolean).length).toBe(1);
     // The loser's view shows the winner as owner.
     const winner = ra ? "node1" : "node2";
     const loser = ra ? b : a;
-    await waitFor("loser's cluster view to count the winner's claim", () => loser.c.cluster.nodeTaskCounts().get(winner) === 1);
+    await waitFor(
+      "loser's cluster view to count the winner's claim",
+      () => loser.c.cluster.nodeTaskCounts().get(winner) === 1,
+    );
     expect(loser.c.cluster.unclaimedCount()).toBe(0);
   });
 
@@ -176,7 +197,9 @@ describe("discovery and claims (T30–T33, T35, T45, T46)", () => {
     expect(a.ctx.announcedIds().has("expiring")).toBe(false);
     expect(a.c.cluster.unclaimedCount()).toBe(0);
     await raw.delete().key(keys.owner("expiring")).exec();
-    const task = await waitFor("announcement after the owner key went", () => a.ctx.lastAnnounced("expiring"), { timeout: 5000 });
+    const task = await waitFor("announcement after the owner key went", () => a.ctx.lastAnnounced("expiring"), {
+      timeout: 5000,
+    });
     expect(await a.c.claim(task)).toBeDefined();
   });
 
@@ -300,7 +323,10 @@ describe("client (T40, T41)", () => {
 
   test("init fails cleanly within the dial timeout when etcd is unreachable", async () => {
     const log = new CapturingLogger();
-    const c = new EtcdCoordinator({ endpoints: ["127.0.0.1:1"], namespace: "/x", node: "n", dialTimeout: 500 }, { log });
+    const c = new EtcdCoordinator(
+      { endpoints: ["127.0.0.1:1"], namespace: "/x", node: "n", dialTimeout: 500 },
+      { log },
+    );
     cleanup.add(c, (x) => x.close());
     const startedAt = Date.now();
     await expect(c.init(new RecordingContext("n"))).rejects.toThrow();
@@ -326,7 +352,9 @@ describe("batched claims and releases", () => {
     expect(won).toEqual(["b0", "b1", "b2", "b4", "b6"]);
     expect(new Set(won.map((id) => results[ids.indexOf(id)]!.token)).size).toBe(2);
     const infos = await client.tasks();
-    expect(infos.filter((t) => t.owner === "node1").map((t) => [t.id, t.token])).toEqual(won.map((id) => [id, results[ids.indexOf(id)]!.token]));
+    expect(infos.filter((t) => t.owner === "node1").map((t) => [t.id, t.token])).toEqual(
+      won.map((id) => [id, results[ids.indexOf(id)]!.token]),
+    );
     expect(infos.find((t) => t.id === "b3")?.owner).toBe("node2");
   });
 
@@ -351,7 +379,10 @@ describe("batched claims and releases", () => {
       if (batched && steals < 5) {
         steals++;
         // The last task of this very transaction (never race0): its compare fails.
-        const inTxn = (args[0].compare ?? []).map((c) => String(c.key)).filter((k) => k.endsWith("/owner")).map((k) => k.split("/").at(-2)!);
+        const inTxn = (args[0].compare ?? [])
+          .map((c) => String(c.key))
+          .filter((k) => k.endsWith("/owner"))
+          .map((k) => k.split("/").at(-2)!);
         const victim = inTxn.filter((id) => id !== "race0").at(-1);
         if (victim && (await b.c.claim({ id: victim, props: {} }))) stolen.push(victim);
       }

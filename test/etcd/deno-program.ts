@@ -13,7 +13,10 @@ if (!endpoint || !namespace) {
 }
 const runs = new Map<string, number>();
 const consumers = ["deno-1", "deno-2"].map((node) => {
-  const coordinator = new EtcdCoordinator({ endpoints: [endpoint], namespace, node, leaseTtl: 3 }, { log: silentLogger });
+  const coordinator = new EtcdCoordinator(
+    { endpoints: [endpoint], namespace, node, leaseTtl: 3 },
+    { log: silentLogger },
+  );
   return new Consumer({
     coordinator,
     node,
@@ -30,7 +33,8 @@ await Promise.all(consumers.map((c) => c.start()));
 const client = EtcdClient.connect({ endpoints: [endpoint], namespace }, { log: silentLogger });
 for (let i = 0; i < 20; i++) await client.submitTask(`d${i}`);
 const deadline = Date.now() + 20_000;
-while (Date.now() < deadline && (runs.size < 20 || (await client.tasks()).length > 0)) await new Promise((r) => setTimeout(r, 50));
+while (Date.now() < deadline && (runs.size < 20 || (await client.tasks()).length > 0))
+  await new Promise((r) => setTimeout(r, 50));
 const left = (await client.tasks()).length;
 await Promise.all(consumers.map((c) => c.shutdown({ timeout: 5000 })));
 client.close();

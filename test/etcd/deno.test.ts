@@ -19,11 +19,23 @@ afterAll(async () => {
 
 test("deno run: two consumers on etcd run every task exactly once", async () => {
   const deno = join(root, "node_modules", ".bin", "deno");
-  const proc = spawn(deno, ["run", "--allow-env", "--allow-read", "--allow-net=127.0.0.1", "test/etcd/deno-program.ts", etcd.endpoint, uniqueNamespace("deno")], {
-    cwd: root,
-    env: { ...process.env, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const proc = spawn(
+    deno,
+    [
+      "run",
+      "--allow-env",
+      "--allow-read",
+      "--allow-net=127.0.0.1",
+      "test/etcd/deno-program.ts",
+      etcd.endpoint,
+      uniqueNamespace("deno"),
+    ],
+    {
+      cwd: root,
+      env: { ...process.env, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   let out = "";
   proc.stdout?.on("data", (c: Buffer) => (out += c.toString()));
   proc.stderr?.on("data", (c: Buffer) => (out += c.toString()));

@@ -42,7 +42,10 @@ class Ledger {
 
   start(id: string, node: string, token: number): void {
     const runs = this.active.get(id) ?? [];
-    if (runs.length > 0) this.overlaps.push(`${id} started on ${node} (token ${token}) while running on ${runs.map((r) => `${r.node} (token ${r.token})`).join(", ")}`);
+    if (runs.length > 0)
+      this.overlaps.push(
+        `${id} started on ${node} (token ${token}) while running on ${runs.map((r) => `${r.node} (token ${r.token})`).join(", ")}`,
+      );
     runs.push({ node, token });
     this.active.set(id, runs);
     this.starts.push({ id, node, at: Date.now() });
@@ -107,7 +110,10 @@ class EtcdCluster {
 
   async start(name: string): Promise<void> {
     const log = new CapturingLogger();
-    const coordinator = new EtcdCoordinator({ endpoints: [etcd.endpoint], namespace: this.ns, node: name, leaseTtl: TTL }, { log });
+    const coordinator = new EtcdCoordinator(
+      { endpoints: [etcd.endpoint], namespace: this.ns, node: name, leaseTtl: TTL },
+      { log },
+    );
     const consumer = new Consumer({
       coordinator,
       node: name,
@@ -134,9 +140,13 @@ class EtcdCluster {
   async spawn(name: string): Promise<void> {
     const fixture = join(import.meta.dir, "fixtures", "elastic-node.ts");
     for (let attempt = 0; attempt < 50; attempt++) {
-      const child = spawn(process.execPath, [fixture, etcd.endpoint, this.ns, name, String(TTL), JSON.stringify({ fair: FAIR, rebalance: REBALANCE })], {
-        stdio: ["ignore", "pipe", "inherit"],
-      });
+      const child = spawn(
+        process.execPath,
+        [fixture, etcd.endpoint, this.ns, name, String(TTL), JSON.stringify({ fair: FAIR, rebalance: REBALANCE })],
+        {
+          stdio: ["ignore", "pipe", "inherit"],
+        },
+      );
       cleanup.add(child, (c) => {
         if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
       });
@@ -191,7 +201,11 @@ class EtcdCluster {
 
   /** Balanced and no handler started for `quiet` ms: earlier rebalances are over. */
   async settled(total: number, quiet = 1000): Promise<void> {
-    await waitFor("the cluster to settle", () => this.balanced(total) && Date.now() - Math.max(0, ...this.ledger.starts.map((s) => s.at)) >= quiet, { timeout: 20_000, interval: 50 });
+    await waitFor(
+      "the cluster to settle",
+      () => this.balanced(total) && Date.now() - Math.max(0, ...this.ledger.starts.map((s) => s.at)) >= quiet,
+      { timeout: 20_000, interval: 50 },
+    );
   }
 
   logLines(): string[] {
@@ -219,7 +233,9 @@ test("join, then SIGKILL and return of a node process: each gets its share; only
   await waitFor("p1 to get its share (±20 %)", () => c.balanced(TASKS), { timeout: 20_000 });
   const share = TASKS / 4;
   expect(c.ledger.movesSince(mark)).toBeLessThanOrEqual(minimumMoves(before, share) + 4 * allowanceFor(share, 0.05));
-  await waitFor("a log line naming the join", () => c.logLines().some((l) => l.startsWith("rebalance (join of node p1)")));
+  await waitFor("a log line naming the join", () =>
+    c.logLines().some((l) => l.startsWith("rebalance (join of node p1)")),
+  );
 
   // kill -9: the survivors take over once its lease expires.
   await c.kill("p1");
@@ -232,7 +248,9 @@ test("join, then SIGKILL and return of a node process: each gets its share; only
   await c.spawn("p1");
   await waitFor("p1 to get its share back (±20 %)", () => c.balanced(TASKS), { timeout: 20_000 });
   expect(c.ledger.movesSince(mark)).toBeLessThanOrEqual(minimumMoves(before, share) + 4 * allowanceFor(share, 0.05));
-  await waitFor("a log line naming the return", () => c.logLines().some((l) => l.startsWith("rebalance (return of node p1)")));
+  await waitFor("a log line naming the return", () =>
+    c.logLines().some((l) => l.startsWith("rebalance (return of node p1)")),
+  );
   expect(c.ledger.overlaps).toEqual([]);
 }, 90_000);
 
@@ -322,22 +340,30 @@ test("a node registered in Go's format counts in the share: ours hand it tasks a
   await go.register();
   const loop = go.claimLoop(15, Date.now() + 45_000);
   try {
-    await waitFor("go1 and n1 within ±20 % of 60", () => {
-      const ours = c.ledger.on("n1");
-      const theirs = go.claimed.size;
-      return ours + theirs === total && Math.abs(ours - 60) <= 12 && Math.abs(theirs - 60) <= 12;
-    }, { timeout: 20_000 });
+    await waitFor(
+      "go1 and n1 within ±20 % of 60",
+      () => {
+        const ours = c.ledger.on("n1");
+        const theirs = go.claimed.size;
+        return ours + theirs === total && Math.abs(ours - 60) <= 12 && Math.abs(theirs - 60) <= 12;
+      },
+      { timeout: 20_000 },
+    );
     expect(c.logLines().some((l) => l.startsWith("rebalance (join of node go1)"))).toBe(true);
 
     // Claim time: 40 new tasks make the fair share 80 each. n1 claims much faster than go1,
     // yet it stops at its share and defers the rest to go1 while go1 keeps claiming.
     const client = makeClient(etcd, c.ns, cleanup);
     await Promise.all(Array.from({ length: 40 }, (_, i) => client.submitTask(`new-${i}`)));
-    await waitFor("n1 and go1 within ±20 % of 80", () => {
-      const ours = c.ledger.on("n1");
-      const theirs = go.claimed.size;
-      return ours + theirs === total + 40 && Math.abs(ours - 80) <= 16 && Math.abs(theirs - 80) <= 16;
-    }, { timeout: 20_000 });
+    await waitFor(
+      "n1 and go1 within ±20 % of 80",
+      () => {
+        const ours = c.ledger.on("n1");
+        const theirs = go.claimed.size;
+        return ours + theirs === total + 40 && Math.abs(ours - 80) <= 16 && Math.abs(theirs - 80) <= 16;
+      },
+      { timeout: 20_000 },
+    );
   } finally {
     go.stop();
     await loop;

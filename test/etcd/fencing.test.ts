@@ -4,7 +4,6 @@
  * jump cannot move.
  */
 import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
-import { Buffer } from "node:buffer";
 import { Consumer } from "../../src/consumer/consumer.ts";
 import { ClaimOps } from "../../src/coordinators/etcd/claim-ops.ts";
 import { encodeOwner, Keys } from "../../src/coordinators/etcd/keys.ts";
@@ -114,8 +113,12 @@ test("the etcd fences: a checkpoint, a state write and a command take with an ol
   // The same node claims it again (a new claim): the old token is stale even though the name matches.
   const current = await claimAs("n1");
   await store.store("f1", { code: "paused" }, { node: "n1", token: current });
-  expect(await rejection(store.store("f1", { code: "completed" }, { node: "n1", token: old }))).toBeInstanceOf(ClaimLostError);
-  expect(await rejection(store.store("f1", { code: "completed" }, { node: "n2", token: current }))).toBeInstanceOf(ClaimLostError);
+  expect(await rejection(store.store("f1", { code: "completed" }, { node: "n1", token: old }))).toBeInstanceOf(
+    ClaimLostError,
+  );
+  expect(await rejection(store.store("f1", { code: "completed" }, { node: "n2", token: current }))).toBeInstanceOf(
+    ClaimLostError,
+  );
   expect(await raw.get(keys.state("f1")).string()).toBe('{"state":"paused"}');
 
   const ops = new ClaimOps({
@@ -138,7 +141,11 @@ test("the etcd fences: a checkpoint, a state write and a command take with an ol
     const controller = new AbortController();
     const got: Message[] = [];
     const done = (async () => {
-      for await (const m of new EtcdTaskCommands(raw, ns, "n1", silentLogger).listen("f1", controller.signal, { node: "n1", token })) got.push(m);
+      for await (const m of new EtcdTaskCommands(raw, ns, "n1", silentLogger).listen("f1", controller.signal, {
+        node: "n1",
+        token,
+      }))
+        got.push(m);
     })();
     return { got, stop: () => (controller.abort(), done) };
   };

@@ -105,7 +105,10 @@ export function makeCoordinator(s: CoordinatorSetup): EtcdCoordinator {
 
 /** A client with its own connection, closed by cleanup. */
 export function makeClient(etcd: EtcdServer, namespace: string, cleanup: Cleanup): EtcdClient {
-  return cleanup.add(EtcdClient.connect({ endpoints: [etcd.endpoint], namespace }, { log: new CapturingLogger() }), (c) => c.close());
+  return cleanup.add(
+    EtcdClient.connect({ endpoints: [etcd.endpoint], namespace }, { log: new CapturingLogger() }),
+    (c) => c.close(),
+  );
 }
 
 /** A raw etcd3 client for writing keys by hand (as Go would), closed by cleanup. */

@@ -6,7 +6,7 @@
 import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
 import type { Etcd3 } from "etcd3";
 import { balance, stopTask } from "../../src/command.ts";
-import { EtcdCoordinator } from "../../src/coordinators/etcd/coordinator.ts";
+import type { EtcdCoordinator } from "../../src/coordinators/etcd/coordinator.ts";
 import { encodeOwner, Keys } from "../../src/coordinators/etcd/keys.ts";
 import { startEtcd, type EtcdServer } from "../support/etcd.ts";
 import { waitFor } from "../support/wait.ts";
@@ -143,7 +143,10 @@ test("keys we write are byte-for-byte what Go writes", async () => {
   await client.submitCommand("nodeA", stopTask("t1"));
   const commands = await raw.getAll().prefix(keys.nodeCommandsPrefix("nodeA")).strings();
   expect(Object.keys(commands).every((k) => /\/nodes\/nodeA\/commands\/\d{1,20}$/.test(k))).toBe(true);
-  expect(Object.values(commands).sort()).toEqual(['{"command":"balance"}', '{"command":"stop_task","parameters":{"task":"t1"}}']);
+  expect(Object.values(commands).sort()).toEqual([
+    '{"command":"balance"}',
+    '{"command":"stop_task","parameters":{"task":"t1"}}',
+  ]);
 
   // Owner of an awkward node name, and the metadata shape.
   const odd = "a<b>&c";
@@ -153,7 +156,9 @@ test("keys we write are byte-for-byte what Go writes", async () => {
   expect(await raw.get(keys.owner("plain")).string()).toBe('{"node":"a\\u003cb\\u003e\\u0026c"}');
   expect(encodeOwner(odd)).toBe('{"node":"a\\u003cb\\u003e\\u0026c"}');
   const meta = await raw.get(keys.node(odd)).string();
-  expect(meta).toMatch(/^\{"host":"[^"]*","created":"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \+0000 UTC","node":"a\\u003cb\\u003e\\u0026c"\}$/);
+  expect(meta).toMatch(
+    /^\{"host":"[^"]*","created":"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \+0000 UTC","node":"a\\u003cb\\u003e\\u0026c"\}$/,
+  );
 });
 
 test("done and deleteTask remove exactly tasks/T and tasks/T/..., never siblings sharing the prefix (Go's bug)", async () => {

@@ -58,7 +58,10 @@ test("an event-loop stall longer than the safety margin suspends the node, which
   expect(c.stats().leaseId).not.toBe(oldLease);
   // The old lease was revoked: its claim is gone, the task is claimable again, with a higher token.
   const raw = rawClient(etcd, cleanup);
-  await waitFor("the old claim's owner key to be gone", async () => !(await raw.get(new Keys(ns).owner("held")).exists()));
+  await waitFor(
+    "the old claim's owner key to be gone",
+    async () => !(await raw.get(new Keys(ns).owner("held")).exists()),
+  );
   const again = await waitFor("a new claim", () => c.claim({ id: "held", props: {} }));
   expect(again.token).toBeGreaterThan(claim.token);
   expect(await client.nodes()).toEqual(["n"]);

@@ -40,7 +40,16 @@ function spawnNode(ns: string, node: string, mode: "paced" | "stateful", staleNo
   const stepsFile = join(dir, `${ns.replace(/\//g, "_")}-${node}.jsonl`);
   const child = spawn(
     process.execPath,
-    [join(import.meta.dir, "fixtures", "paced-node.ts"), etcd.endpoint, ns, node, String(TTL), mode, stepsFile, staleNode],
+    [
+      join(import.meta.dir, "fixtures", "paced-node.ts"),
+      etcd.endpoint,
+      ns,
+      node,
+      String(TTL),
+      mode,
+      stepsFile,
+      staleNode,
+    ],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
   cleanup.add(child, (c) => {
@@ -84,7 +93,9 @@ test("a node SIGSTOPped past its TTL takes no step after SIGCONT: handlers paced
   const a = spawnNode(ns, "a", "paced");
   await waitFor("node a to register", () => a.output().includes("ready"), { timeout: 15_000 });
   await Promise.all(ids.map((id) => client.submitTask(id)));
-  await waitFor("node a to step every task", () => new Set(steps(a.stepsFile).map((s) => s.task)).size === 4, { timeout: 15_000 });
+  await waitFor("node a to step every task", () => new Set(steps(a.stepsFile).map((s) => s.task)).size === 4, {
+    timeout: 15_000,
+  });
 
   a.child.kill("SIGSTOP");
   // The claims node a held when it froze. After it rejoins, membership rebalancing may hand it
@@ -93,12 +104,18 @@ test("a node SIGSTOPped past its TTL takes no step after SIGCONT: handlers paced
   const oldTokens = new Map(steps(a.stepsFile).map((s) => [s.task, s.token]));
   const stale = (s: Step): boolean => s.token <= (oldTokens.get(s.task) ?? -1);
   const b = spawnNode(ns, "b", "paced");
-  await waitFor("node b to take over every task", () => new Set(steps(b.stepsFile).map((s) => s.task)).size === 4, { timeout: (TTL + 15) * 1000 });
+  await waitFor("node b to take over every task", () => new Set(steps(b.stepsFile).map((s) => s.task)).size === 4, {
+    timeout: (TTL + 15) * 1000,
+  });
   const resumedAt = Date.now();
   a.child.kill("SIGCONT");
   await waitFor("node a to end all 4 tasks", () => count(a.output(), "ended ") >= 4, { timeout: 15_000 });
   // Give any late step time to land in the file (the stop is synchronous on the first check).
-  await staysFalse("a step by node a under its old claim after SIGCONT", () => steps(a.stepsFile).some((s) => stale(s) && s.at >= resumedAt), 1000);
+  await staysFalse(
+    "a step by node a under its old claim after SIGCONT",
+    () => steps(a.stepsFile).some((s) => stale(s) && s.at >= resumedAt),
+    1000,
+  );
 
   const byA = steps(a.stepsFile);
   const byB = steps(b.stepsFile);
@@ -127,15 +144,23 @@ test("stateful: a paused stale owner's 'complete' is not stored; the new owner's
   a.child.kill("SIGSTOP");
 
   const b = spawnNode(ns, "b", "stateful", "a");
-  await waitFor("node b to take the task over", () => b.output().includes(`claimed ${id}`), { timeout: (TTL + 15) * 1000 });
+  await waitFor("node b to take the task over", () => b.output().includes(`claimed ${id}`), {
+    timeout: (TTL + 15) * 1000,
+  });
   const operator = new EtcdTaskCommands(raw, ns, "operator", silentLogger);
   await operator.send(id, { code: "pause" });
-  await waitFor("b to store paused", async () => (await raw.get(keys.state(id)).string()) === '{"state":"paused"}', { timeout: 10_000 });
+  await waitFor("b to store paused", async () => (await raw.get(keys.state(id)).string()) === '{"state":"paused"}', {
+    timeout: 10_000,
+  });
 
   a.child.kill("SIGCONT");
   await waitFor("a's step to return complete", () => a.output().includes("returned complete"), { timeout: 15_000 });
   await waitFor("a to end the task", () => a.output().includes(`ended ${id}`), { timeout: 15_000 });
-  await staysFalse("a's complete to replace b's paused", async () => (await raw.get(keys.state(id)).string()) !== '{"state":"paused"}', 1000);
+  await staysFalse(
+    "a's complete to replace b's paused",
+    async () => (await raw.get(keys.state(id)).string()) !== '{"state":"paused"}',
+    1000,
+  );
   expect(await raw.get(keys.task(id)).string()).not.toBeNull(); // not deleted as done
   expect(a.output()).not.toContain(`ended ${id} done`);
 }, 60_000);

@@ -7,8 +7,16 @@ import { parseProps, TaskTable } from "../../src/coordinators/etcd/task-table.ts
 test("owner and unclaimed counts stay equal to a full recount under any sequence of changes", () => {
   const op = fc.oneof(
     fc.record({ kind: fc.constant("exists" as const), id: fc.integer({ min: 0, max: 5 }), value: fc.boolean() }),
-    fc.record({ kind: fc.constant("owner" as const), id: fc.integer({ min: 0, max: 5 }), node: fc.option(fc.constantFrom("a", "b", "c", "garbage"), { nil: undefined }) }),
-    fc.record({ kind: fc.constant("props" as const), id: fc.integer({ min: 0, max: 5 }), value: fc.option(fc.constant("{}"), { nil: undefined }) }),
+    fc.record({
+      kind: fc.constant("owner" as const),
+      id: fc.integer({ min: 0, max: 5 }),
+      node: fc.option(fc.constantFrom("a", "b", "c", "garbage"), { nil: undefined }),
+    }),
+    fc.record({
+      kind: fc.constant("props" as const),
+      id: fc.integer({ min: 0, max: 5 }),
+      value: fc.option(fc.constant("{}"), { nil: undefined }),
+    }),
   );
   fc.assert(
     fc.property(fc.array(op, { maxLength: 60 }), (ops) => {

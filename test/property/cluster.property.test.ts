@@ -36,15 +36,52 @@ interface Scenario {
 }
 
 const scenario: fc.Arbitrary<Scenario> = fc
-  .record({ nodes: fc.integer({ min: 2, max: 5 }), tasks: fc.integer({ min: 1, max: 200 }), balanceEvery: fc.constantFrom(Infinity, 40, 150) })
+  .record({
+    nodes: fc.integer({ min: 2, max: 5 }),
+    tasks: fc.integer({ min: 1, max: 200 }),
+    balanceEvery: fc.constantFrom(Infinity, 40, 150),
+  })
   .chain(({ nodes, tasks, balanceEvery }) => {
     const node = fc.integer({ min: 0, max: nodes - 1 });
     const task = fc.integer({ min: 0, max: tasks - 1 });
     const op: fc.Arbitrary<Op> = fc.oneof(
-      { weight: 4, arbitrary: fc.record({ kind: fc.constant("submit" as const), from: task, count: fc.integer({ min: 1, max: Math.max(1, tasks) }) }) },
-      { weight: 4, arbitrary: fc.record({ kind: fc.constantFrom("release" as const, "done" as const), pick: fc.nat(), count: fc.oneof(fc.constant(1), fc.integer({ min: 2, max: 50 })) }) },
-      { weight: 3, arbitrary: fc.record({ kind: fc.constantFrom("freeze" as const, "unfreeze" as const, "balance" as const, "shutdown" as const, "restart" as const, "kill" as const), node }) },
-      { weight: 1, arbitrary: fc.record({ kind: fc.constant("join" as const), extra: fc.integer({ min: 0, max: EXTRA_NODES - 1 }) }) },
+      {
+        weight: 4,
+        arbitrary: fc.record({
+          kind: fc.constant("submit" as const),
+          from: task,
+          count: fc.integer({ min: 1, max: Math.max(1, tasks) }),
+        }),
+      },
+      {
+        weight: 4,
+        arbitrary: fc.record({
+          kind: fc.constantFrom("release" as const, "done" as const),
+          pick: fc.nat(),
+          count: fc.oneof(fc.constant(1), fc.integer({ min: 2, max: 50 })),
+        }),
+      },
+      {
+        weight: 3,
+        arbitrary: fc.record({
+          kind: fc.constantFrom(
+            "freeze" as const,
+            "unfreeze" as const,
+            "balance" as const,
+            "shutdown" as const,
+            "restart" as const,
+            "kill" as const,
+          ),
+          node,
+        }),
+      },
+      {
+        weight: 1,
+        arbitrary: fc.record({
+          kind: fc.constant("join" as const),
+          extra: fc.integer({ min: 0, max: EXTRA_NODES - 1 }),
+        }),
+      },
     );
     // pause: 0 = none, 1 = one event-loop turn, 2+ = that many ms.
     const step = fc.record({ op, pause: fc.oneof(fc.constant(0), fc.constant(1), fc.integer({ min: 2, max: 6 })) });
@@ -107,7 +144,8 @@ async function check(s: Scenario): Promise<void> {
       const other = runningNow.get(id);
       if (other) violations.push(`${id} started on ${node} while running on ${other.node}`);
       if (finished.has(id)) violations.push(`${id} ran again after done`);
-      if ((lastToken.get(id) ?? 0) >= ctx.token) violations.push(`${id} token ${ctx.token} not above ${lastToken.get(id)}`);
+      if ((lastToken.get(id) ?? 0) >= ctx.token)
+        violations.push(`${id} token ${ctx.token} not above ${lastToken.get(id)}`);
       lastToken.set(id, ctx.token);
       starts++;
       runningNow.set(id, { node, token: ctx.token });
@@ -177,7 +215,8 @@ async function check(s: Scenario): Promise<void> {
         case "release":
         case "done": {
           const running = [...finish.values()];
-          for (let k = 0; k < Math.min(op.count, running.length); k++) running[(op.pick + k) % running.length]!(op.kind);
+          for (let k = 0; k < Math.min(op.count, running.length); k++)
+            running[(op.pick + k) % running.length]!(op.kind);
           break;
         }
         case "freeze":
@@ -230,7 +269,17 @@ async function check(s: Scenario): Promise<void> {
   }
   expect(violations).toEqual([]);
   expect(runningNow.size).toBe(0);
-  if (process.env.PROP_STATS) console.log(JSON.stringify({ nodes: s.nodes, tasks: s.tasks, ops: s.ops.length, submitted: submitted.size, finished: finished.size, starts }));
+  if (process.env.PROP_STATS)
+    console.log(
+      JSON.stringify({
+        nodes: s.nodes,
+        tasks: s.tasks,
+        ops: s.ops.length,
+        submitted: submitted.size,
+        finished: finished.size,
+        starts,
+      }),
+    );
 }
 
 test("property: at most one running instance per task, done is final, nothing unfinished is left unclaimed", async () => {

@@ -19,7 +19,10 @@ import { startOpsNode, type OpsNode } from "./ops-fixture.ts";
 const cwd = mkdtempSync(join(tmpdir(), "metafora-bulk-"));
 afterAll(() => rmSync(cwd, { recursive: true, force: true }));
 
-async function runCli(args: string[], env: Record<string, string>): Promise<{ code: number; out: string; err: string }> {
+async function runCli(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number; out: string; err: string }> {
   let out = "";
   let err = "";
   let code = -1;
@@ -38,7 +41,7 @@ async function runCli(args: string[], env: Record<string, string>): Promise<{ co
 
 function file(name: string, lines: string[]): string {
   const path = join(cwd, name);
-  writeFileSync(path, lines.join("\n") + "\n");
+  writeFileSync(path, `${lines.join("\n")}\n`);
   return path;
 }
 
@@ -67,7 +70,11 @@ describe("against an embedded node (HTTP API)", () => {
     expect(run).toMatchObject({ code: 0, err: "" });
     expect(run.out).toBe("submitted 2 task(s); 1 already existed and were left unchanged: work:f0\n");
     const json = JSON.parse((await runCli(["submit", "--file", path, "--json"], env)).out);
-    expect(json).toEqual({ created: 0, exists: 3, results: ["work:f0", "work:f1", "x:f2"].map((id) => ({ id, result: "exists" })) });
+    expect(json).toEqual({
+      created: 0,
+      exists: 3,
+      results: ["work:f0", "work:f1", "x:f2"].map((id) => ({ id, result: "exists" })),
+    });
     const tasks = await node.services.client.tasks();
     expect(tasks.find((t) => t.id === "work:f1")?.props).toEqual({ n: 1 });
     expect(tasks.find((t) => t.id === "x:f2")?.props).toEqual({ handler: "work" });
@@ -80,17 +87,23 @@ describe("against an embedded node (HTTP API)", () => {
     expect(bad.err).toContain("bad.jsonl line 2: not JSON");
     const dup = await runCli(["submit", "--file", file("dup.jsonl", ['{"id":"work:g1"}', '{"id":"work:g1"}'])], env);
     expect(dup.code).toBe(2);
-    expect(dup.err).toContain("line 2: task id \"work:g1\" also appears at");
+    expect(dup.err).toContain('line 2: task id "work:g1" also appears at');
     const shape = await runCli(["submit", "--file", file("shape.jsonl", ['{"id":"work:g1","prop":{}}'])], env);
     expect(shape.err).toContain('line 1: unknown field "prop"');
-    expect((await runCli(["submit", "--file", join(cwd, "missing.jsonl")], env)).err).toContain("cannot read tasks file");
+    expect((await runCli(["submit", "--file", join(cwd, "missing.jsonl")], env)).err).toContain(
+      "cannot read tasks file",
+    );
     expect((await runCli(["submit", "work:g9", "--file", path], env)).code).toBe(2);
     expect((await node.services.client.tasks()).some((t) => t.id.startsWith("work:g"))).toBe(false);
   });
 
   test('POST /api/tasks {"tasks": [...]} answers per task; bad items are 400 and create nothing', async () => {
     const post = (body: unknown) =>
-      fetch(`${base}/api/tasks`, { method: "POST", headers: { "content-type": "application/json", authorization: "Bearer tok" }, body: JSON.stringify(body) });
+      fetch(`${base}/api/tasks`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: "Bearer tok" },
+        body: JSON.stringify(body),
+      });
     const res = await post({ tasks: [{ id: "work:h1" }, { id: "work:h2", props: { a: 1 } }, { id: "work:h1x" }] });
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({
@@ -103,7 +116,7 @@ describe("against an embedded node (HTTP API)", () => {
       exists: 0,
     });
     const again = await post({ tasks: [{ id: "work:h1" }, { id: "work:h3" }] });
-    expect(((await again.json()) as { created: number; exists: number })).toMatchObject({ created: 1, exists: 1 });
+    expect((await again.json()) as { created: number; exists: number }).toMatchObject({ created: 1, exists: 1 });
     const bad = await post({ tasks: [{ id: "work:h4" }, { id: "a/b" }] });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: string }).error).toContain("tasks[1]");
@@ -127,7 +140,9 @@ describe("against etcd (direct)", () => {
     const client = EtcdClient.connect({ endpoints: [etcd.endpoint], namespace: ns }, { log: silentLogger });
     try {
       await client.submitTask("job:0500", { old: true });
-      const lines = Array.from({ length: 1000 }, (_, i) => JSON.stringify({ id: `job:${String(i).padStart(4, "0")}`, props: { i } }));
+      const lines = Array.from({ length: 1000 }, (_, i) =>
+        JSON.stringify({ id: `job:${String(i).padStart(4, "0")}`, props: { i } }),
+      );
       const run = await runCli(["submit", "--file", file("big.jsonl", lines)], env);
       expect(run.err).toBe("");
       expect(run.out).toBe("submitted 999 task(s); 1 already existed and were left unchanged: job:0500\n");

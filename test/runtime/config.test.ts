@@ -51,7 +51,8 @@ describe("durations", () => {
     expect(parseDuration("0")).toBe(0);
   });
   test("refuse bare numbers, unknown units and junk", () => {
-    for (const bad of ["30", "", "s", "10 s", "10sec", "1d", "-5s", "5s junk", "ms10"]) expect(parseDuration(bad)).toBeUndefined();
+    for (const bad of ["30", "", "s", "10 s", "10sec", "1d", "-5s", "5s junk", "ms10"])
+      expect(parseDuration(bad)).toBeUndefined();
   });
   test("format round-trips", () => {
     for (const ms of [0, 1, 999, 1000, 90_000, 3_600_000 + 61_001]) expect(parseDuration(formatDuration(ms))).toBe(ms);
@@ -94,18 +95,48 @@ describe("precedence: flags > env > file > defaults", () => {
 
   test("rebalance settings: defaults, a [rebalance] table, env vars, and clear errors", async () => {
     const defaults = await loadConfig({ cwd: folder(), env: {}, isTTY: false });
-    expect(defaults.rebalance).toEqual({ enabled: true, debounce: 500, jitter: 1000, driftEvery: 5000, window: 2000, steps: 5, allowance: 0.05, claimDeferLimit: 5000 });
+    expect(defaults.rebalance).toEqual({
+      enabled: true,
+      debounce: 500,
+      jitter: 1000,
+      driftEvery: 5000,
+      window: 2000,
+      steps: 5,
+      allowance: 0.05,
+      claimDeferLimit: 5000,
+    });
     const cwd = folder(`[rebalance]\nenabled = false\nwindow = "3s"\nsteps = 2\nallowance = 0.1\n`);
     const { config, sources } = await loadConfigWithSources({
       cwd,
-      env: { METAFORA_REBALANCE_DEBOUNCE: "50ms", METAFORA_CLAIM_DEFER_LIMIT: "2s", METAFORA_REBALANCE_ALLOWANCE: "0.02" },
+      env: {
+        METAFORA_REBALANCE_DEBOUNCE: "50ms",
+        METAFORA_CLAIM_DEFER_LIMIT: "2s",
+        METAFORA_REBALANCE_ALLOWANCE: "0.02",
+      },
       isTTY: false,
     });
-    expect(config.rebalance).toEqual({ enabled: false, debounce: 50, jitter: 1000, driftEvery: 5000, window: 3000, steps: 2, allowance: 0.02, claimDeferLimit: 2000 });
+    expect(config.rebalance).toEqual({
+      enabled: false,
+      debounce: 50,
+      jitter: 1000,
+      driftEvery: 5000,
+      window: 3000,
+      steps: 2,
+      allowance: 0.02,
+      claimDeferLimit: 2000,
+    });
     expect(sources.get("rebalance.window")).toEqual({ kind: "file", path: "config/metafora.toml" });
     expect(sources.get("rebalance.allowance")).toEqual({ kind: "env", name: "METAFORA_REBALANCE_ALLOWANCE" });
-    expect((await loadConfig({ cwd: folder(), env: { METAFORA_REBALANCE: "off" }, isTTY: false })).rebalance.enabled).toBe(false);
-    const msg = await configError(loadConfig({ cwd: folder(), env: { METAFORA_REBALANCE_ALLOWANCE: "5", METAFORA_REBALANCE_STEPS: "0", METAFORA_REBALANCE: "maybe" }, isTTY: false }));
+    expect(
+      (await loadConfig({ cwd: folder(), env: { METAFORA_REBALANCE: "off" }, isTTY: false })).rebalance.enabled,
+    ).toBe(false);
+    const msg = await configError(
+      loadConfig({
+        cwd: folder(),
+        env: { METAFORA_REBALANCE_ALLOWANCE: "5", METAFORA_REBALANCE_STEPS: "0", METAFORA_REBALANCE: "maybe" },
+        isTTY: false,
+      }),
+    );
     expect(msg).toContain("METAFORA_REBALANCE_ALLOWANCE");
     expect(msg).toContain("expected a fraction from 0 to 1");
     expect(msg).toContain("expected a whole number >= 1");
@@ -118,17 +149,30 @@ describe("precedence: flags > env > file > defaults", () => {
 
   test("METAFORA_ETCD_ENDPOINTS alone selects etcd; METAFORA_COORDINATOR or --coordinator still wins", async () => {
     const cwd = folder(`coordinator = "embedded"\n`);
-    const etcd = await loadConfigWithSources({ cwd, env: { METAFORA_ETCD_ENDPOINTS: "10.0.0.1:2379, http://etcd-2:2379" } });
+    const etcd = await loadConfigWithSources({
+      cwd,
+      env: { METAFORA_ETCD_ENDPOINTS: "10.0.0.1:2379, http://etcd-2:2379" },
+    });
     expect(etcd.config.coordinator).toBe("etcd");
     expect(etcd.config.etcd.endpoints).toEqual(["10.0.0.1:2379", "http://etcd-2:2379"]);
     expect(etcd.sources.get("coordinator")).toEqual({ kind: "env", name: "METAFORA_ETCD_ENDPOINTS" });
-    const envSays = await loadConfig({ cwd, env: { METAFORA_ETCD_ENDPOINTS: "10.0.0.1:2379", METAFORA_COORDINATOR: "embedded" } });
+    const envSays = await loadConfig({
+      cwd,
+      env: { METAFORA_ETCD_ENDPOINTS: "10.0.0.1:2379", METAFORA_COORDINATOR: "embedded" },
+    });
     expect(envSays.coordinator).toBe("embedded");
-    const flagSays = await loadConfig({ cwd, env: { METAFORA_ETCD_ENDPOINTS: "10.0.0.1:2379" }, argvFlags: { coordinator: "embedded" } });
+    const flagSays = await loadConfig({
+      cwd,
+      env: { METAFORA_ETCD_ENDPOINTS: "10.0.0.1:2379" },
+      argvFlags: { coordinator: "embedded" },
+    });
     expect(flagSays.coordinator).toBe("embedded");
     // In the file: endpoints alone select etcd, but not over the file's own coordinator key.
     expect((await loadConfig({ cwd: folder(`[etcd]\nendpoints = ["h:1"]\n`), env: {} })).coordinator).toBe("etcd");
-    const fileSays = await loadConfig({ cwd: folder(`coordinator = "embedded"\n[etcd]\nendpoints = ["h:1"]\n`), env: {} });
+    const fileSays = await loadConfig({
+      cwd: folder(`coordinator = "embedded"\n[etcd]\nendpoints = ["h:1"]\n`),
+      env: {},
+    });
     expect(fileSays.coordinator).toBe("embedded");
   });
 
@@ -137,7 +181,9 @@ describe("precedence: flags > env > file > defaults", () => {
     writeFileSync(join(cwd, "a.toml"), `node = "from-a"\n`);
     writeFileSync(join(cwd, "b.toml"), `node = "from-b"\n`);
     expect((await loadConfig({ cwd, env: { METAFORA_CONFIG: "a.toml" } })).node).toBe("from-a");
-    expect((await loadConfig({ cwd, env: { METAFORA_CONFIG: "a.toml" }, argvFlags: { config: "b.toml" } })).node).toBe("from-b");
+    expect((await loadConfig({ cwd, env: { METAFORA_CONFIG: "a.toml" }, argvFlags: { config: "b.toml" } })).node).toBe(
+      "from-b",
+    );
     const msg = await configError(loadConfig({ cwd, env: { METAFORA_CONFIG: "missing.toml" } }));
     expect(msg).toContain("config file missing.toml (from env METAFORA_CONFIG) does not exist");
   });
@@ -145,16 +191,24 @@ describe("precedence: flags > env > file > defaults", () => {
 
 describe("validation errors name key, source and what is allowed", () => {
   test("every problem is reported at once", async () => {
-    const cwd = folder(`leese_ttl = "3s"\nmax_tasks = 1.5\n[http]\nlisten = "everywhere"\n[etcd]\ntimeout = "1s"\n[[tasks]]\nid = "a/b"\n`);
+    const cwd = folder(
+      `leese_ttl = "3s"\nmax_tasks = 1.5\n[http]\nlisten = "everywhere"\n[etcd]\ntimeout = "1s"\n[[tasks]]\nid = "a/b"\n`,
+    );
     const msg = await configError(
-      loadConfig({ cwd, env: { METAFORA_LEASE_TTL: "1500ms", METAFORA_LOG_LEVEL: "verbose", METAFORA_TOKN: "x" }, argvFlags: { "balance-every": "often" } }),
+      loadConfig({
+        cwd,
+        env: { METAFORA_LEASE_TTL: "1500ms", METAFORA_LOG_LEVEL: "verbose", METAFORA_TOKN: "x" },
+        argvFlags: { "balance-every": "often" },
+      }),
     );
     expect(msg).toContain('unknown key "leese_ttl" in file config/metafora.toml (did you mean "lease_ttl"?)');
     expect(msg).toContain('unknown key "etcd.timeout" in file config/metafora.toml');
     expect(msg).toContain("max_tasks = 1.5 (from file config/metafora.toml): expected a whole number >= 0");
     expect(msg).toContain('http.listen = "everywhere" (from file config/metafora.toml): expected "host:port"');
     expect(msg).toContain('lease_ttl = "1500ms" (from env METAFORA_LEASE_TTL): expected whole seconds');
-    expect(msg).toContain('log.level = "verbose" (from env METAFORA_LOG_LEVEL): expected one of "debug", "info", "warn", "error"');
+    expect(msg).toContain(
+      'log.level = "verbose" (from env METAFORA_LOG_LEVEL): expected one of "debug", "info", "warn", "error"',
+    );
     expect(msg).toContain('balance_every = "often" (from flag --balance-every): expected a duration with a unit');
     expect(msg).toContain("unknown environment variable METAFORA_TOKN (did you mean METAFORA_TOKEN?)");
     expect(msg).toContain("tasks[0].id (from file config/metafora.toml): expected a task id");
@@ -174,9 +228,14 @@ describe("validation errors name key, source and what is allowed", () => {
   test("etcd needs endpoints, paired cert/key, existing TLS files, username with password", async () => {
     const cwd = folder();
     const noEndpoints = await configError(loadConfig({ cwd, env: { METAFORA_COORDINATOR: "etcd" } }));
-    expect(noEndpoints).toContain('etcd.endpoints is required when coordinator = "etcd" (coordinator from env METAFORA_COORDINATOR)');
+    expect(noEndpoints).toContain(
+      'etcd.endpoints is required when coordinator = "etcd" (coordinator from env METAFORA_COORDINATOR)',
+    );
     const tls = await configError(
-      loadConfig({ cwd, env: { METAFORA_ETCD_ENDPOINTS: "h:2379", METAFORA_ETCD_CERT: "client.pem", METAFORA_ETCD_PASSWORD: "pw" } }),
+      loadConfig({
+        cwd,
+        env: { METAFORA_ETCD_ENDPOINTS: "h:2379", METAFORA_ETCD_CERT: "client.pem", METAFORA_ETCD_PASSWORD: "pw" },
+      }),
     );
     expect(tls).toContain("etcd.cert (from env METAFORA_ETCD_CERT) needs its pair");
     expect(tls).toContain('etcd.cert = "client.pem" (from env METAFORA_ETCD_CERT): file not found');
@@ -191,7 +250,9 @@ describe("validation errors name key, source and what is allowed", () => {
   });
 
   test("bad endpoints and node names", async () => {
-    const msg = await configError(loadConfig({ cwd: folder(), env: { METAFORA_ETCD_ENDPOINTS: "h:2379,ftp://x:1,nohost", METAFORA_NODE: "a/b" } }));
+    const msg = await configError(
+      loadConfig({ cwd: folder(), env: { METAFORA_ETCD_ENDPOINTS: "h:2379,ftp://x:1,nohost", METAFORA_NODE: "a/b" } }),
+    );
     expect(msg).toContain('not valid: "ftp://x:1", "nohost"');
     expect(msg).toContain('node = "a/b" (from env METAFORA_NODE): expected a node name');
   });
@@ -199,7 +260,19 @@ describe("validation errors name key, source and what is allowed", () => {
 
 describe("flags come from raw argv", () => {
   test("values arrive exactly as typed (no numeric conversion), last one wins, -- stops", () => {
-    const { values, errors } = configFlagsFromArgv(["run", "--token", "0123", "--node=007", "--max-tasks", "1", "--max-tasks", "2", "--", "--http", "x"]);
+    const { values, errors } = configFlagsFromArgv([
+      "run",
+      "--token",
+      "0123",
+      "--node=007",
+      "--max-tasks",
+      "1",
+      "--max-tasks",
+      "2",
+      "--",
+      "--http",
+      "x",
+    ]);
     expect(values).toEqual({ token: "0123", node: "007", "max-tasks": "2" });
     expect(errors).toEqual([]);
   });
@@ -213,7 +286,10 @@ describe("flags come from raw argv", () => {
 
 describe("redaction and printing", () => {
   test("secrets are replaced, nothing else changes", async () => {
-    const config = await loadConfig({ cwd: folder(), env: { METAFORA_TOKEN: "tok-1", METAFORA_ETCD_USERNAME: "u", METAFORA_ETCD_PASSWORD: "pw-1" } });
+    const config = await loadConfig({
+      cwd: folder(),
+      env: { METAFORA_TOKEN: "tok-1", METAFORA_ETCD_USERNAME: "u", METAFORA_ETCD_PASSWORD: "pw-1" },
+    });
     const red = redactConfig(config);
     expect(red.http.token).toBe("[redacted]");
     expect(red.etcd.password).toBe("[redacted]");
@@ -222,7 +298,10 @@ describe("redaction and printing", () => {
     expect(JSON.stringify(red)).not.toMatch(/tok-1|pw-1/);
   });
   test("`metafora config` TOML shows durations in file form and each source", async () => {
-    const loaded = await loadConfigWithSources({ cwd: folder(`[[tasks]]\nid = "hello:1"\nprops = { a = 1 }\n`), env: { METAFORA_LEASE_TTL: "3s", METAFORA_TOKEN: "tok-2" } });
+    const loaded = await loadConfigWithSources({
+      cwd: folder(`[[tasks]]\nid = "hello:1"\nprops = { a = 1 }\n`),
+      env: { METAFORA_LEASE_TTL: "3s", METAFORA_TOKEN: "tok-2" },
+    });
     const text = renderConfigToml(loaded.config, loaded.sources, loaded.file);
     expect(text).toContain('lease_ttl = "3s"  # env METAFORA_LEASE_TTL');
     expect(text).toContain('shutdown_timeout = "30s"  # default');
@@ -244,23 +323,45 @@ describe("the shipped config files", () => {
     expect(etcd.etcd.endpoints).toEqual(["127.0.0.1:2379"]);
   });
   test("examples/etcd-tls.toml is valid except for the certificate files this machine lacks", async () => {
-    const msg = await configError(loadConfig({ cwd: repo, env: { METAFORA_ETCD_PASSWORD: "pw" }, argvFlags: { config: "config/examples/etcd-tls.toml" } }));
+    const msg = await configError(
+      loadConfig({
+        cwd: repo,
+        env: { METAFORA_ETCD_PASSWORD: "pw" },
+        argvFlags: { config: "config/examples/etcd-tls.toml" },
+      }),
+    );
     const problems = msg.split("\n").slice(1);
     expect(problems.length).toBe(3);
-    for (const p of problems) expect(p).toMatch(/etcd\.(ca|cert|key) = ".*" \(from file config\/examples\/etcd-tls\.toml\): file not found/);
+    for (const p of problems)
+      expect(p).toMatch(/etcd\.(ca|cert|key) = ".*" \(from file config\/examples\/etcd-tls\.toml\): file not found/);
   });
 });
 
 describe("etcd TLS endpoints", () => {
   test("an IP address endpoint with TLS is refused with the reason; a host name is fine", async () => {
     const cwd = folder();
-    writeFileSync(join(cwd, "ca.pem"), "-----BEGIN CERTIFICATE-----\nnot a real one (only the PEM header is checked at load)\n-----END CERTIFICATE-----\n");
-    const msg = await configError(loadConfig({ cwd, env: { METAFORA_ETCD_ENDPOINTS: "https://127.0.0.1:2379,localhost:2379", METAFORA_ETCD_CA: "ca.pem" } }));
-    expect(msg).toContain('"https://127.0.0.1:2379" is an IP address; with TLS the runtime (Bun/Deno) cannot send an IP address as the TLS server name');
+    writeFileSync(
+      join(cwd, "ca.pem"),
+      "-----BEGIN CERTIFICATE-----\nnot a real one (only the PEM header is checked at load)\n-----END CERTIFICATE-----\n",
+    );
+    const msg = await configError(
+      loadConfig({
+        cwd,
+        env: { METAFORA_ETCD_ENDPOINTS: "https://127.0.0.1:2379,localhost:2379", METAFORA_ETCD_CA: "ca.pem" },
+      }),
+    );
+    expect(msg).toContain(
+      '"https://127.0.0.1:2379" is an IP address; with TLS the runtime (Bun/Deno) cannot send an IP address as the TLS server name',
+    );
     expect(msg).not.toContain('"localhost:2379" is');
-    const ok = await loadConfig({ cwd, env: { METAFORA_ETCD_ENDPOINTS: "https://localhost:2379", METAFORA_ETCD_CA: "ca.pem" } });
+    const ok = await loadConfig({
+      cwd,
+      env: { METAFORA_ETCD_ENDPOINTS: "https://localhost:2379", METAFORA_ETCD_CA: "ca.pem" },
+    });
     expect(ok.etcd.ca).toBe(join(cwd, "ca.pem"));
     // Without TLS an IP address is fine.
-    expect((await loadConfig({ cwd, env: { METAFORA_ETCD_ENDPOINTS: "127.0.0.1:2379" } })).etcd.endpoints).toEqual(["127.0.0.1:2379"]);
+    expect((await loadConfig({ cwd, env: { METAFORA_ETCD_ENDPOINTS: "127.0.0.1:2379" } })).etcd.endpoints).toEqual([
+      "127.0.0.1:2379",
+    ]);
   });
 });

@@ -30,7 +30,10 @@ interface Row {
 }
 
 /** Read SSE messages from a stream until `until` says stop (bounded by the caller's deadline). */
-async function readEvents(res: Response, until: (events: Array<{ event: string; data: unknown }>) => boolean): Promise<Array<{ event: string; data: unknown }>> {
+async function readEvents(
+  res: Response,
+  until: (events: Array<{ event: string; data: unknown }>) => boolean,
+): Promise<Array<{ event: string; data: unknown }>> {
   const reader = res.body!.getReader();
   const decoder = new TextDecoder();
   let buffer = "";
@@ -61,7 +64,11 @@ describe("GET /api/tasks filters and pages on the server", () => {
     await client.submitTask("other:x", { handler: "nobody" }); // no handler here: never claimed
     await waitFor("31 tasks claimed", async () => (await client.tasks()).filter((t) => t.owner).length === 31);
     await node.commands.send("sm:one", { code: "pause" });
-    await waitFor("sm:one paused", async () => ((await get("/api/tasks/sm:one/state")).body.state as { code?: string } | undefined)?.code === "paused");
+    await waitFor(
+      "sm:one paused",
+      async () =>
+        ((await get("/api/tasks/sm:one/state")).body.state as { code?: string } | undefined)?.code === "paused",
+    );
 
     const all = await get("/api/tasks");
     expect(all.status).toBe(200);
@@ -70,7 +77,13 @@ describe("GET /api/tasks filters and pages on the server", () => {
     expect(all.body.offset).toBeUndefined();
 
     const page = await get("/api/tasks?offset=10&limit=5");
-    expect((page.body.tasks as Row[]).map((r) => r.id)).toEqual(["work:t08", "work:t09", "work:t10", "work:t11", "work:t12"]); // sorted by id: other:x, sm:one, work:t00…
+    expect((page.body.tasks as Row[]).map((r) => r.id)).toEqual([
+      "work:t08",
+      "work:t09",
+      "work:t10",
+      "work:t11",
+      "work:t12",
+    ]); // sorted by id: other:x, sm:one, work:t00…
     expect(page.body).toMatchObject({ total: 32, offset: 10, limit: 5 });
 
     const paused = await get("/api/tasks?state=paused");
@@ -109,16 +122,36 @@ describe("the console's event stream and figures", () => {
     node = await startOpsNode();
     const timeline = new Timeline(node.consumer, { node: "node-1", sampleEvery: 100 }).start();
     const vitals = new NodeVitals().start();
-    node.services.console = { timeline, vitals, version: "9.9.9", coordinator: "embedded", handlerNames: ["work", "sm"] };
+    node.services.console = {
+      timeline,
+      vitals,
+      version: "9.9.9",
+      coordinator: "embedded",
+      handlerNames: ["work", "sm"],
+    };
     try {
       const res = await fetch(`${node.server.url}/api/events`, { signal: AbortSignal.timeout(15_000) });
       expect(res.headers.get("content-type")).toContain("text/event-stream");
       setTimeout(() => void node!.broker.client().submitTask("work:live", {}), 50);
-      const events = await readEvents(res, (evs) => evs.some((e) => e.event === "snapshot" && (e.data as SnapshotMessage).events.some((t) => t.kind === "claimed" && t.task === "work:live")));
+      const events = await readEvents(res, (evs) =>
+        evs.some(
+          (e) =>
+            e.event === "snapshot" &&
+            (e.data as SnapshotMessage).events.some((t) => t.kind === "claimed" && t.task === "work:live"),
+        ),
+      );
       const hello = events[0]!;
       expect(hello.event).toBe("hello");
-      expect((hello.data as HelloMessage).self).toMatchObject({ name: "node-1", version: "9.9.9", coordinator: "embedded", tokenRequired: false, handlers: ["work", "sm"] });
-      const claimed = events.flatMap((e) => (e.event === "snapshot" ? (e.data as SnapshotMessage).events : [])).find((t) => t.task === "work:live")!;
+      expect((hello.data as HelloMessage).self).toMatchObject({
+        name: "node-1",
+        version: "9.9.9",
+        coordinator: "embedded",
+        tokenRequired: false,
+        handlers: ["work", "sm"],
+      });
+      const claimed = events
+        .flatMap((e) => (e.event === "snapshot" ? (e.data as SnapshotMessage).events : []))
+        .find((t) => t.task === "work:live")!;
       expect(claimed).toMatchObject({ kind: "claimed", node: "node-1", handler: "work" });
       expect(claimed.token).toBeGreaterThan(0);
 
@@ -138,7 +171,10 @@ describe("the console's event stream and figures", () => {
     const res = await fetch(`${server.url}/api/events`);
     const reader = res.body!.getReader();
     expect(new TextDecoder().decode((await reader.read()).value)).toContain("retry:");
-    const closed = await Promise.race([server.close().then(() => "closed"), new Promise((r) => setTimeout(() => r("still open"), 10_000))]);
+    const closed = await Promise.race([
+      server.close().then(() => "closed"),
+      new Promise((r) => setTimeout(() => r("still open"), 10_000)),
+    ]);
     expect(closed).toBe("closed");
     let ended = false;
     for (let i = 0; i < 100 && !ended; i++) ended = (await reader.read()).done;

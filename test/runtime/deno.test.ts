@@ -24,12 +24,22 @@ afterEach(async () => {
 });
 
 test("deno check: the runtime entry point and the example handlers type-check under Deno", () => {
-  const res = spawnSync(deno, ["check", "--import-map", importMap, main, ...["hello", "countdown", "batch"].map((h) => join(REPO, "handlers", `${h}.ts`))], {
-    cwd: REPO,
-    encoding: "utf8",
-    env: { ...process.env, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
-    timeout: 240_000,
-  });
+  const res = spawnSync(
+    deno,
+    [
+      "check",
+      "--import-map",
+      importMap,
+      main,
+      ...["hello", "countdown", "batch"].map((h) => join(REPO, "handlers", `${h}.ts`)),
+    ],
+    {
+      cwd: REPO,
+      encoding: "utf8",
+      env: { ...process.env, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+      timeout: 240_000,
+    },
+  );
   if (res.status !== 0) console.error(res.stdout, res.stderr);
   expect(res.status).toBe(0);
 }, 250_000);
@@ -43,7 +53,10 @@ test("deno run: `metafora run` from source runs a submitted task, shuts down cle
   const wrapper = join(ws.dir, "metafora-deno");
   await Bun.write(wrapper, `#!/bin/sh\nexec "${deno}" run -A --import-map "${importMap}" "${main}" "$@"\n`);
   spawnSync("chmod", ["+x", wrapper]);
-  const node = startNode(wrapper, { cwd: ws.dir, env: { METAFORA_HTTP: `127.0.0.1:${port}`, METAFORA_NODE: "deno-node", NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" } });
+  const node = startNode(wrapper, {
+    cwd: ws.dir,
+    env: { METAFORA_HTTP: `127.0.0.1:${port}`, METAFORA_NODE: "deno-node", NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+  });
   cleanups.push(() => node.stop());
   await node.waitReady(url, 120_000);
   expect(node.output()).toContain('"metafora\\" imports resolve via import-map');
@@ -63,12 +76,18 @@ test("deno run: `metafora run` from source runs a submitted task, shuts down cle
   expect(node.output()).toContain("shut down cleanly");
 
   // The embedded store under Deno: a restart has the task and runs it again.
-  const again = startNode(wrapper, { cwd: ws.dir, env: { METAFORA_HTTP: `127.0.0.1:${port}`, METAFORA_NODE: "deno-node", NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" } });
+  const again = startNode(wrapper, {
+    cwd: ws.dir,
+    env: { METAFORA_HTTP: `127.0.0.1:${port}`, METAFORA_NODE: "deno-node", NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+  });
   cleanups.push(() => again.stop());
   await again.waitReady(url, 120_000);
   expect(again.output()).toContain("1 task(s)");
   await again.waitOutput("started worker:on-deno token", 30_000);
-  const detail = (await (await fetch(`${url}/api/tasks/worker:on-deno`)).json()) as { task: { attempts: number }; history: Array<{ kind: string }> };
+  const detail = (await (await fetch(`${url}/api/tasks/worker:on-deno`)).json()) as {
+    task: { attempts: number };
+    history: Array<{ kind: string }>;
+  };
   expect(detail.history.map((e) => e.kind)).toEqual(["submitted", "claimed", "released", "claimed"]);
   again.signal("SIGTERM");
   expect((await again.exited).code).toBe(0);

@@ -49,7 +49,10 @@ describe("DurableMap", () => {
     expect(log.warnings.join("\n")).toContain("incomplete last line");
     b.set("after", 2);
     const c = DurableMap.open<number>(d, "m", silentLogger);
-    expect([...c.entries()].sort()).toEqual([["after", 2], ["kept", 1]]);
+    expect([...c.entries()].sort()).toEqual([
+      ["after", 2],
+      ["kept", 1],
+    ]);
   });
 
   test("the journal is compacted into the snapshot once it outgrows the map", () => {
@@ -58,7 +61,9 @@ describe("DurableMap", () => {
     for (let i = 0; i < 100; i++) m.set("same", i);
     const journalLines = readFileSync(join(d, "c.journal.jsonl"), "utf8").split("\n").filter(Boolean).length;
     expect(journalLines).toBeLessThanOrEqual(11);
-    const snapshot = JSON.parse(readFileSync(join(d, "c.snapshot.json"), "utf8")) as { entries: Record<string, number> };
+    const snapshot = JSON.parse(readFileSync(join(d, "c.snapshot.json"), "utf8")) as {
+      entries: Record<string, number>;
+    };
     expect(snapshot.entries.same).toBeGreaterThanOrEqual(89);
     expect(DurableMap.open<number>(d, "c", silentLogger).get("same")).toBe(99);
   });

@@ -57,7 +57,8 @@ describe("start-up errors exit 78 and name the problem", () => {
     expect(text).toMatch(/shape\.ts: .*unknown field "start"/);
     expect(text).toMatch(/dup-a\.ts: duplicate handler name "same" \(also in dup-b\.ts\)/);
     expect(text).toMatch(/dup-b\.ts: duplicate handler name "same" \(also in dup-a\.ts\)/);
-    for (const ignored of [".hidden.ts", "types.d.ts", "good.test.ts", "notes.txt", "good.ts"]) expect(text).not.toContain(ignored);
+    for (const ignored of [".hidden.ts", "types.d.ts", "good.test.ts", "notes.txt", "good.ts"])
+      expect(text).not.toContain(ignored);
   }, 30_000);
 
   test("an unknown key in the config file is named with the file and a suggestion", async () => {
@@ -74,7 +75,9 @@ describe("start-up errors exit 78 and name the problem", () => {
     const res = await runCli(bin, ["run", "--config", path], { cwd: ws.dir, env: {} });
     expect(res.code).toBe(78);
     expect(res.stderr).toContain(`max_tasks = -1 (from file ${path}): expected a whole number >= 0`);
-    expect(res.stderr).toContain(`log.level = "loud" (from file ${path}): expected one of "debug", "info", "warn", "error"`);
+    expect(res.stderr).toContain(
+      `log.level = "loud" (from file ${path}): expected one of "debug", "info", "warn", "error"`,
+    );
   }, 30_000);
 
   test("a bad env var and a misspelt one are named", async () => {
@@ -84,8 +87,12 @@ describe("start-up errors exit 78 and name the problem", () => {
       env: { METAFORA_SHUTDOWN_TIMEOUT: "soon", METAFORA_ETCD_ENDPOINT: "127.0.0.1:2379" },
     });
     expect(res.code).toBe(78);
-    expect(res.stderr).toContain('shutdown_timeout = "soon" (from env METAFORA_SHUTDOWN_TIMEOUT): expected a duration with a unit');
-    expect(res.stderr).toContain("unknown environment variable METAFORA_ETCD_ENDPOINT (did you mean METAFORA_ETCD_ENDPOINTS?)");
+    expect(res.stderr).toContain(
+      'shutdown_timeout = "soon" (from env METAFORA_SHUTDOWN_TIMEOUT): expected a duration with a unit',
+    );
+    expect(res.stderr).toContain(
+      "unknown environment variable METAFORA_ETCD_ENDPOINT (did you mean METAFORA_ETCD_ENDPOINTS?)",
+    );
   }, 30_000);
 
   test("flags beat env, env beats the file; `metafora config` shows the winner and hides secrets", async () => {
@@ -96,7 +103,10 @@ describe("start-up errors exit 78 and name the problem", () => {
       env: { METAFORA_MAX_TASKS: "2", METAFORA_SHUTDOWN_TIMEOUT: "45s", METAFORA_TOKEN: "env-secret-456" },
     });
     expect(res.code).toBe(0);
-    const out = JSON.parse(res.stdout) as { config: { maxTasks: number; shutdownTimeout: number; node: string; http: { token: string } }; sources: Record<string, { kind: string }> };
+    const out = JSON.parse(res.stdout) as {
+      config: { maxTasks: number; shutdownTimeout: number; node: string; http: { token: string } };
+      sources: Record<string, { kind: string }>;
+    };
     expect(out.config.maxTasks).toBe(3);
     expect(out.sources.max_tasks!.kind).toBe("flag");
     expect(out.config.shutdownTimeout).toBe(45_000);

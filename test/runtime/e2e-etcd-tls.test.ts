@@ -38,43 +38,35 @@ afterAll(async () => {
 });
 
 describe.skipIf(!haveOpenssl)("etcd with TLS and authentication", () => {
-  test(
-    "a node joins with the configured certificates and password; the CLI too; the password never shows",
-    async () => {
-      const tls = etcd!;
-      const port = await freePort();
-      const env = { METAFORA_ETCD_PASSWORD: tls.password, METAFORA_NODE: "tls-node", METAFORA_HTTP: `127.0.0.1:${port}` };
-      const node = startNode(bin, { cwd: ws.dir, env });
-      try {
-        await node.waitReady(`http://127.0.0.1:${port}`);
-        const cliEnv = { METAFORA_ETCD_PASSWORD: tls.password };
-        expect((await runCli(bin, ["submit", "worker:secure"], { cwd: ws.dir, env: cliEnv })).code).toBe(0);
-        await node.waitOutput("started worker:secure");
-        const config = await runCli(bin, ["config"], { cwd: ws.dir, env: cliEnv });
-        expect(config.stdout).toContain('password = "[redacted]"  # env METAFORA_ETCD_PASSWORD');
-        node.signal("SIGTERM");
-        expect((await node.exited).code).toBe(0);
-        expect(node.output()).not.toContain(tls.password);
-        expect(config.stdout + config.stderr).not.toContain(tls.password);
-      } finally {
-        await node.stop();
-      }
-    },
-    60_000,
-  );
+  test("a node joins with the configured certificates and password; the CLI too; the password never shows", async () => {
+    const tls = etcd!;
+    const port = await freePort();
+    const env = { METAFORA_ETCD_PASSWORD: tls.password, METAFORA_NODE: "tls-node", METAFORA_HTTP: `127.0.0.1:${port}` };
+    const node = startNode(bin, { cwd: ws.dir, env });
+    try {
+      await node.waitReady(`http://127.0.0.1:${port}`);
+      const cliEnv = { METAFORA_ETCD_PASSWORD: tls.password };
+      expect((await runCli(bin, ["submit", "worker:secure"], { cwd: ws.dir, env: cliEnv })).code).toBe(0);
+      await node.waitOutput("started worker:secure");
+      const config = await runCli(bin, ["config"], { cwd: ws.dir, env: cliEnv });
+      expect(config.stdout).toContain('password = "[redacted]"  # env METAFORA_ETCD_PASSWORD');
+      node.signal("SIGTERM");
+      expect((await node.exited).code).toBe(0);
+      expect(node.output()).not.toContain(tls.password);
+      expect(config.stdout + config.stderr).not.toContain(tls.password);
+    } finally {
+      await node.stop();
+    }
+  }, 60_000);
 
-  test(
-    "a wrong password stops start-up with exit 78 and says the credentials were refused",
-    async () => {
-      const res = await runCli(bin, ["run"], {
-        cwd: ws.dir,
-        env: { METAFORA_ETCD_PASSWORD: "not-the-password", METAFORA_NODE: "intruder", METAFORA_HTTP: "off" },
-      });
-      if (res.code !== 78) console.error(res.stdout, res.stderr);
-      expect(res.code).toBe(78);
-      expect(res.stdout + res.stderr).toContain("etcd refused this node's credentials");
-      expect(res.stdout + res.stderr).not.toContain("not-the-password");
-    },
-    60_000,
-  );
+  test("a wrong password stops start-up with exit 78 and says the credentials were refused", async () => {
+    const res = await runCli(bin, ["run"], {
+      cwd: ws.dir,
+      env: { METAFORA_ETCD_PASSWORD: "not-the-password", METAFORA_NODE: "intruder", METAFORA_HTTP: "off" },
+    });
+    if (res.code !== 78) console.error(res.stdout, res.stderr);
+    expect(res.code).toBe(78);
+    expect(res.stdout + res.stderr).toContain("etcd refused this node's credentials");
+    expect(res.stdout + res.stderr).not.toContain("not-the-password");
+  }, 60_000);
 });

@@ -21,7 +21,11 @@ afterEach(() => {
 });
 
 async function open(dir: string): Promise<Backend> {
-  const config = await loadConfig({ cwd: dir, env: { METAFORA_DATA_DIR: join(dir, "data"), METAFORA_NODE: "solo" }, isTTY: false });
+  const config = await loadConfig({
+    cwd: dir,
+    env: { METAFORA_DATA_DIR: join(dir, "data"), METAFORA_NODE: "solo" },
+    isTTY: false,
+  });
   return openEmbeddedBackend(config, silentLogger);
 }
 
@@ -48,20 +52,36 @@ test("a checkpoint survives a restart of the embedded coordinator, and done remo
   dirs.push(dir);
   let backend = await open(dir);
   let h = exposing();
-  let consumer = new Consumer({ coordinator: backend.coordinator, node: "solo", handler: h.handler, balanceEvery: Infinity, log: silentLogger });
+  let consumer = new Consumer({
+    coordinator: backend.coordinator,
+    node: "solo",
+    handler: h.handler,
+    balanceEvery: Infinity,
+    log: silentLogger,
+  });
   await consumer.start();
   await backend.client.submitTask("cp:1");
   const first = await waitFor("the handler", () => h.contexts[0]);
   await first.checkpoint({ left: 7 });
   // Fenced state writes: the current claim may write, an older token may not.
   await backend.stateStore.store("cp:1", { code: "runnable" }, { node: "solo", token: first.token });
-  expect(await backend.stateStore.store("cp:1", { code: "completed" }, { node: "solo", token: first.token - 1 }).catch((e: unknown) => e)).toBeInstanceOf(ClaimLostError);
+  expect(
+    await backend.stateStore
+      .store("cp:1", { code: "completed" }, { node: "solo", token: first.token - 1 })
+      .catch((e: unknown) => e),
+  ).toBeInstanceOf(ClaimLostError);
   await consumer.shutdown({ timeout: 2000 });
   await backend.close();
 
   backend = await open(dir);
   h = exposing();
-  consumer = new Consumer({ coordinator: backend.coordinator, node: "solo", handler: h.handler, balanceEvery: Infinity, log: silentLogger });
+  consumer = new Consumer({
+    coordinator: backend.coordinator,
+    node: "solo",
+    handler: h.handler,
+    balanceEvery: Infinity,
+    log: silentLogger,
+  });
   await consumer.start();
   const second = await waitFor("the handler after the restart", () => h.contexts[0]);
   expect(second.token).toBeGreaterThan(first.token);
@@ -74,7 +94,13 @@ test("a checkpoint survives a restart of the embedded coordinator, and done remo
   backend = await open(dir);
   await backend.client.submitTask("cp:1");
   h = exposing();
-  consumer = new Consumer({ coordinator: backend.coordinator, node: "solo", handler: h.handler, balanceEvery: Infinity, log: silentLogger });
+  consumer = new Consumer({
+    coordinator: backend.coordinator,
+    node: "solo",
+    handler: h.handler,
+    balanceEvery: Infinity,
+    log: silentLogger,
+  });
   await consumer.start();
   const third = await waitFor("the resubmitted task's handler", () => h.contexts[0]);
   expect(third.lastCheckpoint).toBeUndefined();

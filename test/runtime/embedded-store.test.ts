@@ -4,7 +4,18 @@
  * bounded history, checkpoints, and the salvage tools (check, export).
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { copyFileSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { silentLogger } from "../../src/log.ts";
@@ -39,7 +50,8 @@ function openStore(dir: string, log = silentLogger): EmbeddedStore {
 /** What a kill -9 leaves behind: the files as they are while the store is still open. */
 function crashImage(dir: string): string {
   const copy = tempDir();
-  for (const f of readdirSync(dir)) if (f.startsWith("metafora.db") || f === "store.json") copyFileSync(join(dir, f), join(copy, f));
+  for (const f of readdirSync(dir))
+    if (f.startsWith("metafora.db") || f === "store.json") copyFileSync(join(dir, f), join(copy, f));
   return copy;
 }
 
@@ -92,14 +104,27 @@ describe("SQLite store", () => {
       store.putTask("c", {}),
     ]);
     expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
-    expect(store.tasks().map((t) => t.id).sort()).toEqual(["a", "c"]);
+    expect(
+      store
+        .tasks()
+        .map((t) => t.id)
+        .sort(),
+    ).toEqual(["a", "c"]);
   });
 
   test("checkpoints: put, get, sizes, removed with the task", async () => {
     const store = openStore(tempDir());
     await store.putTask("job:1", {});
-    await store.putCheckpoint("job:1", { value: JSON.stringify({ offset: 17, name: "ü" }), token: 5, at: "2030-01-01T00:00:00.000Z" });
-    expect(store.getCheckpoint("job:1")).toEqual({ value: '{"offset":17,"name":"ü"}', token: 5, at: "2030-01-01T00:00:00.000Z" });
+    await store.putCheckpoint("job:1", {
+      value: JSON.stringify({ offset: 17, name: "ü" }),
+      token: 5,
+      at: "2030-01-01T00:00:00.000Z",
+    });
+    expect(store.getCheckpoint("job:1")).toEqual({
+      value: '{"offset":17,"name":"ü"}',
+      token: 5,
+      at: "2030-01-01T00:00:00.000Z",
+    });
     expect(store.checkpointInfos().get("job:1")).toEqual({ bytes: 25, at: "2030-01-01T00:00:00.000Z" });
     await store.removeTask("job:1");
     expect(store.getCheckpoint("job:1")).toBeUndefined();
@@ -109,8 +134,18 @@ describe("SQLite store", () => {
     const store = openStore(tempDir());
     const writes: Promise<void>[] = [];
     for (let i = 0; i < 60; i++) {
-      writes.push(store.addHistory("t", { at: new Date(Date.UTC(2030, 0, 1, 0, 0, i)).toISOString(), kind: "claimed", node: "n1", token: i + 1 }));
-      if (i % 10 === 0) writes.push(store.addHistory("t", { at: new Date().toISOString(), kind: "error", node: "n1", message: `boom ${i}` }));
+      writes.push(
+        store.addHistory("t", {
+          at: new Date(Date.UTC(2030, 0, 1, 0, 0, i)).toISOString(),
+          kind: "claimed",
+          node: "n1",
+          token: i + 1,
+        }),
+      );
+      if (i % 10 === 0)
+        writes.push(
+          store.addHistory("t", { at: new Date().toISOString(), kind: "error", node: "n1", message: `boom ${i}` }),
+        );
     }
     await Promise.all(writes);
     const events = store.history("t");
@@ -136,20 +171,39 @@ describe("journal-format data dir", () => {
     const backend = await openEmbeddedBackend(config(dir), capturingLogger(logs));
     try {
       const ids = (await backend.client.tasks()).map((t) => t.id).sort();
-      expect(ids).toEqual(["job:commanded", "job:paused", "job:waiting", "nightly", "worker:after-restart", "worker:t1", "worker:t2", "worker:t3", "worker:t4"]);
+      expect(ids).toEqual([
+        "job:commanded",
+        "job:paused",
+        "job:waiting",
+        "nightly",
+        "worker:after-restart",
+        "worker:t1",
+        "worker:t2",
+        "worker:t3",
+        "worker:t4",
+      ]);
       const props = new Map((await backend.client.tasks()).map((t) => [t.id, t.props]));
       expect(props.get("worker:t1")).toEqual({ n: 1, name: "täsk 1" });
       expect(props.get("nightly")).toEqual({ depth: 2, handler: "worker" });
       expect(props.get("worker:after-restart")).toEqual({ x: [1, 2] });
       expect(await backend.readState("job:paused")).toEqual({ code: "paused" });
       expect(await backend.readState("job:waiting")).toEqual({ code: "paused" });
-      expect(logs.some((l) => l.includes("imported the journal-format data") && l.includes("9 task(s), 2 state(s), 1 waiting command(s)"))).toBe(true);
+      expect(
+        logs.some(
+          (l) =>
+            l.includes("imported the journal-format data") && l.includes("9 task(s), 2 state(s), 1 waiting command(s)"),
+        ),
+      ).toBe(true);
     } finally {
       await backend.close();
     }
     const backups = readdirSync(dir).filter((f) => f.startsWith("journal-backup-"));
     expect(backups.length).toBe(1);
-    expect(readdirSync(join(dir, backups[0]!)).sort()).toEqual(readdirSync(FIXTURE).filter((f) => f !== "README.md").sort());
+    expect(readdirSync(join(dir, backups[0]!)).sort()).toEqual(
+      readdirSync(FIXTURE)
+        .filter((f) => f !== "README.md")
+        .sort(),
+    );
     expect(existsSync(join(dir, "tasks.snapshot.json"))).toBe(false);
 
     // The waiting command and the token ceiling came along; a second start imports nothing.
@@ -170,7 +224,8 @@ describe("damage is never silent", () => {
   async function populated(): Promise<{ dir: string; store: EmbeddedStore }> {
     const dir = tempDir();
     const store = openStore(dir);
-    for (let i = 0; i < 200; i++) await store.putTask(`task:${String(i).padStart(4, "0")}`, { payload: "x".repeat(100), i });
+    for (let i = 0; i < 200; i++)
+      await store.putTask(`task:${String(i).padStart(4, "0")}`, { payload: "x".repeat(100), i });
     return { dir, store };
   }
 
@@ -183,7 +238,10 @@ describe("damage is never silent", () => {
 
   test("a clean close leaves no WAL behind, and the marker says so; a restart has everything", async () => {
     const dir = await closedCleanly();
-    expect(JSON.parse(readFileSync(join(dir, "store.json"), "utf8"))).toMatchObject({ open: false, database: "metafora.db" });
+    expect(JSON.parse(readFileSync(join(dir, "store.json"), "utf8"))).toMatchObject({
+      open: false,
+      database: "metafora.db",
+    });
     expect(openStore(dir).tasks().length).toBe(200);
   });
 

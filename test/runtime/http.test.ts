@@ -19,7 +19,12 @@ interface Answer {
   text: string;
 }
 
-async function call(base: string, method: string, path: string, opts: { json?: unknown; body?: string; headers?: Record<string, string> } = {}): Promise<Answer> {
+async function call(
+  base: string,
+  method: string,
+  path: string,
+  opts: { json?: unknown; body?: string; headers?: Record<string, string> } = {},
+): Promise<Answer> {
   const headers: Record<string, string> = { ...opts.headers };
   let body = opts.body;
   if (opts.json !== undefined) {
@@ -65,7 +70,7 @@ describe("HTTP server on an open loopback node (no token)", () => {
     const ready = await api("GET", "/readyz");
     expect(ready.status).toBe(200);
     expect(ready.body).toEqual({ status: "ready" });
-    const head = await fetch(base + "/healthz", { method: "HEAD" });
+    const head = await fetch(`${base}/healthz`, { method: "HEAD" });
     expect(head.status).toBe(200);
   });
 
@@ -86,7 +91,9 @@ describe("HTTP server on an open loopback node (no token)", () => {
     const viaHandler = await api("POST", "/api/tasks", { json: { id: "job-7", handler: "work" } });
     expect(viaHandler.status).toBe(201);
     expect(viaHandler.body.props).toEqual({ handler: "work" });
-    await waitFor("job-7 routed to work by props.handler", () => node.consumer.tasks().some((t) => t.task.id === "job-7" && t.handler === "work"));
+    await waitFor("job-7 routed to work by props.handler", () =>
+      node.consumer.tasks().some((t) => t.task.id === "job-7" && t.handler === "work"),
+    );
 
     expect((await api("DELETE", "/api/tasks/work:1")).status).toBe(200);
     await waitFor("work:1 stopped", () => !node.consumer.tasks().some((t) => t.task.id === "work:1"));
@@ -97,7 +104,10 @@ describe("HTTP server on an open loopback node (no token)", () => {
   });
 
   test("bad input gets 400/413/415 with a JSON error that says what was expected, and the node keeps serving", async () => {
-    const badJson = await api("POST", "/api/tasks", { body: "{not json", headers: { "content-type": "application/json" } });
+    const badJson = await api("POST", "/api/tasks", {
+      body: "{not json",
+      headers: { "content-type": "application/json" },
+    });
     expect(badJson.status).toBe(400);
     expect(badJson.body.error).toContain("not valid JSON");
 
@@ -121,7 +131,9 @@ describe("HTTP server on an open loopback node (no token)", () => {
     expect(notObject.status).toBe(400);
     expect(notObject.body.error).toContain('{"id"');
 
-    const huge = await api("POST", "/api/tasks", { json: { id: "big", props: { blob: "x".repeat(1024 * 1024 + 10) } } });
+    const huge = await api("POST", "/api/tasks", {
+      json: { id: "big", props: { blob: "x".repeat(1024 * 1024 + 10) } },
+    });
     expect(huge.status).toBe(413);
 
     const badEscape = await api("GET", "/api/tasks/%E0%A4%A/state");
@@ -196,14 +208,20 @@ describe("HTTP server on an open loopback node (no token)", () => {
     await waitFor("unfrozen", () => !node.consumer.frozen());
 
     const firstToken = (await api("GET", "/api/tasks")).body.tasks.find((t: { id: string }) => t.id === "work:n").token;
-    const stop = await api("POST", "/api/nodes/node-1/commands", { json: { command: "stop_task", parameters: { task: "work:n" } } });
+    const stop = await api("POST", "/api/nodes/node-1/commands", {
+      json: { command: "stop_task", parameters: { task: "work:n" } },
+    });
     expect(stop.status).toBe(202);
     expect(stop.body).toEqual({ node: "node-1", command: "stop_task", parameters: { task: "work:n" } });
     // Stopped (released) and, the node being unfrozen, claimed again with a new token.
     expect(firstToken).toBeGreaterThan(0);
     await waitFor("work:n re-claimed with a larger token", async () => {
       const t = (await api("GET", "/api/tasks")).body.tasks.find((x: { id: string }) => x.id === "work:n");
-      return t?.owner === "node-1" && t.token > firstToken && node.consumer.tasks().some((r) => r.task.id === "work:n" && r.token === t.token);
+      return (
+        t?.owner === "node-1" &&
+        t.token > firstToken &&
+        node.consumer.tasks().some((r) => r.task.id === "work:n" && r.token === t.token)
+      );
     });
 
     const unknownNode = await api("POST", "/api/nodes/ghost/commands", { json: { command: "freeze" } });
@@ -242,9 +260,15 @@ describe("HTTP server on an open loopback node (no token)", () => {
     expect(new Date((await stateOf()).state.until).getTime()).toBe(until);
 
     expect((await api("POST", "/api/tasks/sm:1/commands", { json: { message: "kill" } })).status).toBe(202);
-    await waitFor("killed (terminal: the task is done and gone)", async () => (await stateOf()).state?.code === "killed");
+    await waitFor(
+      "killed (terminal: the task is done and gone)",
+      async () => (await stateOf()).state?.code === "killed",
+    );
     // The stored state outlives the task.
-    await waitFor("sm:1 deleted", async () => !(await api("GET", "/api/tasks")).body.tasks.some((t: { id: string }) => t.id === "sm:1"));
+    await waitFor(
+      "sm:1 deleted",
+      async () => !(await api("GET", "/api/tasks")).body.tasks.some((t: { id: string }) => t.id === "sm:1"),
+    );
     expect((await stateOf()).state.code).toBe("killed");
   });
 
@@ -263,9 +287,13 @@ describe("HTTP server on an open loopback node (no token)", () => {
     const noUntil = await api("POST", "/api/tasks/work:plain/commands", { json: { message: "sleep" } });
     expect(noUntil.status).toBe(400);
     expect(noUntil.body.error).toContain("RFC 3339");
-    const badUntil = await api("POST", "/api/tasks/work:plain/commands", { json: { message: "sleep", until: "tomorrow" } });
+    const badUntil = await api("POST", "/api/tasks/work:plain/commands", {
+      json: { message: "sleep", until: "tomorrow" },
+    });
     expect(badUntil.status).toBe(400);
-    const untilOnPause = await api("POST", "/api/tasks/work:plain/commands", { json: { message: "pause", until: "10m" } });
+    const untilOnPause = await api("POST", "/api/tasks/work:plain/commands", {
+      json: { message: "pause", until: "10m" },
+    });
     expect(untilOnPause.status).toBe(400);
     await api("DELETE", "/api/tasks/work:plain");
   });
@@ -283,7 +311,9 @@ describe("HTTP server on an open loopback node (no token)", () => {
 /** GET with an explicit Host header (fetch does not allow setting it). */
 async function rawGet(port: number, path: string, host: string): Promise<{ status: number; body: string }> {
   const text = await new Promise<string>((resolve, reject) => {
-    const sock = connect(port, "127.0.0.1", () => sock.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`));
+    const sock = connect(port, "127.0.0.1", () =>
+      sock.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`),
+    );
     let got = "";
     sock.on("data", (d) => (got += d.toString()));
     sock.on("close", () => resolve(got));
@@ -310,7 +340,10 @@ describe("HTTP server with a token", () => {
     expect(none.status).toBe(401);
     expect(none.headers.get("www-authenticate")).toContain("Bearer");
     expect(none.body.error).toContain("Authorization: Bearer");
-    const wrong = await call(base, "POST", "/api/tasks", { json: { id: "work:t" }, headers: { authorization: "Bearer nope" } });
+    const wrong = await call(base, "POST", "/api/tasks", {
+      json: { id: "work:t" },
+      headers: { authorization: "Bearer nope" },
+    });
     expect(wrong.status).toBe(401);
     const del = await call(base, "DELETE", "/api/tasks/work:t");
     expect(del.status).toBe(401);
@@ -321,7 +354,10 @@ describe("HTTP server with a token", () => {
   });
 
   test("with the right token they succeed; reads need no token", async () => {
-    const ok = await call(base, "POST", "/api/tasks", { json: { id: "work:t" }, headers: { authorization: `Bearer ${TOKEN}` } });
+    const ok = await call(base, "POST", "/api/tasks", {
+      json: { id: "work:t" },
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
     expect(ok.status).toBe(201);
     expect((await call(base, "GET", "/api/tasks")).status).toBe(200);
     expect((await call(base, "GET", "/metrics")).status).toBe(200);
@@ -335,7 +371,8 @@ describe("HTTP server with a token", () => {
 });
 
 describe("auth rules (unit)", () => {
-  const req = (authorization?: string): IncomingMessage => ({ headers: authorization ? { authorization } : {} }) as IncomingMessage;
+  const req = (authorization?: string): IncomingMessage =>
+    ({ headers: authorization ? { authorization } : {} }) as IncomingMessage;
 
   test("state changes are refused on a non-loopback address without a token, allowed on loopback", () => {
     const refused = (() => {
@@ -349,15 +386,23 @@ describe("auth rules (unit)", () => {
     expect(refused?.message).toContain("METAFORA_TOKEN");
     expect(() => authorizeChange(req(), { loopback: true, address: "127.0.0.1:7070" })).not.toThrow();
     // With a token, the address does not matter: the token does.
-    expect(() => authorizeChange(req("Bearer t0k"), { token: "t0k", loopback: false, address: "0.0.0.0:7070" })).not.toThrow();
-    expect(() => authorizeChange(req("bearer t0k"), { token: "t0k", loopback: false, address: "0.0.0.0:7070" })).not.toThrow();
+    expect(() =>
+      authorizeChange(req("Bearer t0k"), { token: "t0k", loopback: false, address: "0.0.0.0:7070" }),
+    ).not.toThrow();
+    expect(() =>
+      authorizeChange(req("bearer t0k"), { token: "t0k", loopback: false, address: "0.0.0.0:7070" }),
+    ).not.toThrow();
     expect(() => authorizeChange(req("Basic t0k"), { token: "t0k", loopback: true, address: "x" })).toThrow(HttpError);
-    expect(() => authorizeChange(req("Bearer t0k2"), { token: "t0k", loopback: true, address: "x" })).toThrow(HttpError);
+    expect(() => authorizeChange(req("Bearer t0k2"), { token: "t0k", loopback: true, address: "x" })).toThrow(
+      HttpError,
+    );
   });
 
   test("loopback detection and constant-time token comparison", () => {
-    for (const a of ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "::ffff:127.0.0.1"]) expect(isLoopbackAddress(a)).toBe(true);
-    for (const a of ["0.0.0.0", "::", "10.0.0.1", "192.168.1.1", "::ffff:10.0.0.1", "localhost.evil"]) expect(isLoopbackAddress(a)).toBe(false);
+    for (const a of ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "::ffff:127.0.0.1"])
+      expect(isLoopbackAddress(a)).toBe(true);
+    for (const a of ["0.0.0.0", "::", "10.0.0.1", "192.168.1.1", "::ffff:10.0.0.1", "localhost.evil"])
+      expect(isLoopbackAddress(a)).toBe(false);
     expect(tokenMatches("abc", "abc")).toBe(true);
     expect(tokenMatches("abc", "abcd")).toBe(false);
     expect(tokenMatches("", "abc")).toBe(false);
@@ -381,15 +426,17 @@ describe("server lifecycle", () => {
   test("a port already in use is a clear error naming the address", async () => {
     extra = await startOpsNode();
     const busy = `127.0.0.1:${extra.server.address.port}`;
-    await expect(startHttpServer(extra.services, { listen: busy })).rejects.toThrow(new RegExp(`cannot listen on ${busy.replace(/\./g, "\\.")}.*another port`));
+    await expect(startHttpServer(extra.services, { listen: busy })).rejects.toThrow(
+      new RegExp(`cannot listen on ${busy.replace(/\./g, "\\.")}.*another port`),
+    );
   });
 
   test("close() ends keep-alive connections and frees the port; calling it twice is harmless", async () => {
     extra = await startOpsNode();
     const url = extra.server.url;
-    expect((await fetch(url + "/healthz")).status).toBe(200); // leaves a keep-alive connection
+    expect((await fetch(`${url}/healthz`)).status).toBe(200); // leaves a keep-alive connection
     await extra.server.close();
     await extra.server.close();
-    await expect(fetch(url + "/healthz")).rejects.toThrow();
+    await expect(fetch(`${url}/healthz`)).rejects.toThrow();
   });
 });

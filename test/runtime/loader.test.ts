@@ -4,7 +4,12 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { StopError } from "../../src/errors.ts";
-import { HandlerLoadError, handlerFiles, loadHandlerModules, validateHandlerExport } from "../../src/runtime/handlers/loader.ts";
+import {
+  HandlerLoadError,
+  handlerFiles,
+  loadHandlerModules,
+  validateHandlerExport,
+} from "../../src/runtime/handlers/loader.ts";
 import { registerMetaforaModule } from "../../src/runtime/handlers/metafora-module.ts";
 
 const dirs: string[] = [];
@@ -20,7 +25,17 @@ function folder(files: Record<string, string>): string {
 
 describe("handler files", () => {
   test(".ts, .js and .mjs count; dotfiles, .d.ts, tests, other extensions and folders do not", () => {
-    const d = folder({ "a.ts": "", "b.js": "", "c.mjs": "", ".d.ts": "", "e.d.ts": "", "f.test.ts": "", "g.spec.js": "", "h.json": "", "i.cjs": "" });
+    const d = folder({
+      "a.ts": "",
+      "b.js": "",
+      "c.mjs": "",
+      ".d.ts": "",
+      "e.d.ts": "",
+      "f.test.ts": "",
+      "g.spec.js": "",
+      "h.json": "",
+      "i.cjs": "",
+    });
     expect(handlerFiles(d).map((f) => f.slice(d.length + 1))).toEqual(["a.ts", "b.js", "c.mjs"]);
   });
 });
@@ -50,15 +65,23 @@ describe("default export shapes", () => {
     expect(instance.calls).toBe(1);
   });
   test("stateful with an error policy", () => {
-    expect(validateHandlerExport("/x/job.ts", { default: { name: "job", stateful: true, run, errorPolicy: () => undefined } })).toMatchObject({ name: "job", stateful: true });
+    expect(
+      validateHandlerExport("/x/job.ts", {
+        default: { name: "job", stateful: true, run, errorPolicy: () => undefined },
+      }),
+    ).toMatchObject({ name: "job", stateful: true });
   });
   test("wrong shapes say what is wrong", () => {
     expect(validateHandlerExport("/x/a.ts", {})).toContain("no default export");
     expect(validateHandlerExport("/x/a.ts", { default: 42 })).toContain("default export is number");
     expect(validateHandlerExport("/x/a.ts", { default: { run: "no" } })).toContain("run must be a function");
     expect(validateHandlerExport("/x/a.ts", { default: { run, name: "" } })).toContain("name must not be empty");
-    expect(validateHandlerExport("/x/a.ts", { default: { run, statefull: true } })).toContain('unknown field "statefull"');
-    expect(validateHandlerExport("/x/a.ts", { default: { run, errorPolicy: () => undefined } })).toContain("errorPolicy only applies to stateful handlers");
+    expect(validateHandlerExport("/x/a.ts", { default: { run, statefull: true } })).toContain(
+      'unknown field "statefull"',
+    );
+    expect(validateHandlerExport("/x/a.ts", { default: { run, errorPolicy: () => undefined } })).toContain(
+      "errorPolicy only applies to stateful handlers",
+    );
   });
 });
 
@@ -91,7 +114,13 @@ describe("loading a folder", () => {
     }
     expect(err).toBeInstanceOf(HandlerLoadError);
     const e = err as HandlerLoadError;
-    expect(e.broken.map((b) => b.file.slice(d.length + 1))).toEqual(["missing.ts", "one.ts", "syntax.ts", "throws.ts", "two.js"]);
+    expect(e.broken.map((b) => b.file.slice(d.length + 1))).toEqual([
+      "missing.ts",
+      "one.ts",
+      "syntax.ts",
+      "throws.ts",
+      "two.js",
+    ]);
     expect(e.message).toContain("5 broken handler files");
     expect(e.message).toContain("syntax.ts: syntax error");
     expect(e.message).toContain("throws.ts: failed to load: boom at import");
@@ -118,6 +147,8 @@ describe("loading a folder", () => {
   });
 
   test("a missing folder is a config error naming it", async () => {
-    await expect(loadHandlerModules("/no/such/folder")).rejects.toThrow(/handler folder \/no\/such\/folder cannot be read/);
+    await expect(loadHandlerModules("/no/such/folder")).rejects.toThrow(
+      /handler folder \/no\/such\/folder cannot be read/,
+    );
   });
 });

@@ -20,7 +20,11 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-async function scrape(metrics: Metrics, name: string, labels: Record<string, string> = {}): Promise<number | undefined> {
+async function scrape(
+  metrics: Metrics,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number | undefined> {
   return sampleValue(parsePrometheusText(await metrics.text()), name, labels);
 }
 
@@ -44,7 +48,13 @@ function newMetrics(): Metrics {
 }
 
 async function startConsumer(broker: MemoryBroker, node: string, handlers: Record<string, Handler>): Promise<Consumer> {
-  const consumer = new Consumer({ coordinator: broker.coordinator(node), node, handlers, log: silentLogger, balanceEvery: Infinity });
+  const consumer = new Consumer({
+    coordinator: broker.coordinator(node),
+    node,
+    handlers,
+    log: silentLogger,
+    balanceEvery: Infinity,
+  });
   await consumer.start();
   cleanups.push(() => consumer.shutdown({ timeout: 2000 }));
   return consumer;
@@ -56,7 +66,10 @@ describe("createMetrics", () => {
     metrics.observeKeepalive(12);
     metrics.observeLoopLag(3);
     // Let the lag sampler tick at least once.
-    await waitFor("the lag sampler to record", async () => ((await scrape(metrics, "metafora_event_loop_lag_seconds_count")) ?? 0) >= 2);
+    await waitFor(
+      "the lag sampler to record",
+      async () => ((await scrape(metrics, "metafora_event_loop_lag_seconds_count")) ?? 0) >= 2,
+    );
     const text = await metrics.text();
     const samples = parsePrometheusText(text);
     // Every metric is declared (labelled counters have no samples until first counted).
@@ -164,16 +177,28 @@ describe("attachConsumerMetrics with a real Consumer on a MemoryBroker", () => {
 
     // a stop command releases with reason "command"
     consumer.stopTask("a:2", "command");
-    await waitFor("a:2 released", async () => (await scrape(metrics, "metafora_releases_total", { handler: "a", reason: "command" })) === 1);
+    await waitFor(
+      "a:2 released",
+      async () => (await scrape(metrics, "metafora_releases_total", { handler: "a", reason: "command" })) === 1,
+    );
 
     // deleting a running task is a lost claim (reason "deleted")
     await client.deleteTask("b:1");
-    await waitFor("b:1 lost", async () => (await scrape(metrics, "metafora_claims_lost_total", { handler: "b", reason: "deleted" })) === 1);
+    await waitFor(
+      "b:1 lost",
+      async () => (await scrape(metrics, "metafora_claims_lost_total", { handler: "b", reason: "deleted" })) === 1,
+    );
 
     // a throwing handler: counted as an error, released (never done)
     await client.submitTask("bad:1");
-    await waitFor("handler error counted", async () => (await scrape(metrics, "metafora_handler_errors_total", { handler: "bad" })) === 1);
-    await waitFor("released after the error", async () => (await scrape(metrics, "metafora_releases_total", { handler: "bad", reason: "error" })) === 1);
+    await waitFor(
+      "handler error counted",
+      async () => (await scrape(metrics, "metafora_handler_errors_total", { handler: "bad" })) === 1,
+    );
+    await waitFor(
+      "released after the error",
+      async () => (await scrape(metrics, "metafora_releases_total", { handler: "bad", reason: "error" })) === 1,
+    );
     expect(await scrape(metrics, "metafora_done_total", { handler: "bad" })).toBeUndefined();
 
     expect(await scrape(metrics, "metafora_frozen")).toBe(0);
@@ -188,7 +213,16 @@ describe("attachConsumerMetrics with a real Consumer on a MemoryBroker", () => {
     const rebalance = { debounce: 10, jitter: 10, window: 50, steps: 2, driftEvery: Infinity };
     // A short defer limit: n1 claims what frozen n2 (below its share) cannot take.
     const balancer = () => new FairBalancer({ claimDeferLimit: 200 });
-    const mk = (node: string) => new Consumer({ coordinator: broker.coordinator(node), node, handler: blockingHandler(), log: silentLogger, balanceEvery: Infinity, rebalance, balancer: balancer() });
+    const mk = (node: string) =>
+      new Consumer({
+        coordinator: broker.coordinator(node),
+        node,
+        handler: blockingHandler(),
+        log: silentLogger,
+        balanceEvery: Infinity,
+        rebalance,
+        balancer: balancer(),
+      });
     const n1 = mk("n1");
     await n1.start();
     cleanups.push(() => n1.shutdown({ timeout: 2000 }));
@@ -200,7 +234,10 @@ describe("attachConsumerMetrics with a real Consumer on a MemoryBroker", () => {
     const n2 = mk("n2");
     await n2.start();
     cleanups.push(() => n2.shutdown({ timeout: 2000 }));
-    await waitFor("n1 to hand 10 to the joiner", async () => (await scrape(metrics, "metafora_rebalance_releases_total", { trigger: "join" })) === 10);
+    await waitFor(
+      "n1 to hand 10 to the joiner",
+      async () => (await scrape(metrics, "metafora_rebalance_releases_total", { trigger: "join" })) === 10,
+    );
     await waitFor("n1 at its share", () => n1.tasks().length === 10 && n2.tasks().length === 10);
     expect(await scrape(metrics, "metafora_fair_share_tasks")).toBe(10);
     expect(await scrape(metrics, "metafora_fair_share_distance_ratio")).toBe(0);
@@ -238,7 +275,10 @@ describe("attachConsumerMetrics with a real Consumer on a MemoryBroker", () => {
     await client.submitTask("gone:2");
     await client.submitTask("kept:1");
     await waitFor("two misses", async () => (await scrape(metrics, "metafora_claims_missed_total")) === 2);
-    await waitFor("kept:1 claimed", async () => (await scrape(metrics, "metafora_claims_won_total", { handler: "kept" })) === 1);
+    await waitFor(
+      "kept:1 claimed",
+      async () => (await scrape(metrics, "metafora_claims_won_total", { handler: "kept" })) === 1,
+    );
     expect(await scrape(metrics, "metafora_claims_won_total", { handler: "gone" })).toBeUndefined();
   });
 
@@ -246,7 +286,11 @@ describe("attachConsumerMetrics with a real Consumer on a MemoryBroker", () => {
     const broker = new MemoryBroker();
     const consumer = await startConsumer(broker, "n1", { s: blockingHandler() });
     const metrics = newMetrics();
-    const states = new Map<string, string>([["s:1", "runnable"], ["s:2", "paused"], ["s:3", "paused"]]);
+    const states = new Map<string, string>([
+      ["s:1", "runnable"],
+      ["s:2", "paused"],
+      ["s:3", "paused"],
+    ]);
     attachConsumerMetrics(metrics, consumer, {
       stateOf: (id) => {
         if (id === "s:boom") throw new Error("introspection broke");
@@ -287,11 +331,21 @@ describe("attachConsumerMetrics with a real Consumer on a MemoryBroker", () => {
     for (const t of announced.splice(0)) expect(await victim.claim(t)).toBeDefined();
 
     const survivorCoordinator = broker.coordinator("survivor");
-    const survivor = new Consumer({ coordinator: survivorCoordinator, node: "survivor", handlers: { v: blockingHandler(), w: blockingHandler() }, log: silentLogger, balanceEvery: Infinity });
+    const survivor = new Consumer({
+      coordinator: survivorCoordinator,
+      node: "survivor",
+      handlers: { v: blockingHandler(), w: blockingHandler() },
+      log: silentLogger,
+      balanceEvery: Infinity,
+    });
     await survivor.start();
     cleanups.push(() => survivor.shutdown({ timeout: 2000 }));
     const metrics = newMetrics();
-    attachConsumerMetrics(metrics, survivor, { cluster: survivorCoordinator.cluster, node: "survivor", failoverSampleEvery: 20 });
+    attachConsumerMetrics(metrics, survivor, {
+      cluster: survivorCoordinator.cluster,
+      node: "survivor",
+      failoverSampleEvery: 20,
+    });
 
     // An ordinary claim while the victim is alive: not a failover (and it samples the view).
     await client.submitTask("w:1");
@@ -343,7 +397,12 @@ describe("FailoverEstimator", () => {
     cluster.set({ me: 0 });
     expect(est.claimed()).toBe(true);
     expect(est.claimed()).toBe(false);
-    const broken = new FailoverEstimator({ nodeTaskCounts: () => { throw new Error("no view"); }, unclaimedCount: () => 0 });
+    const broken = new FailoverEstimator({
+      nodeTaskCounts: () => {
+        throw new Error("no view");
+      },
+      unclaimedCount: () => 0,
+    });
     expect(broken.claimed()).toBe(false);
   });
 });

@@ -73,13 +73,21 @@ describe("operator CLI against an embedded node (HTTP API)", () => {
     const table = await cli("tasks");
     expect(table.code).toBe(0);
     const lines = table.out.trimEnd().split("\n");
-    expect(lines[0]).toMatch(/^ID\s+OWNER\s+TOKEN\s+HANDLER\s+STATE\s+ATTEMPTS\/ERRORS\s+LAST ERROR\s+NEXT RETRY\s+PROPS$/);
+    expect(lines[0]).toMatch(
+      /^ID\s+OWNER\s+TOKEN\s+HANDLER\s+STATE\s+ATTEMPTS\/ERRORS\s+LAST ERROR\s+NEXT RETRY\s+PROPS$/,
+    );
     const row = lines.find((l) => l.startsWith("work:a"));
-    expect(row).toMatch(/^work:a\s+node-1\s+\d+\s+work\s+running\s+1\/0\s+-\s+-\s+\{"url":"https:\/\/example.com","n":1\}$/);
+    expect(row).toMatch(
+      /^work:a\s+node-1\s+\d+\s+work\s+running\s+1\/0\s+-\s+-\s+\{"url":"https:\/\/example.com","n":1\}$/,
+    );
 
     const json = await cli("tasks", "--json");
     const tasks = JSON.parse(json.out);
-    expect(tasks.find((t: { id: string }) => t.id === "work:a")).toMatchObject({ id: "work:a", owner: "node-1", props: { url: "https://example.com", n: 1 } });
+    expect(tasks.find((t: { id: string }) => t.id === "work:a")).toMatchObject({
+      id: "work:a",
+      owner: "node-1",
+      props: { url: "https://example.com", n: 1 },
+    });
   });
 
   test("task <id> shows the row and its history; tasks shows attempts/errors, last error and next retry", async () => {
@@ -99,7 +107,9 @@ describe("operator CLI against an embedded node (HTTP API)", () => {
     expect(detail.historyNote).toContain("in memory by node");
 
     const row = (await cli("tasks")).out.split("\n").find((l) => l.startsWith("fails:x"));
-    expect(row).toMatch(/^fails:x\s+-\s+-\s+fails\s+pending\s+\d+\/\d+\s+boom: the downstream service said no\s+\d{4}-\d\d-\d\dT/);
+    expect(row).toMatch(
+      /^fails:x\s+-\s+-\s+fails\s+pending\s+\d+\/\d+\s+boom: the downstream service said no\s+\d{4}-\d\d-\d\dT/,
+    );
     const text = (await cli("task", "fails:x")).out;
     expect(text).toMatch(/^FIELD\s+VALUE\ntask\s+fails:x\nhandler\s+fails\n/);
     expect(text).toMatch(/AT\s+EVENT\s+NODE\s+TOKEN\s+DETAIL\n\S+\s+claimed\s+node-1\s+\d+/);
@@ -182,25 +192,40 @@ describe("operator CLI against an embedded node (HTTP API)", () => {
     expect((await cli("submit", "sm:x")).code).toBe(0);
     await waitFor("sm:x runnable", () => node.services.stateOf?.("sm:x")?.state.code === "runnable");
     expect((await cli("pause", "sm:x")).out).toBe("sent pause to task sm:x\n");
-    await waitFor("paused", async () => JSON.parse((await cli("state", "sm:x", "--json")).out).state?.code === "paused");
+    await waitFor(
+      "paused",
+      async () => JSON.parse((await cli("state", "sm:x", "--json")).out).state?.code === "paused",
+    );
     const shown = await cli("state", "sm:x");
     expect(shown.code).toBe(0);
     expect(shown.out).toMatch(/^FIELD\s+VALUE\ntask\s+sm:x\nstate\s+paused\nsince\s+\d{4}-\d\d-\d\dT/);
 
     expect((await cli("resume", "sm:x")).code).toBe(0);
-    await waitFor("runnable", async () => JSON.parse((await cli("state", "sm:x", "--json")).out).state?.code === "runnable");
+    await waitFor(
+      "runnable",
+      async () => JSON.parse((await cli("state", "sm:x", "--json")).out).state?.code === "runnable",
+    );
 
     const fixed = 1_900_000_000_000;
     const slept = await runCli(["sleep", "sm:x", "1h30m", "--json"], env, () => fixed);
     expect(slept.code).toBe(0);
-    expect(JSON.parse(slept.out)).toEqual({ id: "sm:x", message: "sleep", until: new Date(fixed + 90 * 60_000).toISOString() });
-    await waitFor("sleeping", async () => JSON.parse((await cli("state", "sm:x", "--json")).out).state?.code === "sleeping");
+    expect(JSON.parse(slept.out)).toEqual({
+      id: "sm:x",
+      message: "sleep",
+      until: new Date(fixed + 90 * 60_000).toISOString(),
+    });
+    await waitFor(
+      "sleeping",
+      async () => JSON.parse((await cli("state", "sm:x", "--json")).out).state?.code === "sleeping",
+    );
     expect((await cli("state", "sm:x")).out).toContain(`sleeping until ${new Date(fixed + 90 * 60_000).toISOString()}`);
     // The row shows the state and its wake-up as the next try; the history has each change.
     const detail = JSON.parse((await cli("task", "sm:x", "--json")).out);
     expect(detail.task.state).toEqual({ code: "sleeping", until: new Date(fixed + 90 * 60_000).toISOString() });
     expect(detail.task.nextRetry).toBe(new Date(fixed + 90 * 60_000).toISOString());
-    const states = detail.history.filter((e: { kind: string }) => e.kind === "state").map((e: { reason: string }) => e.reason);
+    const states = detail.history
+      .filter((e: { kind: string }) => e.kind === "state")
+      .map((e: { reason: string }) => e.reason);
     expect(states).toEqual(["paused", "runnable", "sleeping"]);
 
     const rfc = await cli("sleep", "sm:x", "2031-05-06T07:08:09Z");
@@ -211,7 +236,10 @@ describe("operator CLI against an embedded node (HTTP API)", () => {
     expect(badWhen.err).toContain("RFC 3339");
 
     expect((await cli("kill", "sm:x")).code).toBe(0);
-    await waitFor("killed", async () => JSON.parse((await cli("state", "sm:x", "--json")).out).state?.code === "killed");
+    await waitFor(
+      "killed",
+      async () => JSON.parse((await cli("state", "sm:x", "--json")).out).state?.code === "killed",
+    );
   });
 
   test("state of a plain task and of an unknown one; delete, then delete again fails", async () => {
@@ -263,7 +291,11 @@ describe("operator CLI: unreachable and misconfigured targets", () => {
 
   test("etcd mode with nothing listening → exit 69", async () => {
     const port = await freePort();
-    const res = await runCli(["tasks"], { METAFORA_ETCD_ENDPOINTS: `127.0.0.1:${port}`, METAFORA_ETCD_DIAL_TIMEOUT: "1s", METAFORA_ETCD_REQUEST_TIMEOUT: "1s" });
+    const res = await runCli(["tasks"], {
+      METAFORA_ETCD_ENDPOINTS: `127.0.0.1:${port}`,
+      METAFORA_ETCD_DIAL_TIMEOUT: "1s",
+      METAFORA_ETCD_REQUEST_TIMEOUT: "1s",
+    });
     expect(res.code).toBe(69);
     expect(res.err).toContain(`127.0.0.1:${port}`);
     expect(res.err).toContain("unreachable");
@@ -293,7 +325,14 @@ describe("operator CLI against etcd (direct)", () => {
     expect(dup.err).toContain("already exists");
     const tasks = JSON.parse((await cli("tasks", "--json")).out);
     // No node is live, so the row says why the task waits.
-    expect(tasks).toEqual([{ id: "work:e1", props: { a: 1 }, handler: "work", waiting: 'no live node; it waits until a node with handler "work" joins' }]);
+    expect(tasks).toEqual([
+      {
+        id: "work:e1",
+        props: { a: 1 },
+        handler: "work",
+        waiting: 'no live node; it waits until a node with handler "work" joins',
+      },
+    ]);
     expect((await cli("nodes")).out).toBe("no live nodes\n");
     expect((await cli("delete", "work:e1")).code).toBe(0);
     expect((await cli("delete", "work:e1")).code).toBe(1);
@@ -301,8 +340,17 @@ describe("operator CLI against etcd (direct)", () => {
   });
 
   test("a live node: nodes shows it, tasks shows owner and token, a freeze command reaches it", async () => {
-    const coordinator = new EtcdCoordinator({ endpoints: [etcd.endpoint], namespace: ns, node: "worker-1", leaseTtl: 5 }, { log: silentLogger });
-    consumer = new Consumer({ coordinator, node: "worker-1", handlers: { work: blockingHandler }, log: silentLogger, balanceEvery: Infinity });
+    const coordinator = new EtcdCoordinator(
+      { endpoints: [etcd.endpoint], namespace: ns, node: "worker-1", leaseTtl: 5 },
+      { log: silentLogger },
+    );
+    consumer = new Consumer({
+      coordinator,
+      node: "worker-1",
+      handlers: { work: blockingHandler },
+      log: silentLogger,
+      balanceEvery: Infinity,
+    });
     await consumer.start();
     expect((await cli("submit", "work:e2")).code).toBe(0);
     await waitFor("work:e2 running on worker-1", () => consumer!.tasks().some((t) => t.task.id === "work:e2"));
@@ -327,13 +375,19 @@ describe("operator CLI against etcd (direct)", () => {
     const none = await cli("state", "sm:e3", "--json");
     expect(JSON.parse(none.out)).toEqual({ id: "sm:e3" });
     expect(await client.get(`${ns}/state/sm:e3`).string()).toBeNull(); // nothing recorded by reading
-    await new EtcdStateStore(client, ns).store("sm:e3", { code: "fault", errors: [{ timestamp: new Date("2030-01-01T00:00:00Z"), error: "boom" }] });
+    await new EtcdStateStore(client, ns).store("sm:e3", {
+      code: "fault",
+      errors: [{ timestamp: new Date("2030-01-01T00:00:00Z"), error: "boom" }],
+    });
     const shown = await cli("state", "sm:e3");
     expect(shown.out).toContain("fault (1 error)");
     expect(shown.out).toMatch(/ERROR AT\s+ERROR\n2030-01-01T00:00:00.000Z\s+boom\n/);
     // The enriched row from etcd: the state from state/T; no history (etcd keeps none).
     const detail = JSON.parse((await cli("task", "sm:e3", "--json")).out);
-    expect(detail).toMatchObject({ task: { id: "sm:e3", handler: "sm", state: { code: "fault", errors: 1 } }, history: [] });
+    expect(detail).toMatchObject({
+      task: { id: "sm:e3", handler: "sm", state: { code: "fault", errors: 1 } },
+      history: [],
+    });
     expect(detail.historyNote).toContain("etcd keeps no task history");
     expect((await cli("tasks")).out).toMatch(/\nsm:e3\s+-\s+-\s+sm\s+fault \(1 error\)\s+-/);
     expect((await cli("pause", "sm:nope")).code).toBe(1);
@@ -372,7 +426,19 @@ describe("wiring through D1's createCli", () => {
     const cli = cac("metafora");
     registerOperatorCommands(cli, { loadConfig: () => Promise.reject(new Error("not used")) });
     const names = cli.commands.map((c) => c.name);
-    expect(names).toEqual(["submit", "delete", "tasks", "task", "nodes", "command", "pause", "resume", "kill", "sleep", "state"]);
+    expect(names).toEqual([
+      "submit",
+      "delete",
+      "tasks",
+      "task",
+      "nodes",
+      "command",
+      "pause",
+      "resume",
+      "kill",
+      "sleep",
+      "state",
+    ]);
     for (const c of cli.commands) {
       expect(c.description.length).toBeGreaterThan(20);
       expect(c.options.some((o) => o.name === "json")).toBe(true);
@@ -382,6 +448,14 @@ describe("wiring through D1's createCli", () => {
 
 describe("renderTable", () => {
   test("pads columns, keeps rows on one line", () => {
-    expect(renderTable(["A", "BB"], [["xyz", "1"], ["q", "line\nbreak"]])).toBe("A    BB\nxyz  1\nq    line\\nbreak\n");
+    expect(
+      renderTable(
+        ["A", "BB"],
+        [
+          ["xyz", "1"],
+          ["q", "line\nbreak"],
+        ],
+      ),
+    ).toBe("A    BB\nxyz  1\nq    line\\nbreak\n");
   });
 });

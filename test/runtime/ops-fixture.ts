@@ -30,9 +30,11 @@ export interface OpsNode {
 }
 
 export function capturingLogger(lines: string[]): Logger {
-  const put = (level: string) => (message: string, ...args: unknown[]) => {
-    lines.push(`${level} ${message} ${args.map((a) => (typeof a === "string" ? a : JSON.stringify(a))).join(" ")}`);
-  };
+  const put =
+    (level: string) =>
+    (message: string, ...args: unknown[]) => {
+      lines.push(`${level} ${message} ${args.map((a) => (typeof a === "string" ? a : JSON.stringify(a))).join(" ")}`);
+    };
   return { debug: put("debug"), info: put("info"), warn: put("warn"), error: put("error") };
 }
 
@@ -70,7 +72,13 @@ export async function startOpsNode(opts: { token?: string; start?: boolean; node
       return "release";
     },
   });
-  const consumer = new Consumer({ coordinator: broker.coordinator(node), node, handlers: { work: blockingHandler, fails: failingHandler, sm }, log, balanceEvery: Infinity });
+  const consumer = new Consumer({
+    coordinator: broker.coordinator(node),
+    node,
+    handlers: { work: blockingHandler, fails: failingHandler, sm },
+    log,
+    balanceEvery: Infinity,
+  });
   recordConsumerHistory(consumer, history, node);
   const metrics = createMetrics({ loopLagSampleEvery: false });
   attachConsumerMetrics(metrics, consumer, { stateOf: (id) => sm.stateOf(id) });

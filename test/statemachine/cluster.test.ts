@@ -52,7 +52,10 @@ interface StatefulNode {
  */
 async function startStatefulNode(ns: string, name: string, calls: Calls): Promise<StatefulNode> {
   const log = new CapturingLogger();
-  const coordinator = new EtcdCoordinator({ endpoints: [etcd.endpoint], namespace: ns, node: name, leaseTtl: 3 }, { log });
+  const coordinator = new EtcdCoordinator(
+    { endpoints: [etcd.endpoint], namespace: ns, node: name, leaseTtl: 3 },
+    { log },
+  );
   const handler = statefulHandler({
     name: "sm",
     store: new EtcdStateStore(raw, ns),
@@ -71,13 +74,22 @@ async function startStatefulNode(ns: string, name: string, calls: Calls): Promis
   cleanup.add(coordinator, (c) => c.close());
   cleanup.add(consumer, (c) => c.shutdown({ timeout: 5000 }));
   await consumer.start();
-  return { name, consumer, resident: () => consumer.tasks().map((t) => t.task.id).sort() };
+  return {
+    name,
+    consumer,
+    resident: () =>
+      consumer
+        .tasks()
+        .map((t) => t.task.id)
+        .sort(),
+  };
 }
 
 /** Cluster-level waits: generous, for a loaded 2-core machine. */
 const SLOW = { timeout: 20_000 };
 
-const residentOn = (nodes: StatefulNode[], id: string): string[] => nodes.filter((n) => n.resident().includes(id)).map((n) => n.name);
+const residentOn = (nodes: StatefulNode[], id: string): string[] =>
+  nodes.filter((n) => n.resident().includes(id)).map((n) => n.name);
 
 describe("stateful tasks on etcd clusters", () => {
   test("T43: a sleeping task stays resident on exactly one of two nodes; both shut down promptly and leave nothing running", async () => {
@@ -87,7 +99,11 @@ describe("stateful tasks on etcd clusters", () => {
     const nodes = [await startStatefulNode(ns, "node1", calls), await startStatefulNode(ns, "node2", calls)];
     await client.submitTask("sleeper");
     await waitFor("the task to run once", () => calls.count("sleeper") === 1, SLOW);
-    await waitFor("the sleep to be stored", async () => (await new EtcdStateStore(raw, ns).get("sleeper"))?.code === "sleeping", SLOW);
+    await waitFor(
+      "the sleep to be stored",
+      async () => (await new EtcdStateStore(raw, ns).get("sleeper"))?.code === "sleeping",
+      SLOW,
+    );
     expect(residentOn(nodes, "sleeper").length).toBe(1);
     const started = Date.now();
     const reports = await Promise.all(nodes.map((n) => n.consumer.shutdown({ timeout: 5000 })));
@@ -174,12 +190,20 @@ describe("stateful tasks on etcd clusters", () => {
     expect(sent).toBe(15); // 8 errors, with a wake-up `run` between each two
     expect(failed.errors!.filter((e) => e.error === "error-test always fails").length).toBe(8);
     expect(failed.errors!.at(-1)!.error).toBe("exceeded error rate: 8 errors within 4h");
-    await waitFor("B's running count to drop from 2 to 1", () => b.reduce((sum, n) => sum + n.resident().length, 0) === 1, SLOW);
+    await waitFor(
+      "B's running count to drop from 2 to 1",
+      () => b.reduce((sum, n) => sum + n.resident().length, 0) === 1,
+      SLOW,
+    );
     const runs = callsB.count("error-test");
 
     // Resubmitting the failed task succeeds, but it never runs again: it is done at once.
     await clientB.submitTask("error-test");
-    await waitFor("the resubmitted task to be finished and deleted", async () => !(await clientB.tasks()).some((t) => t.id === "error-test"), SLOW);
+    await waitFor(
+      "the resubmitted task to be finished and deleted",
+      async () => !(await clientB.tasks()).some((t) => t.id === "error-test"),
+      SLOW,
+    );
     expect(callsB.count("error-test")).toBe(runs);
     expect((await storeB.get("error-test"))?.code).toBe("failed");
   }, 90_000);

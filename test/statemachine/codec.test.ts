@@ -3,7 +3,15 @@
  * and times follow RFC 3339 with up to 9 fractional digits read.
  */
 import { describe, expect, test } from "bun:test";
-import { decodeMessage, decodeState, encodeMessage, encodeState, formatTime, parseTime, UNKNOWN_GO_ERROR } from "../../src/statemachine/codec.ts";
+import {
+  decodeMessage,
+  decodeState,
+  encodeMessage,
+  encodeState,
+  formatTime,
+  parseTime,
+  UNKNOWN_GO_ERROR,
+} from "../../src/statemachine/codec.ts";
 
 describe("times", () => {
   test("RFC 3339 with 0–9 fractional digits, Z or an offset, is read (nanoseconds truncated to ms)", () => {
@@ -17,7 +25,17 @@ describe("times", () => {
   });
 
   test("malformed times are refused with the text named", () => {
-    for (const bad of ["", "2026-11-22", "2026-11-22 15:30:02Z", "2026-11-22T15:30:02", "2026-11-22T15:30:02.1234567891Z", "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z", "2026-11-22T24:00:00Z", "2026-11-22T15:30:02+2:00"]) {
+    for (const bad of [
+      "",
+      "2026-11-22",
+      "2026-11-22 15:30:02Z",
+      "2026-11-22T15:30:02",
+      "2026-11-22T15:30:02.1234567891Z",
+      "2026-13-01T00:00:00Z",
+      "2026-02-30T00:00:00Z",
+      "2026-11-22T24:00:00Z",
+      "2026-11-22T15:30:02+2:00",
+    ]) {
       expect(() => parseTime(bad)).toThrow(/time ".*"/);
     }
   });
@@ -56,7 +74,9 @@ describe("state JSON", () => {
         until: new Date("2026-11-22T14:40:02.540Z"),
         errors: [{ timestamp: new Date("2026-11-22T14:30:02.5Z"), error: "a <b> & c" }],
       }),
-    ).toBe('{"state":"sleeping","until":"2026-11-22T14:40:02.54Z","errors":[{"timestamp":"2026-11-22T14:30:02.5Z","error":"a \\u003cb\\u003e \\u0026 c"}]}');
+    ).toBe(
+      '{"state":"sleeping","until":"2026-11-22T14:40:02.54Z","errors":[{"timestamp":"2026-11-22T14:30:02.5Z","error":"a \\u003cb\\u003e \\u0026 c"}]}',
+    );
   });
 
   test("ours decodes back to the same state", () => {
@@ -70,7 +90,9 @@ describe("state JSON", () => {
     expect(() => decodeState('{"state":"dozing"}')).toThrow(/"dozing"; expected one of runnable/);
     expect(() => decodeState('{"state":"sleeping","until":5}')).toThrow(/state.until is number/);
     expect(() => decodeState('{"state":"fault","errors":{}}')).toThrow(/state.errors is object/);
-    expect(() => decodeState('{"state":"fault","errors":[{"timestamp":"2026-11-22T14:30:02Z"}]}')).toThrow(/errors\[0\].error/);
+    expect(() => decodeState('{"state":"fault","errors":[{"timestamp":"2026-11-22T14:30:02Z"}]}')).toThrow(
+      /errors\[0\].error/,
+    );
   });
 });
 
@@ -78,18 +100,33 @@ describe("command JSON", () => {
   test("Go's commands decode, including an error Go encoded as {}", () => {
     expect(decodeMessage('{"message":"pause"}')).toEqual({ code: "pause" });
     expect(decodeMessage('{"message":"kill"}')).toEqual({ code: "kill" });
-    expect(decodeMessage('{"message":"sleep","until":"2026-11-22T15:30:02.53814641Z"}')).toEqual({ code: "sleep", until: new Date("2026-11-22T15:30:02.538Z") });
+    expect(decodeMessage('{"message":"sleep","until":"2026-11-22T15:30:02.53814641Z"}')).toEqual({
+      code: "sleep",
+      until: new Date("2026-11-22T15:30:02.538Z"),
+    });
     expect(decodeMessage('{"message":"error","error":{}}')).toEqual({ code: "error", error: UNKNOWN_GO_ERROR });
   });
 
   test("ours has Go's shape; error text travels in error_text, never in Go's error field", () => {
     expect(encodeMessage({ code: "pause" })).toBe('{"message":"pause"}');
-    expect(encodeMessage({ code: "sleep", until: new Date("2026-11-22T15:30:02.538Z") })).toBe('{"message":"sleep","until":"2026-11-22T15:30:02.538Z"}');
-    expect(encodeMessage({ code: "error", error: new Error("disk full") })).toBe('{"message":"error","error_text":"disk full"}');
-    expect(decodeMessage(encodeMessage({ code: "error", error: "disk full" }))).toEqual({ code: "error", error: "disk full" });
+    expect(encodeMessage({ code: "sleep", until: new Date("2026-11-22T15:30:02.538Z") })).toBe(
+      '{"message":"sleep","until":"2026-11-22T15:30:02.538Z"}',
+    );
+    expect(encodeMessage({ code: "error", error: new Error("disk full") })).toBe(
+      '{"message":"error","error_text":"disk full"}',
+    );
+    expect(decodeMessage(encodeMessage({ code: "error", error: "disk full" }))).toEqual({
+      code: "error",
+      error: "disk full",
+    });
     // Go decodes a Message with encoding/json: its `error` field is an error interface, which
     // only null (or absence) decodes into. Every code we can encode must leave it absent.
-    for (const message of [{ code: "error" as const, error: "x" }, { code: "sleep" as const, until: new Date() }, { code: "kill" as const }, { code: "error" as const, error: new Error("y") }]) {
+    for (const message of [
+      { code: "error" as const, error: "x" },
+      { code: "sleep" as const, until: new Date() },
+      { code: "kill" as const },
+      { code: "error" as const, error: new Error("y") },
+    ]) {
       const wire = JSON.parse(encodeMessage(message)) as Record<string, unknown>;
       expect(wire.error ?? null).toBeNull();
       expect(Object.keys(wire).every((k) => ["message", "until", "error_text"].includes(k))).toBe(true);
@@ -98,7 +135,10 @@ describe("command JSON", () => {
 
   test("the earlier form with the text in error still decodes", () => {
     expect(decodeMessage('{"message":"error","error":"disk full"}')).toEqual({ code: "error", error: "disk full" });
-    expect(decodeMessage('{"message":"error","error":{},"error_text":"boom"}')).toEqual({ code: "error", error: "boom" });
+    expect(decodeMessage('{"message":"error","error":{},"error_text":"boom"}')).toEqual({
+      code: "error",
+      error: "boom",
+    });
     expect(() => decodeMessage('{"message":"error","error_text":5}')).toThrow(/command.error_text is number/);
   });
 

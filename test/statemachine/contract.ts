@@ -9,9 +9,28 @@ import { defaultErrorPolicy } from "../../src/statemachine/error-policy.ts";
 import { StateStoreError } from "../../src/statemachine/errors.ts";
 import { errorMessage, sleepMessage } from "../../src/statemachine/messages.ts";
 import { allRules, TRANSITIONS } from "../../src/statemachine/rules.ts";
-import { MESSAGE_CODES, STATE_CODES, isTerminal, type Message, type MessageCode, type State, type StateCode, type StatefulContext } from "../../src/statemachine/types.ts";
+import {
+  MESSAGE_CODES,
+  STATE_CODES,
+  isTerminal,
+  type Message,
+  type MessageCode,
+  type State,
+  type StateCode,
+  type StatefulContext,
+} from "../../src/statemachine/types.ts";
 import { staysFalse, waitFor, deferred } from "../support/wait.ts";
-import { fixedPolicy, firstCommand, handlerFor, makeContext, RecordingStore, ScriptedRun, start, taskId, type MachineEnv } from "./support.ts";
+import {
+  fixedPolicy,
+  firstCommand,
+  handlerFor,
+  makeContext,
+  RecordingStore,
+  ScriptedRun,
+  start,
+  taskId,
+  type MachineEnv,
+} from "./support.ts";
 
 const HOUR = 60 * 60 * 1000;
 
@@ -55,7 +74,13 @@ export function runnerContract(getEnv: () => MachineEnv): void {
         const msg = messageOf(rule.message);
         const scripted = new ScriptedRun();
         if (rule.from === "runnable") scripted.script[0] = () => msg;
-        const handler = handlerFor(env(), store, scripted.run, "node1", rule.from === "fault" ? fixedPolicy(msg) : undefined);
+        const handler = handlerFor(
+          env(),
+          store,
+          scripted.run,
+          "node1",
+          rule.from === "fault" ? fixedPolicy(msg) : undefined,
+        );
         const running = start(handler, id);
         if (rule.from === "sleeping" || rule.from === "paused") await env().commands("node1").send(id, msg);
 
@@ -95,12 +120,23 @@ export function runnerContract(getEnv: () => MachineEnv): void {
     const invalid: Array<{ from: StateCode; message: MessageCode }> = [];
     for (const from of STATE_CODES) {
       if (isTerminal(from)) continue;
-      for (const message of MESSAGE_CODES) if (TRANSITIONS[from][message] === undefined) invalid.push({ from, message });
+      for (const message of MESSAGE_CODES)
+        if (TRANSITIONS[from][message] === undefined) invalid.push({ from, message });
     }
 
     test("the invalid live pairs are exactly sleeping+complete, paused+error/complete and fault+6", () => {
       expect(invalid.map((p) => `${p.from}+${p.message}`).sort()).toEqual(
-        ["sleeping+complete", "paused+error", "paused+complete", "fault+run", "fault+pause", "fault+kill", "fault+complete", "fault+checkpoint", "fault+release"].sort(),
+        [
+          "sleeping+complete",
+          "paused+error",
+          "paused+complete",
+          "fault+run",
+          "fault+pause",
+          "fault+kill",
+          "fault+complete",
+          "fault+checkpoint",
+          "fault+release",
+        ].sort(),
       );
     });
 
@@ -111,7 +147,13 @@ export function runnerContract(getEnv: () => MachineEnv): void {
         const store = new RecordingStore(env().store);
         const msg = messageOf(pair.message);
         const scripted = new ScriptedRun();
-        const handler = handlerFor(env(), store, scripted.run, "node1", pair.from === "fault" ? fixedPolicy(msg) : undefined);
+        const handler = handlerFor(
+          env(),
+          store,
+          scripted.run,
+          "node1",
+          pair.from === "fault" ? fixedPolicy(msg) : undefined,
+        );
         const running = start(handler, id);
         if (pair.from !== "fault") await env().commands("node1").send(id, msg);
 
@@ -412,7 +454,16 @@ export function runnerContract(getEnv: () => MachineEnv): void {
       const running = start(handlerFor(env(), store, scripted.run, "node1", policy), id);
       expect(await running.result).toBe("done");
       expect(scripted.calls).toBe(3);
-      expect(store.codes(id)).toEqual(["fault", "sleeping", "runnable", "fault", "sleeping", "runnable", "fault", "failed"]);
+      expect(store.codes(id)).toEqual([
+        "fault",
+        "sleeping",
+        "runnable",
+        "fault",
+        "sleeping",
+        "runnable",
+        "fault",
+        "failed",
+      ]);
       const final = (await env().read(id))!;
       expect(final.code).toBe("failed");
       expect(final.errors?.length).toBe(4);
@@ -429,7 +480,8 @@ export function runnerContract(getEnv: () => MachineEnv): void {
       const store = new RecordingStore(env().store);
       const scripted = new ScriptedRun();
       // A handler that ignores its commands and returns release when stopped.
-      scripted.script[0] = (ctx) => new Promise((resolve) => ctx.signal.addEventListener("abort", () => resolve("release")));
+      scripted.script[0] = (ctx) =>
+        new Promise((resolve) => ctx.signal.addEventListener("abort", () => resolve("release")));
       const running = start(handlerFor(env(), store, scripted.run), id);
       await waitFor("the handler to run", () => scripted.calls === 1);
       await env().commands("node1").send(id, { code: "pause" });
@@ -444,7 +496,8 @@ export function runnerContract(getEnv: () => MachineEnv): void {
       await seed(id, { code: "runnable" });
       const store = new RecordingStore(env().store);
       const scripted = new ScriptedRun();
-      scripted.script[0] = (ctx) => new Promise((resolve) => ctx.signal.addEventListener("abort", () => resolve("release")));
+      scripted.script[0] = (ctx) =>
+        new Promise((resolve) => ctx.signal.addEventListener("abort", () => resolve("release")));
       const running = start(handlerFor(env(), store, scripted.run), id);
       await waitFor("the handler to run", () => scripted.calls === 1);
       await env().commands("node1").send(id, { code: "pause" });
@@ -474,7 +527,8 @@ export function runnerContract(getEnv: () => MachineEnv): void {
       await seed(id, { code: "runnable" });
       const store = new RecordingStore(env().store);
       const scripted = new ScriptedRun();
-      scripted.script[0] = (ctx) => new Promise((_, reject) => ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason)));
+      scripted.script[0] = (ctx) =>
+        new Promise((_, reject) => ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason)));
       const running = start(handlerFor(env(), store, scripted.run), id);
       await waitFor("the handler to run", () => scripted.calls === 1);
       running.stop();

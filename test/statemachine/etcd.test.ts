@@ -105,9 +105,15 @@ describe("etcd task commands", () => {
     await client.put(keys.owner(id)).value(encodeOwner("n1")).exec();
     const listener = collect(new EtcdTaskCommands(client, NS, "n1", silentLogger), id);
     await client.put(keys.taskCommands(id)).value("not json").exec();
-    await waitFor("the malformed command to be deleted", async () => (await client.get(keys.taskCommands(id)).string()) === null);
+    await waitFor(
+      "the malformed command to be deleted",
+      async () => (await client.get(keys.taskCommands(id)).string()) === null,
+    );
     await client.put(keys.taskCommands(id)).value('{"message":"nap"}').exec();
-    await waitFor("the unknown command to be deleted", async () => (await client.get(keys.taskCommands(id)).string()) === null);
+    await waitFor(
+      "the unknown command to be deleted",
+      async () => (await client.get(keys.taskCommands(id)).string()) === null,
+    );
     expect(listener.got).toEqual([]);
     await client.put(keys.taskCommands(id)).value('{"message":"error","error":{}}').exec();
     await waitFor("the Go error command", () => listener.got.length === 1);
@@ -131,11 +137,10 @@ describe("etcd task commands", () => {
     const sender = new EtcdTaskCommands(client, NS, "op", silentLogger);
     await expect(sender.send("t", { code: "sleep" })).rejects.toThrow(/task "t".*needs an until/);
   });
-
 });
 
 describe("etcd state store and Go interop", () => {
-  test("load of an absent state stores {\"state\":\"runnable\"}; an unreadable state names its key", async () => {
+  test('load of an absent state stores {"state":"runnable"}; an unreadable state names its key', async () => {
     const store = new EtcdStateStore(client, NS);
     const id = taskId("absent");
     expect(await store.load(id)).toEqual({ code: "runnable" });
@@ -155,7 +160,12 @@ describe("etcd state store and Go interop", () => {
     // Go writes nanoseconds; wake a moment from now.
     const wake = new Date(Date.now() + 700);
     const goUntil = wake.toISOString().replace(/\.(\d{3})Z$/, ".$1968101Z");
-    await client.put(keys.state(id)).value(`{"state":"sleeping","until":"${goUntil}","errors":[{"timestamp":"2026-11-22T14:30:02.540336657Z","error":"boom"}]}`).exec();
+    await client
+      .put(keys.state(id))
+      .value(
+        `{"state":"sleeping","until":"${goUntil}","errors":[{"timestamp":"2026-11-22T14:30:02.540336657Z","error":"boom"}]}`,
+      )
+      .exec();
     const store = new RecordingStore(new EtcdStateStore(client, NS));
     const scripted = new ScriptedRun();
     const handler = handlerFor(env, store, scripted.run);
@@ -164,7 +174,9 @@ describe("etcd state store and Go interop", () => {
     expect(Date.now()).toBeGreaterThanOrEqual(wake.getTime());
     expect(scripted.contexts[0]!.state.errors?.[0]?.error).toBe("boom");
     // What we stored is Go's format again.
-    expect(await client.get(keys.state(id)).string()).toBe('{"state":"runnable","errors":[{"timestamp":"2026-11-22T14:30:02.54Z","error":"boom"}]}');
+    expect(await client.get(keys.state(id)).string()).toBe(
+      '{"state":"runnable","errors":[{"timestamp":"2026-11-22T14:30:02.54Z","error":"boom"}]}',
+    );
     running.stop();
     expect(await running.result).toBe("release");
   });

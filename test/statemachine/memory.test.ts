@@ -28,13 +28,21 @@ describe("MemoryStateStore", () => {
     const changes: Array<[string, State]> = [];
     const store = new MemoryStateStore({ onChange: (id, s) => changes.push([id, s]) });
     const until = new Date("2026-11-22T14:40:02.540Z");
-    await store.store("a", { code: "sleeping", until, errors: [{ timestamp: new Date("2026-11-22T14:30:02.540Z"), error: "boom" }] });
+    await store.store("a", {
+      code: "sleeping",
+      until,
+      errors: [{ timestamp: new Date("2026-11-22T14:30:02.540Z"), error: "boom" }],
+    });
     await store.store("b", { code: "completed" });
     expect(await store.load("c")).toEqual({ code: "runnable" });
     expect(changes.map(([id, s]) => `${id}:${s.code}`)).toEqual(["a:sleeping", "b:completed", "c:runnable"]);
     const snap = store.snapshot();
     expect(snap).toEqual({
-      a: { state: "sleeping", until: "2026-11-22T14:40:02.54Z", errors: [{ timestamp: "2026-11-22T14:30:02.54Z", error: "boom" }] },
+      a: {
+        state: "sleeping",
+        until: "2026-11-22T14:40:02.54Z",
+        errors: [{ timestamp: "2026-11-22T14:30:02.54Z", error: "boom" }],
+      },
       b: { state: "completed" },
       c: { state: "runnable" },
     });

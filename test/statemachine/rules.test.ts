@@ -1,7 +1,14 @@
 /** The transition table and apply semantics (ref §4.2), messages (T28) and the error policy (T19). */
 import { describe, expect, test } from "bun:test";
 import { backoffDelay, DEFAULT_BACKOFF, defaultErrorPolicy } from "../../src/statemachine/error-policy.ts";
-import { describeMessage, describeState, errorMessage, messageProblem, normalizeHandlerResult, sleepMessage } from "../../src/statemachine/messages.ts";
+import {
+  describeMessage,
+  describeState,
+  errorMessage,
+  messageProblem,
+  normalizeHandlerResult,
+  sleepMessage,
+} from "../../src/statemachine/messages.ts";
 import { allRules, applyMessage, nextStateCode } from "../../src/statemachine/rules.ts";
 import type { StateError } from "../../src/statemachine/types.ts";
 
@@ -19,12 +26,14 @@ describe("apply", () => {
       ]),
     );
     expect(table).toEqual({
-      runnable: "run>runnable sleep>sleeping pause>paused kill>killed error>fault complete>completed checkpoint>runnable release>runnable",
+      runnable:
+        "run>runnable sleep>sleeping pause>paused kill>killed error>fault complete>completed checkpoint>runnable release>runnable",
       sleeping: "run>runnable sleep>sleeping pause>paused kill>killed error>fault checkpoint>sleeping release>sleeping",
       paused: "run>runnable sleep>sleeping pause>paused kill>killed checkpoint>paused release>paused",
       fault: "sleep>sleeping error>failed",
     });
-    for (const terminal of ["completed", "failed", "killed"] as const) expect(nextStateCode(terminal, "run")).toBeUndefined();
+    for (const terminal of ["completed", "failed", "killed"] as const)
+      expect(nextStateCode(terminal, "run")).toBeUndefined();
   });
 
   test("errors accumulate and carry into every later state; until only on sleeping", () => {
@@ -45,7 +54,16 @@ describe("apply", () => {
 
 describe("messages (Go T28)", () => {
   test("the eight well-formed messages are valid", () => {
-    for (const m of [{ code: "run" }, sleepMessage(new Date()), { code: "pause" }, { code: "kill" }, errorMessage("x"), { code: "complete" }, { code: "checkpoint" }, { code: "release" }]) {
+    for (const m of [
+      { code: "run" },
+      sleepMessage(new Date()),
+      { code: "pause" },
+      { code: "kill" },
+      errorMessage("x"),
+      { code: "complete" },
+      { code: "checkpoint" },
+      { code: "release" },
+    ]) {
       expect(messageProblem(m)).toBeUndefined();
     }
   });
@@ -65,14 +83,17 @@ describe("messages (Go T28)", () => {
   });
 
   test("string forms follow Go's", () => {
-    expect(describeState({ code: "sleeping", until: new Date("2026-01-01T00:00:00Z") })).toBe("sleeping until 2026-01-01T00:00:00.000Z");
+    expect(describeState({ code: "sleeping", until: new Date("2026-01-01T00:00:00Z") })).toBe(
+      "sleeping until 2026-01-01T00:00:00.000Z",
+    );
     expect(describeState({ code: "fault", errors: [{ timestamp: new Date(), error: "x" }] })).toBe("fault (1 errors)");
     expect(describeMessage(errorMessage("x"))).toBe("error: x");
   });
 });
 
 describe("default error policy (Go T19, with exponential back-off)", () => {
-  const recent = (n: number, now: number): StateError[] => Array.from({ length: n }, (_, i) => ({ timestamp: new Date(now - i * 1000), error: `e${i}` }));
+  const recent = (n: number, now: number): StateError[] =>
+    Array.from({ length: n }, (_, i) => ({ timestamp: new Date(now - i * 1000), error: `e${i}` }));
 
   test("one recent error → sleep for the initial back-off, error kept", () => {
     const now = Date.now();

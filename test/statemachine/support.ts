@@ -5,7 +5,16 @@
  */
 import { silentLogger } from "../../src/log.ts";
 import { statefulHandler, type StatefulHandler } from "../../src/statemachine/stateful.ts";
-import type { ErrorPolicy, Message, State, StatefulContext, StatefulRun, StateStore, TaskCommander, TaskCommandSource } from "../../src/statemachine/types.ts";
+import type {
+  ErrorPolicy,
+  Message,
+  State,
+  StatefulContext,
+  StatefulRun,
+  StateStore,
+  TaskCommander,
+  TaskCommandSource,
+} from "../../src/statemachine/types.ts";
 import type { Client, HandlerContext, HandlerResult, Logger, StopReason, Task } from "../../src/types.ts";
 import { StopError } from "../../src/errors.ts";
 
@@ -66,7 +75,11 @@ export function noteClaim(taskId: string, node: string, token: number): void {
 }
 
 /** A handler context like the consumer's: stop() aborts the signal with a StopError. */
-export function makeContext(taskId: string, node = "node1", log: Logger = silentLogger): { ctx: HandlerContext; stop(reason?: StopReason): void } {
+export function makeContext(
+  taskId: string,
+  node = "node1",
+  log: Logger = silentLogger,
+): { ctx: HandlerContext; stop(reason?: StopReason): void } {
   const controller = new AbortController();
   const listeners = new Set<(reason: StopReason, count: number) => void>();
   let count = 0;
@@ -150,8 +163,20 @@ export async function firstCommand(ctx: StatefulContext): Promise<Message | unde
   return undefined;
 }
 
-export function handlerFor(env: MachineEnv, store: StateStore, run: StatefulRun, node = "node1", errorPolicy?: ErrorPolicy): StatefulHandler {
-  return statefulHandler({ name: "sm", run, store, commands: env.commands(node), ...(errorPolicy ? { errorPolicy } : {}) });
+export function handlerFor(
+  env: MachineEnv,
+  store: StateStore,
+  run: StatefulRun,
+  node = "node1",
+  errorPolicy?: ErrorPolicy,
+): StatefulHandler {
+  return statefulHandler({
+    name: "sm",
+    run,
+    store,
+    commands: env.commands(node),
+    ...(errorPolicy ? { errorPolicy } : {}),
+  });
 }
 
 let counter = 0;

@@ -73,14 +73,22 @@ export async function startEtcd(): Promise<EtcdServer> {
   const url = `http://127.0.0.1:${clientPort}`;
   const peerUrl = `http://127.0.0.1:${peerPort}`;
   const args = [
-    "--name", "test",
-    "--data-dir", dataDir,
-    "--listen-client-urls", url,
-    "--advertise-client-urls", url,
-    "--listen-peer-urls", peerUrl,
-    "--initial-advertise-peer-urls", peerUrl,
-    "--initial-cluster", `test=${peerUrl}`,
-    "--log-level", "warn",
+    "--name",
+    "test",
+    "--data-dir",
+    dataDir,
+    "--listen-client-urls",
+    url,
+    "--advertise-client-urls",
+    url,
+    "--listen-peer-urls",
+    peerUrl,
+    "--initial-advertise-peer-urls",
+    peerUrl,
+    "--initial-cluster",
+    `test=${peerUrl}`,
+    "--log-level",
+    "warn",
   ];
   let proc: ChildProcess;
   let output = "";

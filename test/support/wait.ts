@@ -14,7 +14,11 @@ export interface WaitOptions {
  * Poll `probe` until it returns a truthy value (or a promise of one); resolves with that value.
  * Throws `timed out after Nms waiting for <what>` otherwise.
  */
-export async function waitFor<T>(what: string, probe: () => T | Promise<T>, opts: WaitOptions = {}): Promise<NonNullable<T>> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => T | Promise<T>,
+  opts: WaitOptions = {},
+): Promise<NonNullable<T>> {
   const timeout = opts.timeout ?? 10_000;
   const interval = opts.interval ?? 10;
   const deadline = Date.now() + timeout;
@@ -39,7 +43,12 @@ export async function waitFor<T>(what: string, probe: () => T | Promise<T>, opts
  * Assert that `probe` stays falsy for `ms` milliseconds (for "nothing happens" checks, e.g. a
  * second node must not receive a claimed task). Throws as soon as it turns truthy.
  */
-export async function staysFalse(what: string, probe: () => unknown | Promise<unknown>, ms: number, interval = 10): Promise<void> {
+export async function staysFalse(
+  what: string,
+  probe: () => unknown | Promise<unknown>,
+  ms: number,
+  interval = 10,
+): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     const v = await probe();
@@ -65,7 +74,7 @@ export function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => 
 
 function safeString(v: unknown): string {
   try {
-    return typeof v === "string" ? v : JSON.stringify(v) ?? String(v);
+    return typeof v === "string" ? v : (JSON.stringify(v) ?? String(v));
   } catch {
     return String(v);
   }

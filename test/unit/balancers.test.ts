@@ -139,7 +139,19 @@ describe("FairBalancer (ref §3.2)", () => {
     let n3 = 0;
     const b = new FairBalancer({ claimDefer: [100, 200], claimDeferLimit: 1000, random: () => 0.5, now: () => now });
     // 3 nodes, 32 tasks (n3 claiming the unclaimed ones) → share ceil(32/3) = 11; this node holds 11.
-    b.init({ node: "n1", tasks: () => running(11), cluster: { nodeTaskCounts: () => new Map([["n1", 11], ["n2", 10], ["n3", n3]]), unclaimedCount: () => 11 - n3 } });
+    b.init({
+      node: "n1",
+      tasks: () => running(11),
+      cluster: {
+        nodeTaskCounts: () =>
+          new Map([
+            ["n1", 11],
+            ["n2", 10],
+            ["n3", n3],
+          ]),
+        unclaimedCount: () => 11 - n3,
+      },
+    });
     const first = b.canClaim({ id: "new" });
     expect(first).toEqual({ claim: false, until: now + 150 });
     // Another task is deferred too.
@@ -164,7 +176,18 @@ describe("FairBalancer (ref §3.2)", () => {
     let now = 5_000_000;
     let n2 = 0;
     const b = new FairBalancer({ claimDefer: [100, 100], claimDeferLimit: 10_000, random: () => 0, now: () => now });
-    b.init({ node: "n1", tasks: () => running(20), cluster: { nodeTaskCounts: () => new Map([["n1", 20], ["n2", n2]]), unclaimedCount: () => 20 - n2 } });
+    b.init({
+      node: "n1",
+      tasks: () => running(20),
+      cluster: {
+        nodeTaskCounts: () =>
+          new Map([
+            ["n1", 20],
+            ["n2", n2],
+          ]),
+        unclaimedCount: () => 20 - n2,
+      },
+    });
     // share ceil(40/2) = 20: n1 is at it, n2 below. n2 claims steadily: n1 keeps deferring.
     expect(b.canClaim({ id: "x" }).claim).toBe(false);
     for (let i = 0; i < 15; i++) {
@@ -188,7 +211,11 @@ describe("FairBalancer (ref §3.2)", () => {
     let now = 5_000_000;
     let counts: Record<string, number> = { n1: 11, n2: 10, n3: 10 };
     const b = new FairBalancer({ claimDefer: [100, 200], random: () => 0.5, now: () => now });
-    b.init({ node: "n1", tasks: () => running(11), cluster: { nodeTaskCounts: () => new Map(Object.entries(counts)), unclaimedCount: () => 0 } });
+    b.init({
+      node: "n1",
+      tasks: () => running(11),
+      cluster: { nodeTaskCounts: () => new Map(Object.entries(counts)), unclaimedCount: () => 0 },
+    });
     expect(b.canClaim({ id: "new" }).claim).toBe(false);
     now += 150;
     counts = { n1: 11, n2: 12, n3: 12 }; // share ceil(36/3) = 12: n1 is now the one below
@@ -269,7 +296,9 @@ describe("ResourceBalancer (T1, on the current interface)", () => {
   const at = (pct: number) => ({ name: "fake", used: () => ({ used: pct, total: 100 }) });
 
   test("limits: (80, 75) and out-of-range values are rejected with the limits named; (80, 90) is fine", () => {
-    expect(() => new ResourceBalancer(at(0), 80, 75)).toThrow(/claim limit must be below the release limit; got claim=80 release=75/);
+    expect(() => new ResourceBalancer(at(0), 80, 75)).toThrow(
+      /claim limit must be below the release limit; got claim=80 release=75/,
+    );
     expect(() => new ResourceBalancer(at(0), 0, 75)).toThrow(/integers from 1 to 100/);
     expect(() => new ResourceBalancer(at(0), 50, 101)).toThrow(/integers from 1 to 100/);
     expect(() => new ResourceBalancer(at(0), 80, 90)).not.toThrow();
@@ -301,7 +330,16 @@ describe("ResourceBalancer (T1, on the current interface)", () => {
     const previous = getLogger();
     setLogger({ ...silentLogger, warn: (m: string) => warnings.push(m) });
     try {
-      const b = new ResourceBalancer({ name: "disk", used: () => { throw new Error("boom"); } }, 80, 90);
+      const b = new ResourceBalancer(
+        {
+          name: "disk",
+          used: () => {
+            throw new Error("boom");
+          },
+        },
+        80,
+        90,
+      );
       expect(b.percentUsed()).toBe(0);
       expect(b.canClaim()).toEqual({ claim: true });
     } finally {
@@ -315,7 +353,11 @@ describe("SleepBalancer (T5)", () => {
   test("10 canClaim calls with 0..9 running tasks take at least 45 × 30 ms; the event loop keeps running meanwhile", async () => {
     const b = new SleepBalancer();
     let count = 0;
-    b.init({ node: "n", tasks: () => running(count), cluster: { nodeTaskCounts: () => new Map(), unclaimedCount: () => 0 } });
+    b.init({
+      node: "n",
+      tasks: () => running(count),
+      cluster: { nodeTaskCounts: () => new Map(), unclaimedCount: () => 0 },
+    });
     let ticks = 0;
     const ticker = setInterval(() => ticks++, 10);
     const start = performance.now();
@@ -340,9 +382,11 @@ describe("resource reporters (T18)", () => {
   });
 
   test("MemAvailable is preferred; without it MemFree + Buffers + Cached (Go never parsed MemFree)", () => {
-    const withAvailable = "MemTotal:       16000000 kB\nMemFree:         1000000 kB\nMemAvailable:    6000000 kB\nBuffers:          500000 kB\nCached:          3000000 kB\n";
+    const withAvailable =
+      "MemTotal:       16000000 kB\nMemFree:         1000000 kB\nMemAvailable:    6000000 kB\nBuffers:          500000 kB\nCached:          3000000 kB\n";
     expect(parseMeminfo(withAvailable)).toEqual({ used: 10_000_000, total: 16_000_000 });
-    const old = "MemTotal:       16000000 kB\nMemFree:         1000000 kB\nBuffers:          500000 kB\nCached:          3000000 kB\n";
+    const old =
+      "MemTotal:       16000000 kB\nMemFree:         1000000 kB\nBuffers:          500000 kB\nCached:          3000000 kB\n";
     expect(parseMeminfo(old)).toEqual({ used: 11_500_000, total: 16_000_000 }); // Go: 12_500_000
     expect(parseMeminfo("garbage")).toBeUndefined();
   });

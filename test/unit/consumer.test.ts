@@ -131,13 +131,19 @@ describe("claiming and finishing (T8–T12)", () => {
       expect((ctx.signal.reason as StopError).reason).toBe("shutdown");
     }
     const left = await broker.client().tasks();
-    expect(left.map((t) => [t.id, t.owner])).toEqual([["a", undefined], ["b", undefined], ["c", undefined]]);
+    expect(left.map((t) => [t.id, t.owner])).toEqual([
+      ["a", undefined],
+      ["b", undefined],
+      ["c", undefined],
+    ]);
   });
 
   test("a handler returning something other than done/release is warned about and released", async () => {
     const broker = new MemoryBroker();
     const log = captureLog();
-    const c = track(consumerOn(broker, "n1", { handler: { run: () => "finished" as never }, log, balancer: new DumbBalancer() }));
+    const c = track(
+      consumerOn(broker, "n1", { handler: { run: () => "finished" as never }, log, balancer: new DumbBalancer() }),
+    );
     const ev = recordEvents(c);
     await c.start();
     await broker.client().submitTask("t");
@@ -172,7 +178,9 @@ describe("shutdown (T13 adapted: bounded)", () => {
     expect(log.text("warn")).toContain("did not stop: slow");
     expect(await broker.client().nodes()).toEqual([]); // the coordinator was closed anyway
     stuck.resolve("release");
-    await waitFor("the late return to be logged and ignored", () => log.text("warn").includes("after shutdown gave up on it; ignored"));
+    await waitFor("the late return to be logged and ignored", () =>
+      log.text("warn").includes("after shutdown gave up on it; ignored"),
+    );
   });
 
   test("a second shutdown call while one is waiting forces completion at once", async () => {
@@ -198,7 +206,16 @@ describe("shutdown (T13 adapted: bounded)", () => {
     const inner = broker.coordinator("n1");
     const coordinator = { ...exposeContext(inner), close: () => new Promise<void>(() => {}) };
     const log = captureLog();
-    const c = track(new Consumer({ coordinator, node: "n1", handler: { run: async () => "done" }, balanceEvery: Infinity, closeTimeout: 200, log }));
+    const c = track(
+      new Consumer({
+        coordinator,
+        node: "n1",
+        handler: { run: async () => "done" },
+        balanceEvery: Infinity,
+        closeTimeout: 200,
+        log,
+      }),
+    );
     await c.start();
     expect(await c.shutdown({ timeout: 1000 })).toEqual({ clean: true, stuck: [] });
     expect(log.text("warn")).toContain("gave up waiting for memory:n1 to close");
@@ -220,8 +237,19 @@ describe("shutdown (T13 adapted: bounded)", () => {
     const inner = broker.coordinator("n1");
     const gate = deferred();
     let asked = false;
-    const coordinator = { ...exposeContext(inner), claim: async (t: Task) => ((asked = true), await gate.promise, inner.claim(t)) };
-    const c = track(new Consumer({ coordinator, node: "n1", handler: { run: async () => "done" }, balanceEvery: Infinity, log: captureLog() }));
+    const coordinator = {
+      ...exposeContext(inner),
+      claim: async (t: Task) => ((asked = true), await gate.promise, inner.claim(t)),
+    };
+    const c = track(
+      new Consumer({
+        coordinator,
+        node: "n1",
+        handler: { run: async () => "done" },
+        balanceEvery: Infinity,
+        log: captureLog(),
+      }),
+    );
     const ev = recordEvents(c);
     await c.start();
     await broker.client().submitTask("t");
@@ -256,7 +284,10 @@ describe("stopping and losing tasks", () => {
     await waitFor("t to run", () => c.tasks().length === 1);
     expect(c.stopTask("t", "command")).toBe(true);
     expect(c.stopTask("t", "balance")).toBe(true);
-    expect(calls).toEqual([["command", 1], ["balance", 2]]);
+    expect(calls).toEqual([
+      ["command", 1],
+      ["balance", 2],
+    ]);
     expect(aborts).toBe(1);
     const view = c.tasks()[0]!;
     expect(view.stopReason).toBe("command");
@@ -286,7 +317,9 @@ describe("stopping and losing tasks", () => {
     const broker = new MemoryBroker();
     const coordinator = exposeContext(broker.coordinator("n1"));
     const h = blockingHandler();
-    const c = track(new Consumer({ coordinator, node: "n1", handler: h.handler, balanceEvery: Infinity, log: captureLog() }));
+    const c = track(
+      new Consumer({ coordinator, node: "n1", handler: h.handler, balanceEvery: Infinity, log: captureLog() }),
+    );
     const ev = recordEvents(c);
     await c.start();
     await broker.client().submitTask("t");
@@ -309,7 +342,9 @@ describe("suspend and resume (lease trouble)", () => {
     const broker = new MemoryBroker();
     const coordinator = exposeContext(broker.coordinator("n1"));
     const h = blockingHandler();
-    const c = track(new Consumer({ coordinator, node: "n1", handler: h.handler, balanceEvery: Infinity, log: captureLog() }));
+    const c = track(
+      new Consumer({ coordinator, node: "n1", handler: h.handler, balanceEvery: Infinity, log: captureLog() }),
+    );
     const ev = recordEvents(c);
     await c.start();
     for (const id of ["a", "b"]) await broker.client().submitTask(id);
@@ -332,7 +367,9 @@ describe("suspend and resume (lease trouble)", () => {
     const coordinator = exposeContext(broker.coordinator("n1"));
     const log = captureLog();
     const gate = deferred<"release">();
-    const c = track(new Consumer({ coordinator, node: "n1", handler: { run: () => gate.promise }, balanceEvery: Infinity, log }));
+    const c = track(
+      new Consumer({ coordinator, node: "n1", handler: { run: () => gate.promise }, balanceEvery: Infinity, log }),
+    );
     await c.start();
     await broker.client().submitTask("deaf");
     await waitFor("deaf to run", () => c.tasks().length === 1);
@@ -372,7 +409,10 @@ describe("capacity and routing", () => {
     expect([...a.active.keys()]).toEqual(["crawl:1"]);
     expect([...b.active.keys()].sort()).toEqual(["mail:1", "x"]);
     await staysFalse("other:1 to be claimed", () => ev.ids("claimed").includes("other:1"), 150);
-    const claimed = ev.all.filter((e) => e.event === "claimed").map((e) => (e.payload as { handler: string }).handler).sort();
+    const claimed = ev.all
+      .filter((e) => e.event === "claimed")
+      .map((e) => (e.payload as { handler: string }).handler)
+      .sort();
     expect(claimed).toEqual(["crawl", "mail", "mail"]);
     expect((await broker.client().tasks()).find((t) => t.id === "other:1")!.owner).toBeUndefined();
   });
@@ -400,7 +440,11 @@ describe("node commands", () => {
     await c.start();
     const sent = [freeze(), freeze(), unfreeze(), unfreeze(), freeze()];
     for (const cmd of sent) await broker.client().submitCommand("n1", cmd);
-    expect(ev.all.filter((e) => e.event === "command").map((e) => (e.payload as { command: { command: string } }).command.command)).toEqual(sent.map((s) => s.command));
+    expect(
+      ev.all
+        .filter((e) => e.event === "command")
+        .map((e) => (e.payload as { command: { command: string } }).command.command),
+    ).toEqual(sent.map((s) => s.command));
     expect(c.frozen()).toBe(true);
     expect(log.text("info")).toContain("already frozen");
     expect(log.text("info")).toContain("unfreeze: not frozen");
@@ -469,12 +513,16 @@ describe("periodic balance", () => {
       },
     };
     const log = captureLog();
-    const c = track(consumerOn(broker, "n1", { handler: h.handler, balancer, balanceEvery: 60, balanceJitter: 40, log }));
+    const c = track(
+      consumerOn(broker, "n1", { handler: h.handler, balancer, balanceEvery: 60, balanceJitter: 40, log }),
+    );
     await c.start();
     await broker.client().submitTask("t");
     await waitFor("four balance cycles", () => times.length >= 4, { timeout: 10_000 });
     for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeGreaterThanOrEqual(58);
-    await waitFor("t stopped for balance", () => h.started.some((s) => (s.ctx.signal.reason as StopError | undefined)?.reason === "balance"));
+    await waitFor("t stopped for balance", () =>
+      h.started.some((s) => (s.ctx.signal.reason as StopError | undefined)?.reason === "balance"),
+    );
     expect(log.text("warn")).toContain(`stop "unknown" (balance): not running on this node`);
   });
 
@@ -482,7 +530,9 @@ describe("periodic balance", () => {
     const broker = new MemoryBroker();
     let balances = 0;
     const balancer: Balancer = { canClaim: () => ({ claim: true }), balance: () => (balances++, []) };
-    const c = track(consumerOn(broker, "n1", { handler: { run: async () => "done" }, balancer, balanceEvery: 50, balanceJitter: 0 }));
+    const c = track(
+      consumerOn(broker, "n1", { handler: { run: async () => "done" }, balancer, balanceEvery: 50, balanceJitter: 0 }),
+    );
     c.freeze();
     await c.start();
     await staysFalse("a balance while frozen", () => balances > 0, 200);
@@ -534,10 +584,16 @@ describe("start, options, robustness", () => {
     expect(() => new Consumer({ coordinator, node: "", handler })).toThrow(/"node" must be a non-empty string/);
     expect(() => new Consumer({ coordinator, node: "n" })).toThrow(/needs a "handler" or a "handlers" map/);
     expect(() => new Consumer({ coordinator, node: "n", handler, handlers: {} })).toThrow(ConfigError);
-    expect(() => new Consumer({ coordinator, node: "n", handler, maxTasks: 0 })).toThrow(/"maxTasks" must be an integer >= 1/);
+    expect(() => new Consumer({ coordinator, node: "n", handler, maxTasks: 0 })).toThrow(
+      /"maxTasks" must be an integer >= 1/,
+    );
     expect(() => new Consumer({ coordinator, node: "n", handler, balanceEvery: -1 })).toThrow(/"balanceEvery"/);
-    expect(() => new Consumer({ coordinator, node: "n", handlers: { x: {} as Handler } })).toThrow(/handler "x" must be an object with a run/);
-    expect(() => new Consumer({ coordinator, node: "n", handler, errorBackoff: { initial: 10, max: 1 } })).toThrow(/"errorBackoff"/);
+    expect(() => new Consumer({ coordinator, node: "n", handlers: { x: {} as Handler } })).toThrow(
+      /handler "x" must be an object with a run/,
+    );
+    expect(() => new Consumer({ coordinator, node: "n", handler, errorBackoff: { initial: 10, max: 1 } })).toThrow(
+      /"errorBackoff"/,
+    );
   });
 
   test("handler context: node, token, claimDeadline (Infinity on memory), a client that works, a tagged logger", async () => {

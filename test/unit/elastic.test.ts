@@ -45,7 +45,10 @@ function killable(inner: Coordinator): Coordinator & { kill(): void } {
 class MemoryCluster {
   readonly broker = new MemoryBroker();
   readonly ledger = new RunLedger();
-  readonly nodes = new Map<string, { consumer: Consumer; coordinator: ReturnType<typeof killable>; log: ReturnType<typeof captureLog> }>();
+  readonly nodes = new Map<
+    string,
+    { consumer: Consumer; coordinator: ReturnType<typeof killable>; log: ReturnType<typeof captureLog> }
+  >();
 
   async start(name: string): Promise<void> {
     const coordinator = killable(this.broker.coordinator(name));
@@ -99,7 +102,11 @@ class MemoryCluster {
 
   /** Balanced and no task started for `quiet` ms: rebalances of the set-up are over. */
   async settled(quiet = 500): Promise<void> {
-    await waitFor("the cluster to settle", () => this.balanced() && Date.now() - Math.max(0, ...this.ledger.runs.map((r) => r.started)) >= quiet, { timeout: 15_000, interval: 25 });
+    await waitFor(
+      "the cluster to settle",
+      () => this.balanced() && Date.now() - Math.max(0, ...this.ledger.runs.map((r) => r.started)) >= quiet,
+      { timeout: 15_000, interval: 25 },
+    );
   }
 
   logLines(): string[] {
@@ -132,7 +139,9 @@ async function balancedCluster(names: string[]): Promise<MemoryCluster> {
   const c = new MemoryCluster();
   for (const n of names) await c.start(n);
   await c.submit(TASKS);
-  await waitFor(`${TASKS} tasks spread over ${names.length} nodes`, () => c.balanced() || undefined, { timeout: 15_000 });
+  await waitFor(`${TASKS} tasks spread over ${names.length} nodes`, () => c.balanced() || undefined, {
+    timeout: 15_000,
+  });
   await c.settled();
   return c;
 }
@@ -152,7 +161,9 @@ describe("elastic rebalancing (memory)", () => {
     expect(moved).toBeLessThanOrEqual(min + 4 * allowanceFor(share, 0.05));
     expect(cluster.ledger.overlaps).toEqual([]);
     // One log line per rebalance, naming the trigger.
-    await waitFor("a rebalance log line naming the join", () => cluster!.logLines().some((l) => /^rebalance \(join of node n4\): n[123] releases \d+ of \d+ task/.test(l)));
+    await waitFor("a rebalance log line naming the join", () =>
+      cluster!.logLines().some((l) => /^rebalance \(join of node n4\): n[123] releases \d+ of \d+ task/.test(l)),
+    );
   }, 40_000);
 
   test("a node that stops abruptly and returns gets its share back", async () => {
@@ -168,14 +179,18 @@ describe("elastic rebalancing (memory)", () => {
     const share = TASKS / 4;
     expect(moved).toBeLessThanOrEqual(minimumMoves(before, share) + 4 * allowanceFor(share, 0.05));
     expect(cluster.ledger.overlaps).toEqual([]);
-    await waitFor("a rebalance log line naming the return", () => cluster!.logLines().some((l) => l.startsWith("rebalance (return of node n2)")));
+    await waitFor("a rebalance log line naming the return", () =>
+      cluster!.logLines().some((l) => l.startsWith("rebalance (return of node n2)")),
+    );
   }, 40_000);
 
   test("graceful handoff: the tasks of a node that shuts down spread evenly over the others", async () => {
     cluster = await balancedCluster(["n1", "n2", "n3", "n4"]);
     const mark = Date.now();
     await cluster.stop("n1");
-    await waitFor("the other three to share n1's tasks (±20 %)", () => cluster!.balanced() || undefined, { timeout: 15_000 });
+    await waitFor("the other three to share n1's tasks (±20 %)", () => cluster!.balanced() || undefined, {
+      timeout: 15_000,
+    });
     // Only n1's tasks moved: the survivors did not shuffle among themselves.
     const moved = cluster.ledger.runs.filter((r) => r.started >= mark).length;
     expect(moved).toBeLessThanOrEqual(TASKS / 4 + 3 * allowanceFor(TASKS / 3, 0.05));

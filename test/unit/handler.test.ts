@@ -15,9 +15,16 @@ test("routeTask: props.handler wins, else the id before the first ':', else the 
 
 test("defineHandler returns the handler itself, typed; an async run returning one literal type-checks", async () => {
   // With Handler's `Promise<HandlerResult> | HandlerResult`, TypeScript would widen this "done" to string.
-  const single = defineHandler({ async run() { return "done"; } });
+  const single = defineHandler({
+    async run() {
+      return "done";
+    },
+  });
   expect(await single.run({ id: "x", props: {} }, undefined as never)).toBe("done");
-  const h = defineHandler<{ n: number }>({ name: "double", run: async (task) => (task.props.n > 1 ? "done" : "release") });
+  const h = defineHandler<{ n: number }>({
+    name: "double",
+    run: async (task) => (task.props.n > 1 ? "done" : "release"),
+  });
   expect(h.name).toBe("double");
   const ctx = undefined as never;
   expect(await h.run({ id: "double:1", props: { n: 2 } }, ctx)).toBe("done");

@@ -1,7 +1,7 @@
 /** Shared bits for the consumer and memory-broker tests (not a test file itself). */
 import { Consumer, type ConsumerEvents, type ConsumerOptions } from "../../src/consumer/consumer.ts";
-import { MemoryBroker } from "../../src/coordinators/memory/broker.ts";
-import type { Coordinator, CoordinatorContext, Handler, HandlerContext, Logger, Task } from "../../src/types.ts";
+import type { MemoryBroker } from "../../src/coordinators/memory/broker.ts";
+import type { Coordinator, CoordinatorContext, Handler, HandlerContext, Task } from "../../src/types.ts";
 import { CapturingLogger } from "../support/logger.ts";
 
 /** A logger that keeps every line, for asserting what was logged (test/support/logger.ts). */
@@ -10,9 +10,23 @@ export function captureLog(): CapturingLogger {
 }
 
 /** Records what a consumer emits, in order. */
-export function recordEvents(c: Consumer): { all: { event: keyof ConsumerEvents; payload: unknown }[]; ids(event: keyof ConsumerEvents): string[] } {
+export function recordEvents(c: Consumer): {
+  all: { event: keyof ConsumerEvents; payload: unknown }[];
+  ids(event: keyof ConsumerEvents): string[];
+} {
   const all: { event: keyof ConsumerEvents; payload: unknown }[] = [];
-  const names: (keyof ConsumerEvents)[] = ["claimed", "claimMissed", "released", "done", "lost", "handlerError", "suspended", "resumed", "command", "stopped"];
+  const names: (keyof ConsumerEvents)[] = [
+    "claimed",
+    "claimMissed",
+    "released",
+    "done",
+    "lost",
+    "handlerError",
+    "suspended",
+    "resumed",
+    "command",
+    "stopped",
+  ];
   for (const event of names) c.on(event, (payload) => all.push({ event, payload }));
   return {
     all,
@@ -90,7 +104,13 @@ export function exposeContext(inner: Coordinator): Coordinator & { ctx(): Coordi
 }
 
 /** A consumer on `broker` with test-friendly defaults (quiet log, no periodic or membership balance). */
-export function consumerOn(broker: MemoryBroker, node: string, opts: Partial<ConsumerOptions> & Pick<ConsumerOptions, "handler"> | (Partial<ConsumerOptions> & Pick<ConsumerOptions, "handlers">)): Consumer {
+export function consumerOn(
+  broker: MemoryBroker,
+  node: string,
+  opts:
+    | (Partial<ConsumerOptions> & Pick<ConsumerOptions, "handler">)
+    | (Partial<ConsumerOptions> & Pick<ConsumerOptions, "handlers">),
+): Consumer {
   return new Consumer({
     coordinator: broker.coordinator(node),
     node,

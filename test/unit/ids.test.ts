@@ -5,7 +5,18 @@ import { MemoryBroker } from "../../src/coordinators/memory/broker.ts";
 import { invalidNameReason, MAX_NAME_BYTES } from "../../src/ids.ts";
 import { checkNodeName, checkTaskId } from "../../src/runtime/operator/validate.ts";
 
-const good = ["a", "report:42", "batch:nightly", "node-1@host", "résumé", "x".repeat(MAX_NAME_BYTES), "a.b", "...", "_metafora2", "with space"];
+const good = [
+  "a",
+  "report:42",
+  "batch:nightly",
+  "node-1@host",
+  "résumé",
+  "x".repeat(MAX_NAME_BYTES),
+  "a.b",
+  "...",
+  "_metafora2",
+  "with space",
+];
 const bad: [unknown, RegExp][] = [
   ["", /non-empty/],
   [42, /non-empty string, got number/],
@@ -45,7 +56,13 @@ describe("one rule for ids and node names", () => {
         catchMessage(() => checkTaskId(value)),
         catchMessage(() => checkNodeName(value)),
         catchMessage(() => broker.coordinator(value as string)),
-        await broker.client().submitTask(value as string).then(() => undefined, (e: Error) => e.message),
+        await broker
+          .client()
+          .submitTask(value as string)
+          .then(
+            () => undefined,
+            (e: Error) => e.message,
+          ),
       ]) {
         expect(message).toMatch(why);
         expect(message).toContain("expected a");

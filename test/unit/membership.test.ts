@@ -4,7 +4,13 @@
  * again before each slice, the drift check runs, and bad options fail clearly.
  */
 import { describe, expect, test } from "bun:test";
-import { MembershipRebalancer, describeTrigger, resolveRebalanceOptions, type RebalanceHost, type RebalanceReport } from "../../src/balancers/membership.ts";
+import {
+  MembershipRebalancer,
+  describeTrigger,
+  resolveRebalanceOptions,
+  type RebalanceHost,
+  type RebalanceReport,
+} from "../../src/balancers/membership.ts";
 import { ConfigError } from "../../src/errors.ts";
 import { silentLogger } from "../../src/log.ts";
 import type { Balancer, ClusterState, RebalanceTrigger } from "../../src/types.ts";
@@ -31,13 +37,21 @@ class FakeCluster implements ClusterState {
 
 function rig(balancer: Partial<Balancer>, opts: ConstructorParameters<typeof MembershipRebalancer>[1]) {
   const cluster = new FakeCluster();
-  cluster.nodes = new Map([["me", 0], ["a", 0]]);
+  cluster.nodes = new Map([
+    ["me", 0],
+    ["a", 0],
+  ]);
   const stops: { at: number; ids: string[] }[] = [];
   const reports: RebalanceReport[] = [];
   const triggers: RebalanceTrigger[] = [];
   const host: RebalanceHost = {
     node: "me",
-    balancer: { canClaim: () => ({ claim: true }), balance: () => [], ...balancer, ...(balancer.rebalance ? { rebalance: (t: RebalanceTrigger) => (triggers.push(t), balancer.rebalance!(t)) } : {}) } as Balancer,
+    balancer: {
+      canClaim: () => ({ claim: true }),
+      balance: () => [],
+      ...balancer,
+      ...(balancer.rebalance ? { rebalance: (t: RebalanceTrigger) => (triggers.push(t), balancer.rebalance!(t)) } : {}),
+    } as Balancer,
     log: silentLogger,
     cluster: () => cluster,
     active: () => true,

@@ -50,7 +50,9 @@ describe("MemoryBroker semantics", () => {
     const winner = results.findIndex(Boolean);
     expect(results[winner]!.token).toBeGreaterThan(0);
     nodes.forEach(({ p }, i) => expect(p.withdrawn).toEqual(i === winner ? [] : ["t"]));
-    expect(await broker.client().tasks()).toEqual([{ id: "t", props: {}, owner: ["a", "b", "c"][winner], token: results[winner]!.token }]);
+    expect(await broker.client().tasks()).toEqual([
+      { id: "t", props: {}, owner: ["a", "b", "c"][winner], token: results[winner]!.token },
+    ]);
   });
 
   test("release re-announces to every live node; only the owner can release or finish; done deletes for good (T45)", async () => {
@@ -86,8 +88,12 @@ describe("MemoryBroker semantics", () => {
     await client.submitTask("t", { a: 1 });
     await expect(client.submitTask("t")).rejects.toBeInstanceOf(TaskExistsError);
     await expect(client.submitTask("")).rejects.toThrow(/task id must be a non-empty string/);
-    await expect(client.submitTask("arr", [] as never)).rejects.toThrow(/props of task "arr" must be a JSON object, got an array/);
-    await expect(client.submitTask("big", { n: 1n } as never)).rejects.toThrow(/props of task "big" must be JSON-serialisable/);
+    await expect(client.submitTask("arr", [] as never)).rejects.toThrow(
+      /props of task "arr" must be a JSON object, got an array/,
+    );
+    await expect(client.submitTask("big", { n: 1n } as never)).rejects.toThrow(
+      /props of task "big" must be JSON-serialisable/,
+    );
   });
 
   test("props are copied: the caller cannot change a submitted task", async () => {
@@ -126,7 +132,12 @@ describe("MemoryBroker semantics", () => {
     expect(await broker.client().nodes()).toEqual(["a", "b"]);
     await broker.client().submitTask("t");
     await a.claim({ id: "t", props: {} });
-    expect(a.cluster.nodeTaskCounts()).toEqual(new Map([["a", 1], ["b", 0]]));
+    expect(a.cluster.nodeTaskCounts()).toEqual(
+      new Map([
+        ["a", 1],
+        ["b", 0],
+      ]),
+    );
     expect(a.cluster.unclaimedCount()).toBe(0);
     await a.close();
     expect(await broker.client().nodes()).toEqual(["b"]);
@@ -156,14 +167,21 @@ describe("MemoryBroker semantics", () => {
     await b.init(pb.ctx);
     expect(pb.commands).toEqual([freeze(), stopTask("x")]);
     await expect(broker.client().submitCommand("a", { command: "" })).rejects.toThrow(/non-empty string "command"/);
-    await expect(broker.client().submitCommand("a", { command: "x", parameters: [] as never })).rejects.toThrow(/"parameters" must be an object/);
+    await expect(broker.client().submitCommand("a", { command: "x", parameters: [] as never })).rejects.toThrow(
+      /"parameters" must be an object/,
+    );
   });
 
   test("a node callback that throws breaks neither the broker nor the caller", async () => {
     const broker = new MemoryBroker();
     const bad = broker.coordinator("bad");
     const p = probe("bad");
-    await bad.init({ ...p.ctx, announce: () => { throw new Error("consumer bug"); } });
+    await bad.init({
+      ...p.ctx,
+      announce: () => {
+        throw new Error("consumer bug");
+      },
+    });
     const good = broker.coordinator("good");
     const pg = probe("good");
     await good.init(pg.ctx);
@@ -194,9 +212,19 @@ describe("MemoryBroker semantics", () => {
     await broker.client().submitTask("b-task", { x: [1, { y: "z" }] });
     expect(changes).toBe(6);
     const snap = JSON.parse(JSON.stringify(broker.snapshot())) as BrokerSnapshot;
-    expect(snap).toEqual({ version: 1, lastToken: 2, tasks: [{ id: "a-task", props: {} }, { id: "b-task", props: { x: [1, { y: "z" }] } }] });
+    expect(snap).toEqual({
+      version: 1,
+      lastToken: 2,
+      tasks: [
+        { id: "a-task", props: {} },
+        { id: "b-task", props: { x: [1, { y: "z" }] } },
+      ],
+    });
     const restored = new MemoryBroker({ snapshot: snap });
-    expect(await restored.client().tasks()).toEqual([{ id: "a-task", props: {} }, { id: "b-task", props: { x: [1, { y: "z" }] } }]);
+    expect(await restored.client().tasks()).toEqual([
+      { id: "a-task", props: {} },
+      { id: "b-task", props: { x: [1, { y: "z" }] } },
+    ]);
     const r = restored.coordinator("a");
     await r.init(probe("a").ctx);
     expect((await r.claim({ id: "a-task", props: {} }))!.token).toBeGreaterThan(tok);
@@ -204,10 +232,28 @@ describe("MemoryBroker semantics", () => {
 
   test("a malformed snapshot is rejected with a message naming the problem", () => {
     expect(() => new MemoryBroker({ snapshot: {} as never })).toThrow(/expected an object with a "tasks" array/);
-    expect(() => new MemoryBroker({ snapshot: { version: 2, lastToken: 0, tasks: [] } as never })).toThrow(/unsupported version 2/);
-    expect(() => new MemoryBroker({ snapshot: { version: 1, lastToken: 0, tasks: [{ id: "", props: {} }] } })).toThrow(/tasks\[0\]\.id must be a non-empty string/);
-    expect(() => new MemoryBroker({ snapshot: { version: 1, lastToken: 0, tasks: [{ id: "a", props: {} }, { id: "a", props: {} }] } })).toThrow(/"a" appears twice/);
-    expect(() => new MemoryBroker({ snapshot: { version: 1, lastToken: -1, tasks: [] } })).toThrow(/"lastToken" must be a non-negative integer/);
+    expect(() => new MemoryBroker({ snapshot: { version: 2, lastToken: 0, tasks: [] } as never })).toThrow(
+      /unsupported version 2/,
+    );
+    expect(() => new MemoryBroker({ snapshot: { version: 1, lastToken: 0, tasks: [{ id: "", props: {} }] } })).toThrow(
+      /tasks\[0\]\.id must be a non-empty string/,
+    );
+    expect(
+      () =>
+        new MemoryBroker({
+          snapshot: {
+            version: 1,
+            lastToken: 0,
+            tasks: [
+              { id: "a", props: {} },
+              { id: "a", props: {} },
+            ],
+          },
+        }),
+    ).toThrow(/"a" appears twice/);
+    expect(() => new MemoryBroker({ snapshot: { version: 1, lastToken: -1, tasks: [] } })).toThrow(
+      /"lastToken" must be a non-negative integer/,
+    );
   });
 });
 

@@ -24,7 +24,12 @@ function consumer(coordinator: Coordinator, node: string, handler: Handler): Con
 }
 
 /** A handler that hands out its context and waits until told to return. */
-function exposing(): { handler: Handler; ctx: () => HandlerContext | undefined; finish(r: HandlerResult): void; contexts: HandlerContext[] } {
+function exposing(): {
+  handler: Handler;
+  ctx: () => HandlerContext | undefined;
+  finish(r: HandlerResult): void;
+  contexts: HandlerContext[];
+} {
   const contexts: HandlerContext[] = [];
   let finish: (r: HandlerResult) => void = () => {};
   return {
@@ -160,7 +165,11 @@ describe("ctx.owned() and ctx.sleep(ms) on the memory coordinator", () => {
     const broker = new MemoryBroker();
     const h = exposing();
     const deadline = performance.now() + 400;
-    const c = consumer(leased(broker.coordinator("n1"), Infinity, () => deadline), "n1", h.handler);
+    const c = consumer(
+      leased(broker.coordinator("n1"), Infinity, () => deadline),
+      "n1",
+      h.handler,
+    );
     await c.start();
     await broker.client().submitTask("t1");
     const ctx = await waitFor("the handler", () => h.ctx());
@@ -247,7 +256,9 @@ describe("fenced state writes on the memory store", () => {
     await consumer(broker.coordinator("b"), "b", b.handler).start();
     const ctxB = await waitFor("b's handler", () => b.ctx());
     await store.store("t1", { code: "paused" }, { node: "b", token: ctxB.token });
-    await expect(store.store("t1", { code: "completed" }, { node: "a", token: ctxA.token })).rejects.toBeInstanceOf(ClaimLostError);
+    await expect(store.store("t1", { code: "completed" }, { node: "a", token: ctxA.token })).rejects.toBeInstanceOf(
+      ClaimLostError,
+    );
     expect(store.get("t1")).toEqual({ code: "paused" });
   });
 });

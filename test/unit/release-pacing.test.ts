@@ -50,13 +50,21 @@ describe("ReleasePacer", () => {
     expect(ReleasePacer.problem({ within: 1, initial: 10, max: 5 })).toMatch(/max \(5\) must be >= initial \(10\)/);
     expect(ReleasePacer.problem({ within: -1, initial: 1, max: 1 })).toMatch(/within must be/);
     const broker = new MemoryBroker();
-    expect(() => new Consumer({ coordinator: broker.coordinator("n"), node: "n", handler: counting("release"), releasePacing: { initial: Number.NaN } })).toThrow(ConfigError);
+    expect(
+      () =>
+        new Consumer({
+          coordinator: broker.coordinator("n"),
+          node: "n",
+          handler: counting("release"),
+          releasePacing: { initial: Number.NaN },
+        }),
+    ).toThrow(ConfigError);
   });
 });
 
 describe("consumer release pacing", () => {
   for (const [label, result] of [
-    ["returns \"release\" at once", "release"],
+    ['returns "release" at once', "release"],
     ["returns an invalid result at once", 42],
   ] as const) {
     test(`a handler that ${label} is paced, logged once, and counted`, async () => {
@@ -76,7 +84,8 @@ describe("consumer release pacing", () => {
       const warnings = log.lines.filter((l) => l.level === "warn" && l.message.includes("spin"));
       expect(warnings.length).toBe(1);
       expect(warnings[0]!.message).toMatch(/not claiming it here for 150 ms/);
-      if (result !== "release") expect(warnings[0]!.message).toMatch(/returned 42; expected "done" or "release"; releasing/);
+      if (result !== "release")
+        expect(warnings[0]!.message).toMatch(/returned 42; expected "done" or "release"; releasing/);
       expect(c.ignoredUntil("spin")).toBeGreaterThan(Date.now() - 1);
       // The task is never dropped: it stays in the coordinator, unowned between runs.
       expect((await broker.client().tasks()).map((t) => t.id)).toEqual(["spin"]);

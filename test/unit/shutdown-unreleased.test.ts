@@ -11,7 +11,10 @@ test("releases that fail during shutdown are reported in ShutdownReport.unreleas
   const inner = broker.coordinator("n1");
   let failReleases = false;
   const coordinator: Coordinator = Object.create(inner, {
-    release: { value: (t: { id: string }) => (failReleases ? Promise.reject(new Error("etcd is gone")) : inner.release(t as never)) },
+    release: {
+      value: (t: { id: string }) =>
+        failReleases ? Promise.reject(new Error("etcd is gone")) : inner.release(t as never),
+    },
   });
   const log = captureLog();
   const h = blockingHandler();
@@ -25,5 +28,8 @@ test("releases that fail during shutdown are reported in ShutdownReport.unreleas
   expect(report.clean).toBe(true);
   expect(report.unreleased).toEqual(["a", "b"]);
   const lines = log.lines.filter((l) => l.level === "error" && l.message.includes("etcd is gone"));
-  expect(lines.map((l) => l.message).sort()).toEqual(["release of a failed: etcd is gone", "release of b failed: etcd is gone"]);
+  expect(lines.map((l) => l.message).sort()).toEqual([
+    "release of a failed: etcd is gone",
+    "release of b failed: etcd is gone",
+  ]);
 });

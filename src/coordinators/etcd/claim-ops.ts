@@ -101,7 +101,11 @@ export class ClaimOps {
     const unowned: ICompare = { key: ownerKey, target: "Version", result: "Equal", version: 0 };
     await this.withRetries(`delete finished task ${id}`, async () => {
       const res = await this.o.etcd.kv.txn(
-        { compare: token !== undefined ? this.ownerFence(id, token) : [unowned], success: deletes, failure: [{ request_range: { key: ownerKey } }] },
+        {
+          compare: token !== undefined ? this.ownerFence(id, token) : [unowned],
+          success: deletes,
+          failure: [{ request_range: { key: ownerKey } }],
+        },
         this.callOptions(),
       );
       if (res.succeeded) return;
@@ -279,7 +283,9 @@ export class ClaimOps {
       });
       if (next.length === remaining.length) {
         // Cannot happen with a well-behaved etcd; never loop on it.
-        this.o.log.warn(`claim of ${remaining.length} tasks failed without a reason etcd reported; claiming them one by one`);
+        this.o.log.warn(
+          `claim of ${remaining.length} tasks failed without a reason etcd reported; claiming them one by one`,
+        );
         for (const c of next) c.resolve(await this.claimOne(c.id, c.lease));
         return;
       }
@@ -302,7 +308,9 @@ export class ClaimOps {
   }
 
   private ownerPut(id: string, lease: NodeLease): IRequestOp {
-    return { request_put: { key: Buffer.from(this.o.keys.owner(id)), value: Buffer.from(this.o.ownerValue), lease: lease.id } };
+    return {
+      request_put: { key: Buffer.from(this.o.keys.owner(id)), value: Buffer.from(this.o.ownerValue), lease: lease.id },
+    };
   }
 
   // ---------------------------------------------------------------------------------------
@@ -340,7 +348,10 @@ export class ClaimOps {
   private async deleteOwner(id: string, token: number): Promise<void> {
     const owner = Buffer.from(this.o.keys.owner(id));
     await this.withRetries(`release ${id}`, async () => {
-      await this.o.etcd.kv.txn({ compare: this.ownerFence(id, token), success: [{ request_delete_range: { key: owner } }] }, this.callOptions());
+      await this.o.etcd.kv.txn(
+        { compare: this.ownerFence(id, token), success: [{ request_delete_range: { key: owner } }] },
+        this.callOptions(),
+      );
     });
   }
 

@@ -4,7 +4,14 @@
  * works, and tasks() shows owners and fencing tokens.
  */
 import { Buffer } from "node:buffer";
-import { GRPCDeadlineExceededError, GRPCUnavailableError, isRecoverableError, Range, type Etcd3, type IKeyValue } from "etcd3";
+import {
+  GRPCDeadlineExceededError,
+  GRPCUnavailableError,
+  isRecoverableError,
+  Range,
+  type Etcd3,
+  type IKeyValue,
+} from "etcd3";
 import { encodeCommand } from "../../command.ts";
 import { TaskExistsError } from "../../errors.ts";
 import { goJson } from "../../gojson.ts";
@@ -65,9 +72,15 @@ export class EtcdClient implements Client {
   }
 
   /** A client with its own connection, closed by close(). */
-  static connect(config: EtcdConfig | EtcdConfigInput, options: Omit<EtcdClientOptions, "requestTimeout"> = {}): EtcdClient {
+  static connect(
+    config: EtcdConfig | EtcdConfigInput,
+    options: Omit<EtcdClientOptions, "requestTimeout"> = {},
+  ): EtcdClient {
     const parsed = parseEtcdConfig(config);
-    const client = new EtcdClient(connectEtcd(parsed), parsed.namespace, { ...options, requestTimeout: parsed.requestTimeout });
+    const client = new EtcdClient(connectEtcd(parsed), parsed.namespace, {
+      ...options,
+      requestTimeout: parsed.requestTimeout,
+    });
     client.ownsConnection = true;
     return client;
   }
@@ -88,7 +101,9 @@ export class EtcdClient implements Client {
   async submitTask(id: string, props: TaskProps = {}): Promise<void> {
     assertTaskId(id);
     if (props === null || typeof props !== "object" || Array.isArray(props)) {
-      throw new TypeError(`props of task ${JSON.stringify(id)} must be a plain object, got ${Array.isArray(props) ? "an array" : typeof props}`);
+      throw new TypeError(
+        `props of task ${JSON.stringify(id)} must be a plain object, got ${Array.isArray(props) ? "an array" : typeof props}`,
+      );
     }
     let json: string;
     try {
@@ -129,25 +144,28 @@ export class EtcdClient implements Client {
         await this.submitBatch(batch, results);
       }
     };
-    await Promise.all(Array.from({ length: Math.min(SUBMIT_TXNS_IN_FLIGHT, Math.ceil(encoded.length / SUBMIT_BATCH)) }, worker));
+    await Promise.all(
+      Array.from({ length: Math.min(SUBMIT_TXNS_IN_FLIGHT, Math.ceil(encoded.length / SUBMIT_BATCH)) }, worker),
+    );
     return checked.map((t) => ({ id: t.id, result: results.get(t.id) ?? "exists" }));
   }
 
-  private async submitBatch(batch: readonly { id: string; json: string }[], results: Map<string, SubmitResult["result"]>): Promise<void> {
+  private async submitBatch(
+    batch: readonly { id: string; json: string }[],
+    results: Map<string, SubmitResult["result"]>,
+  ): Promise<void> {
     let remaining = batch;
     // Bounded: every failed round settles at least one task (or stops, see below).
     for (let round = 0; remaining.length > 0 && round <= batch.length; round++) {
       const propsKeys = remaining.map((t) => Buffer.from(this.keys.props(t.id)));
-      const res = await this.txnWithRetries(
-        {
-          compare: propsKeys.map((key) => ({ key, target: "Version" as const, result: "Equal" as const, version: 0 })),
-          success: remaining.flatMap((t, i) => [
-            { request_put: { key: propsKeys[i]!, value: Buffer.from(t.json) } },
-            { request_put: { key: Buffer.from(this.keys.task(t.id)), value: Buffer.alloc(0) } },
-          ]),
-          failure: propsKeys.map((key) => ({ request_range: { key, count_only: true } })),
-        },
-      );
+      const res = await this.txnWithRetries({
+        compare: propsKeys.map((key) => ({ key, target: "Version" as const, result: "Equal" as const, version: 0 })),
+        success: remaining.flatMap((t, i) => [
+          { request_put: { key: propsKeys[i]!, value: Buffer.from(t.json) } },
+          { request_put: { key: Buffer.from(this.keys.task(t.id)), value: Buffer.alloc(0) } },
+        ]),
+        failure: propsKeys.map((key) => ({ request_range: { key, count_only: true } })),
+      });
       if (res.succeeded) {
         for (const t of remaining) results.set(t.id, "created");
         return;
@@ -171,12 +189,17 @@ export class EtcdClient implements Client {
    * helps nobody. The transaction only creates absent keys, so a retry is safe; if the first
    * attempt was applied after all, its tasks come back as "exists" (taken, by this very call).
    */
-  private async txnWithRetries(req: Parameters<Etcd3["kv"]["txn"]>[0]): Promise<Awaited<ReturnType<Etcd3["kv"]["txn"]>>> {
+  private async txnWithRetries(
+    req: Parameters<Etcd3["kv"]["txn"]>[0],
+  ): Promise<Awaited<ReturnType<Etcd3["kv"]["txn"]>>> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.etcd.kv.txn(req, this.callOptions);
       } catch (err) {
-        const transient = err instanceof GRPCUnavailableError || err instanceof GRPCDeadlineExceededError || isRecoverableError(err as Error);
+        const transient =
+          err instanceof GRPCUnavailableError ||
+          err instanceof GRPCDeadlineExceededError ||
+          isRecoverableError(err as Error);
         if (!transient || attempt >= 3) throw err;
         this.log.debug(`bulk submit transaction failed (${(err as Error).message}); trying again`);
         await new Promise((resolve) => setTimeout(resolve, 200 * 2 ** attempt));

@@ -62,7 +62,7 @@ const schema = z
     endpoints: z.union([z.string(), z.array(z.string())], {
       error: 'endpoints must be a list of "host:port" or "http(s)://host:port" strings',
     }),
-    namespace: z.string({ error: "namespace must be a string like \"/metafora\"" }),
+    namespace: z.string({ error: 'namespace must be a string like "/metafora"' }),
     node: z.string({ error: "node must be a string" }).optional(),
     leaseTtl: z
       .number({ error: "leaseTtl must be a number of seconds" })
@@ -86,7 +86,10 @@ const schema = z
   .strict();
 
 function issuePath(path: readonly PropertyKey[]): string {
-  return path.map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`)).join("").replace(/^\./, "");
+  return path
+    .map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`))
+    .join("")
+    .replace(/^\./, "");
 }
 
 /** Turn "host:port" or a URL into a URL etcd3 understands; throws a message on bad input. */
@@ -134,7 +137,10 @@ export function parseEtcdConfig(input: unknown, source = "etcd config"): EtcdCon
 
   const tls = v.tls && (v.tls.ca || v.tls.cert || v.tls.key) ? v.tls : undefined;
   if (tls && Boolean(tls.cert) !== Boolean(tls.key)) {
-    fail(tls.cert ? "tls.key" : "tls.cert", "tls.cert and tls.key must be given together (client certificate and its key)");
+    fail(
+      tls.cert ? "tls.key" : "tls.cert",
+      "tls.cert and tls.key must be given together (client certificate and its key)",
+    );
   }
 
   const rawEndpoints = typeof v.endpoints === "string" ? v.endpoints.split(",") : v.endpoints;
@@ -172,7 +178,15 @@ export function parseEtcdConfig(input: unknown, source = "etcd config"): EtcdCon
     dialTimeout: v.dialTimeout,
     requestTimeout: v.requestTimeout,
     ...(v.node !== undefined ? { node: v.node } : {}),
-    ...(tls ? { tls: { ...(tls.ca ? { ca: tls.ca } : {}), ...(tls.cert ? { cert: tls.cert } : {}), ...(tls.key ? { key: tls.key } : {}) } } : {}),
+    ...(tls
+      ? {
+          tls: {
+            ...(tls.ca ? { ca: tls.ca } : {}),
+            ...(tls.cert ? { cert: tls.cert } : {}),
+            ...(tls.key ? { key: tls.key } : {}),
+          },
+        }
+      : {}),
     ...(v.username !== undefined ? { username: v.username, password: v.password ?? "" } : {}),
   };
   return config;

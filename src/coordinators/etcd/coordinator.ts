@@ -141,7 +141,10 @@ export class EtcdCoordinator implements Coordinator {
       isHeld: (id) => this.view.isHeld(id),
     });
     this.cluster = new EtcdClusterView(this.node, () => this.view.table);
-    this.client = new EtcdClient(this.etcd, this.keys.ns, { log: this.log, requestTimeout: this.config.requestTimeout });
+    this.client = new EtcdClient(this.etcd, this.keys.ns, {
+      log: this.log,
+      requestTimeout: this.config.requestTimeout,
+    });
     this.inbox = new NodeCommandInbox({
       etcd: this.etcd,
       keys: this.keys,
@@ -152,7 +155,10 @@ export class EtcdCoordinator implements Coordinator {
     });
   }
 
-  on<E extends keyof EtcdCoordinatorEvents>(event: E, listener: (payload: EtcdCoordinatorEvents[E]) => void): () => void {
+  on<E extends keyof EtcdCoordinatorEvents>(
+    event: E,
+    listener: (payload: EtcdCoordinatorEvents[E]) => void,
+  ): () => void {
     return this.events.on(event, listener);
   }
 
@@ -246,7 +252,9 @@ export class EtcdCoordinator implements Coordinator {
       try {
         await lease.revoke(this.config.requestTimeout);
       } catch (err) {
-        this.log.warn(`could not revoke lease ${lease.id} (it expires within ${lease.ttlSeconds} s): ${errorLine(err)}`);
+        this.log.warn(
+          `could not revoke lease ${lease.id} (it expires within ${lease.ttlSeconds} s): ${errorLine(err)}`,
+        );
       }
     }
     this.view.claims.clear();
@@ -321,7 +329,9 @@ export class EtcdCoordinator implements Coordinator {
         await old.revoke(this.config.requestTimeout);
         break;
       } catch (err) {
-        this.log[attempt === 0 ? "warn" : "debug"](`cannot revoke lease ${old.id} yet (etcd unreachable?): ${errorLine(err)}`);
+        this.log[attempt === 0 ? "warn" : "debug"](
+          `cannot revoke lease ${old.id} yet (etcd unreachable?): ${errorLine(err)}`,
+        );
         await sleep(retryDelay(attempt));
       }
     }

@@ -22,16 +22,21 @@ export const METADATA = "_metafora";
 
 /** Normalise a namespace like Go's NewConfig: trim spaces and slashes, one leading '/', cleaned. */
 export function normalizeNamespace(namespace: string): string {
-  const trimmed = namespace.trim().replace(/^\/+|\/+$/g, "").trim();
-  if (trimmed === "") throw new Error(`namespace ${JSON.stringify(namespace)} is empty; expected something like "/metafora"`);
+  const trimmed = namespace
+    .trim()
+    .replace(/^\/+|\/+$/g, "")
+    .trim();
+  if (trimmed === "")
+    throw new Error(`namespace ${JSON.stringify(namespace)} is empty; expected something like "/metafora"`);
   const parts: string[] = [];
   for (const part of trimmed.split("/")) {
     if (part === "" || part === ".") continue;
     if (part === "..") parts.pop();
     else parts.push(part);
   }
-  if (parts.length === 0) throw new Error(`namespace ${JSON.stringify(namespace)} cleans to "/"; expected a non-root path`);
-  return "/" + parts.join("/");
+  if (parts.length === 0)
+    throw new Error(`namespace ${JSON.stringify(namespace)} cleans to "/"; expected a non-root path`);
+  return `/${parts.join("/")}`;
 }
 
 /** Key builders for one namespace. */
@@ -40,26 +45,56 @@ export class Keys {
   constructor(namespace: string) {
     this.ns = normalizeNamespace(namespace);
   }
-  get metadata(): string { return `${this.ns}/${METADATA}`; }
-  get tasksMetadata(): string { return `${this.ns}/tasks/${METADATA}`; }
+  get metadata(): string {
+    return `${this.ns}/${METADATA}`;
+  }
+  get tasksMetadata(): string {
+    return `${this.ns}/tasks/${METADATA}`;
+  }
   /** Prefix of every task key, with trailing slash. */
-  get tasksPrefix(): string { return `${this.ns}/tasks/`; }
+  get tasksPrefix(): string {
+    return `${this.ns}/tasks/`;
+  }
   /** Prefix of every node key, with trailing slash. */
-  get nodesPrefix(): string { return `${this.ns}/nodes/`; }
+  get nodesPrefix(): string {
+    return `${this.ns}/nodes/`;
+  }
   /** Prefix of every state key, with trailing slash. */
-  get statePrefix(): string { return `${this.ns}/state/`; }
-  task(id: string): string { return `${this.ns}/tasks/${id}`; }
+  get statePrefix(): string {
+    return `${this.ns}/state/`;
+  }
+  task(id: string): string {
+    return `${this.ns}/tasks/${id}`;
+  }
   /** Everything under a task, with trailing slash: never a prefix of a sibling task (Go's bug). */
-  taskChildren(id: string): string { return `${this.ns}/tasks/${id}/`; }
-  props(id: string): string { return `${this.ns}/tasks/${id}/props`; }
-  owner(id: string): string { return `${this.ns}/tasks/${id}/owner`; }
-  taskCommands(id: string): string { return `${this.ns}/tasks/${id}/commands`; }
-  checkpoint(id: string): string { return `${this.ns}/tasks/${id}/checkpoint`; }
-  state(id: string): string { return `${this.ns}/state/${id}`; }
-  node(name: string): string { return `${this.ns}/nodes/${name}/${METADATA}`; }
-  nodeCommandsMetadata(name: string): string { return `${this.ns}/nodes/${name}/commands/${METADATA}`; }
+  taskChildren(id: string): string {
+    return `${this.ns}/tasks/${id}/`;
+  }
+  props(id: string): string {
+    return `${this.ns}/tasks/${id}/props`;
+  }
+  owner(id: string): string {
+    return `${this.ns}/tasks/${id}/owner`;
+  }
+  taskCommands(id: string): string {
+    return `${this.ns}/tasks/${id}/commands`;
+  }
+  checkpoint(id: string): string {
+    return `${this.ns}/tasks/${id}/checkpoint`;
+  }
+  state(id: string): string {
+    return `${this.ns}/state/${id}`;
+  }
+  node(name: string): string {
+    return `${this.ns}/nodes/${name}/${METADATA}`;
+  }
+  nodeCommandsMetadata(name: string): string {
+    return `${this.ns}/nodes/${name}/commands/${METADATA}`;
+  }
   /** Prefix of a node's command keys, with trailing slash. */
-  nodeCommandsPrefix(name: string): string { return `${this.ns}/nodes/${name}/commands/`; }
+  nodeCommandsPrefix(name: string): string {
+    return `${this.ns}/nodes/${name}/commands/`;
+  }
 
   /**
    * Classify a key under tasks/: which task and which part of it. Returns undefined for keys
@@ -104,7 +139,8 @@ export function encodeOwner(node: string): string {
 export function decodeOwner(raw: string): string | undefined {
   try {
     const v: unknown = JSON.parse(raw);
-    if (v && typeof v === "object" && typeof (v as { node?: unknown }).node === "string") return (v as { node: string }).node;
+    if (v && typeof v === "object" && typeof (v as { node?: unknown }).node === "string")
+      return (v as { node: string }).node;
   } catch {
     // malformed owner values are reported by the caller
   }

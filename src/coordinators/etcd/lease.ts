@@ -19,7 +19,13 @@
  * when the answer arrived and only reports loss after 2 × TTL.
  */
 import { errorLine } from "../../errors.ts";
-import { EtcdLeaseInvalidError, type Etcd3, type IDuplexStream, type ILeaseKeepAliveRequest, type ILeaseKeepAliveResponse } from "etcd3";
+import {
+  EtcdLeaseInvalidError,
+  type Etcd3,
+  type IDuplexStream,
+  type ILeaseKeepAliveRequest,
+  type ILeaseKeepAliveResponse,
+} from "etcd3";
 import { Emitter } from "../../events.ts";
 import type { Logger } from "../../types.ts";
 import { LoopLagMonitor } from "../../internal/loop-lag.ts";
@@ -98,7 +104,8 @@ export class NodeLease {
     );
     if (res.error) throw new Error(`etcd refused the lease: ${res.error}`);
     const granted = Number(res.TTL);
-    if (granted !== ttlSeconds) log.info(`etcd granted lease ${res.ID} with TTL ${granted} s (asked for ${ttlSeconds} s)`);
+    if (granted !== ttlSeconds)
+      log.info(`etcd granted lease ${res.ID} with TTL ${granted} s (asked for ${ttlSeconds} s)`);
     return new NodeLease(etcd, res.ID, granted, sentAt, log);
   }
 
@@ -221,7 +228,11 @@ export class NodeLease {
     const now = performance.now();
     if (sentAt > this.lastRenewal) this.lastRenewal = sentAt;
     this.lastLatency = now - sentAt;
-    this.events.emit("renewed", { latencyMs: this.lastLatency, renewedAt: toEpoch(sentAt), deadline: this.claimDeadline() });
+    this.events.emit("renewed", {
+      latencyMs: this.lastLatency,
+      renewedAt: toEpoch(sentAt),
+      deadline: this.claimDeadline(),
+    });
   }
 
   private onStreamClosed(stream: KeepAliveStream, err?: Error): void {
@@ -254,7 +265,11 @@ export class NodeLease {
   private raiseTrouble(reason: string): void {
     if (this.troubled || this.stopped) return;
     this.troubled = true;
-    this.events.emit("trouble", { reason, deadline: this.claimDeadline(), deadlineMonotonic: this.claimDeadlineMonotonic() });
+    this.events.emit("trouble", {
+      reason,
+      deadline: this.claimDeadline(),
+      deadlineMonotonic: this.claimDeadlineMonotonic(),
+    });
   }
 }
 

@@ -84,7 +84,9 @@ export class NodeCommandInbox {
         { deadline: Date.now() + this.options.requestTimeout },
       );
     } catch (err) {
-      this.options.log.debug(`could not delete consumed node command ${kv.key} (retried on the next listing): ${errorLine(err)}`);
+      this.options.log.debug(
+        `could not delete consumed node command ${kv.key} (retried on the next listing): ${errorLine(err)}`,
+      );
     }
   }
 }

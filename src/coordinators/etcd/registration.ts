@@ -13,11 +13,19 @@ import { encodeMetadata, type Keys } from "./keys.ts";
 import { NodeLease } from "./lease.ts";
 
 /** Grant a lease and register the node name on it; NodeNameTakenError if the name is live. */
-export async function registerNode(etcd: Etcd3, keys: Keys, node: string, config: EtcdConfig, log: Logger): Promise<NodeLease> {
+export async function registerNode(
+  etcd: Etcd3,
+  keys: Keys,
+  node: string,
+  config: EtcdConfig,
+  log: Logger,
+): Promise<NodeLease> {
   const lease = await NodeLease.grant(etcd, config.leaseTtl, config.dialTimeout, log);
   const meta = Buffer.from(encodeMetadata(hostName(), node));
   const marker = Buffer.from(keys.node(node));
-  const put = (key: string | Buffer): IRequestOp => ({ request_put: { key: Buffer.from(key), value: meta, lease: lease.id } });
+  const put = (key: string | Buffer): IRequestOp => ({
+    request_put: { key: Buffer.from(key), value: meta, lease: lease.id },
+  });
   let registered = false;
   try {
     const res = await etcd.kv.txn(
@@ -44,7 +52,13 @@ export async function registerNode(etcd: Etcd3, keys: Keys, node: string, config
  * Put the node's marker back on its lease if it is missing (deleted by hand while the lease
  * lives), so the name stays taken. True when it was put back.
  */
-export async function restoreNodeMarker(etcd: Etcd3, keys: Keys, node: string, leaseId: string, timeoutMs: number): Promise<boolean> {
+export async function restoreNodeMarker(
+  etcd: Etcd3,
+  keys: Keys,
+  node: string,
+  leaseId: string,
+  timeoutMs: number,
+): Promise<boolean> {
   const marker = Buffer.from(keys.node(node));
   const res = await etcd.kv.txn(
     {

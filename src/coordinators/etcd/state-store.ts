@@ -21,7 +21,10 @@ const RUNNABLE: State = { code: "runnable" };
 export class EtcdStateStore implements StateStore {
   private readonly keys: Keys;
 
-  constructor(private readonly client: Etcd3, namespace: string | Keys) {
+  constructor(
+    private readonly client: Etcd3,
+    namespace: string | Keys,
+  ) {
     this.keys = typeof namespace === "string" ? new Keys(namespace) : namespace;
   }
 

@@ -21,7 +21,12 @@ export class EtcdTaskCommands implements TaskCommander, TaskCommandSource {
   private readonly log: Logger;
 
   /** `node` is this node's name: commands are consumed only for tasks it owns. */
-  constructor(private readonly client: Etcd3, namespace: string | Keys, readonly node: string, log?: Logger) {
+  constructor(
+    private readonly client: Etcd3,
+    namespace: string | Keys,
+    readonly node: string,
+    log?: Logger,
+  ) {
     this.keys = typeof namespace === "string" ? new Keys(namespace) : namespace;
     this.ownerValue = encodeOwner(node);
     this.log = log ?? scopedLogger("task-commands");
@@ -103,11 +108,15 @@ export class EtcdTaskCommands implements TaskCommander, TaskCommandSource {
     } catch (err) {
       problem = (err as Error).message;
     }
-    let cond = this.client.if(this.keys.owner(taskId), "Value", "==", this.ownerValue).and(key, "Mod", "==", kv.mod_revision);
+    let cond = this.client
+      .if(this.keys.owner(taskId), "Value", "==", this.ownerValue)
+      .and(key, "Mod", "==", kv.mod_revision);
     if (claim) cond = cond.and(this.keys.owner(taskId), "Create", "==", claim.token);
     const res = await cond.then(this.client.delete().key(key)).commit();
     if (!res.succeeded) {
-      this.log.debug(`command for task "${taskId}" not taken: this node is not its owner, or a newer command replaced it`);
+      this.log.debug(
+        `command for task "${taskId}" not taken: this node is not its owner, or a newer command replaced it`,
+      );
       return undefined;
     }
     if (problem !== undefined) {

@@ -166,7 +166,11 @@ export class TaskView {
   /** Report a claim as ended (also used when a snapshot contradicts it). */
   loseClaim(id: string, reason: "lost" | "deleted"): void {
     this.claims.delete(id);
-    this.o.log.warn(reason === "deleted" ? `task ${id} was deleted while this node ran it` : `lost the claim on ${id} (owner key deleted or replaced)`);
+    this.o.log.warn(
+      reason === "deleted"
+        ? `task ${id} was deleted while this node ran it`
+        : `lost the claim on ${id} (owner key deleted or replaced)`,
+    );
     this.o.lost(id, reason);
     try {
       this.o.context()?.lost(id, reason);
@@ -283,7 +287,10 @@ export class TaskView {
     if (!record) return;
     const props = parseProps(record.propsRaw);
     if (!props.ok) {
-      this.warnOnce(`props ${id} ${record.propsRevision}`, `skipping task ${id}: props at ${this.o.keys.props(id)} are ${props.error}`);
+      this.warnOnce(
+        `props ${id} ${record.propsRevision}`,
+        `skipping task ${id}: props at ${this.o.keys.props(id)} are ${props.error}`,
+      );
       return;
     }
     try {

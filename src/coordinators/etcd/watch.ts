@@ -137,7 +137,9 @@ export class PrefixMirror {
         } catch (err) {
           attempt++;
           const level = attempt === 1 ? "warn" : "debug";
-          this.options.log[level](`cannot list ${this.options.prefix} (attempt ${attempt}), retrying: ${errorLine(err)}`);
+          this.options.log[level](
+            `cannot list ${this.options.prefix} (attempt ${attempt}), retrying: ${errorLine(err)}`,
+          );
           this.dropWatch();
           await sleep(retryDelay(attempt));
         }
@@ -224,7 +226,11 @@ export class PrefixMirror {
   private onResponse(res: IWatchResponse): void {
     if (res.canceled) {
       const compacted = res.compact_revision && res.compact_revision !== "0";
-      this.resync(compacted ? `compacted: etcd history starts at revision ${res.compact_revision}` : `watch canceled by etcd: ${res.cancel_reason || "no reason given"}`);
+      this.resync(
+        compacted
+          ? `compacted: etcd history starts at revision ${res.compact_revision}`
+          : `watch canceled by etcd: ${res.cancel_reason || "no reason given"}`,
+      );
       return;
     }
     if (res.created || !res.events || res.events.length === 0) return;

@@ -67,7 +67,9 @@ export class MemoryBroker implements ClientBroker, NodeBroker {
   /** Listeners for changes of the live node set (ClusterState.onChange). */
   private readonly membershipListeners = new Set<() => void>();
   private readonly checkpoints: Map<string, string>;
-  private readonly onCheckpoint: ((taskId: string, json: string | undefined, token?: number) => void | Promise<void>) | undefined;
+  private readonly onCheckpoint:
+    | ((taskId: string, json: string | undefined, token?: number) => void | Promise<void>)
+    | undefined;
 
   constructor(opts: MemoryBrokerOptions = {}) {
     this.onChange = opts.onChange;
@@ -277,7 +279,11 @@ export class MemoryBroker implements ClientBroker, NodeBroker {
   taskInfos(): TaskInfo[] {
     const infos: TaskInfo[] = [];
     for (const r of this.records.values()) {
-      infos.push(r.owner === undefined ? { id: r.task.id, props: r.task.props } : { id: r.task.id, props: r.task.props, owner: r.owner, token: r.token! });
+      infos.push(
+        r.owner === undefined
+          ? { id: r.task.id, props: r.task.props }
+          : { id: r.task.id, props: r.task.props, owner: r.owner, token: r.token! },
+      );
     }
     return infos.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
@@ -297,10 +303,13 @@ export class MemoryBroker implements ClientBroker, NodeBroker {
     if (!snapshot || typeof snapshot !== "object" || !Array.isArray(snapshot.tasks)) {
       throw new TypeError(`${where}: expected an object with a "tasks" array, got ${describeError(snapshot)}`);
     }
-    if (snapshot.version !== 1) throw new TypeError(`${where}: unsupported version ${JSON.stringify(snapshot.version)}; expected 1`);
+    if (snapshot.version !== 1)
+      throw new TypeError(`${where}: unsupported version ${JSON.stringify(snapshot.version)}; expected 1`);
     const lastToken = snapshot.lastToken ?? 0;
     if (!Number.isSafeInteger(lastToken) || lastToken < 0) {
-      throw new TypeError(`${where}: "lastToken" must be a non-negative integer, got ${JSON.stringify(snapshot.lastToken)}`);
+      throw new TypeError(
+        `${where}: "lastToken" must be a non-negative integer, got ${JSON.stringify(snapshot.lastToken)}`,
+      );
     }
     this.lastToken = lastToken;
     snapshot.tasks.forEach((t, i) => {
@@ -318,7 +327,9 @@ export class MemoryBroker implements ClientBroker, NodeBroker {
 /** Deep copy through JSON: the broker's copy cannot be changed by the caller, and it persists. */
 function cloneProps(id: string, props: unknown): TaskProps {
   if (props === null || typeof props !== "object" || Array.isArray(props)) {
-    throw new TypeError(`props of task ${JSON.stringify(id)} must be a JSON object, got ${Array.isArray(props) ? "an array" : describeError(props)}`);
+    throw new TypeError(
+      `props of task ${JSON.stringify(id)} must be a JSON object, got ${Array.isArray(props) ? "an array" : describeError(props)}`,
+    );
   }
   let copy: unknown;
   try {

@@ -66,7 +66,8 @@ export class MemoryTaskCommands implements TaskCommander, TaskCommandSource {
     this.listeners.set(taskId, list);
     try {
       while (!signal.aborted) {
-        const current = this.listeners.get(taskId)?.at(-1) === me && !(claim && this.fence && !this.fence(taskId, claim));
+        const current =
+          this.listeners.get(taskId)?.at(-1) === me && !(claim && this.fence && !this.fence(taskId, claim));
         const message = current ? this.slots.get(taskId) : undefined;
         if (message !== undefined) {
           this.slots.delete(taskId);

@@ -56,7 +56,8 @@ export class MemoryStateStore implements StateStore {
   }
 
   async store(taskId: string, state: State, claim?: ClaimRef): Promise<void> {
-    if (claim && this.fence && !this.fence(taskId, claim)) throw new ClaimLostError(taskId, claim.token, `state write (${state.code})`);
+    if (claim && this.fence && !this.fence(taskId, claim))
+      throw new ClaimLostError(taskId, claim.token, `state write (${state.code})`);
     const json = encodeState(state);
     this.states.set(taskId, json);
     await this.onChange?.(taskId, decodeState(json));

@@ -22,7 +22,10 @@ const ETCD_CLAIM_CONCURRENCY = 256;
 export async function openEtcdBackend(config: RuntimeConfig, log: Logger): Promise<Backend> {
   const etcdConfig = etcdConfigOf(config, { asNode: true });
   const connection = connectEtcd(etcdConfig);
-  const coordinator = new EtcdCoordinator(etcdConfig, { etcd: connection, log: scopedLogger(`etcd ${etcdConfig.namespace}`, log) });
+  const coordinator = new EtcdCoordinator(etcdConfig, {
+    etcd: connection,
+    log: scopedLogger(`etcd ${etcdConfig.namespace}`, log),
+  });
   const stateStore = new EtcdStateStore(connection, etcdConfig.namespace);
   const taskCommands = new EtcdTaskCommands(connection, etcdConfig.namespace, config.node, log);
   const detach: Array<() => void> = [];

@@ -39,7 +39,13 @@ export function createCli(io: CliIo): Cli {
 
   const load = (): Promise<LoadedConfig> => {
     const flags = configFlagsFromArgv(io.args);
-    return loadConfigWithSources({ argvFlags: flags.values, preErrors: flags.errors, env: io.env, cwd: io.cwd, ...(io.isTTY === undefined ? {} : { isTTY: io.isTTY }) });
+    return loadConfigWithSources({
+      argvFlags: flags.values,
+      preErrors: flags.errors,
+      env: io.env,
+      cwd: io.cwd,
+      ...(io.isTTY === undefined ? {} : { isTTY: io.isTTY }),
+    });
   };
   const reportConfigError = (err: unknown): number => {
     if (err instanceof ConfigError) {
@@ -85,7 +91,9 @@ export function createCli(io: CliIo): Cli {
       if (!loaded) return;
       if (flags.json) {
         const sources = Object.fromEntries([...loaded.sources].map(([k, s]) => [k, s]));
-        io.stdout.write(JSON.stringify({ config: redactConfig(loaded.config), sources, file: loaded.file ?? null }, null, 2) + "\n");
+        io.stdout.write(
+          `${JSON.stringify({ config: redactConfig(loaded.config), sources, file: loaded.file ?? null }, null, 2)}\n`,
+        );
       } else {
         io.stdout.write(renderConfigToml(loaded.config, loaded.sources, loaded.file));
       }
@@ -125,7 +133,9 @@ export function createCli(io: CliIo): Cli {
       try {
         // cac prints help during parse; per-command help is ours (commandHelp), so take it over.
         const wantsHelp = io.args.includes("--help") || io.args.includes("-h");
-        const command = wantsHelp ? cli.commands.find((c) => c.name !== "" && c.name === io.args.find((a) => !a.startsWith("-"))) : undefined;
+        const command = wantsHelp
+          ? cli.commands.find((c) => c.name !== "" && c.name === io.args.find((a) => !a.startsWith("-")))
+          : undefined;
         if (command) {
           io.stdout.write(commandHelp(command));
           return ExitCode.ok;
@@ -140,7 +150,9 @@ export function createCli(io: CliIo): Cli {
           const name = cli.args[0];
           if (name) {
             const guess = suggestCommand(cli, String(name));
-            io.stderr.write(`metafora: unknown command "${name}"${guess ? ` (did you mean "${guess}"?)` : ""}; commands: ${commandList(cli)}; see metafora --help\n`);
+            io.stderr.write(
+              `metafora: unknown command "${name}"${guess ? ` (did you mean "${guess}"?)` : ""}; commands: ${commandList(cli)}; see metafora --help\n`,
+            );
             return ExitCode.usage;
           }
           io.stderr.write("metafora: a command is required\n\n");
@@ -152,7 +164,9 @@ export function createCli(io: CliIo): Cli {
       } catch (err) {
         // cac's own errors: unknown option, missing argument.
         if (err instanceof Error && err.name === "CACError") {
-          io.stderr.write(`metafora: ${err.message} (see metafora ${cli.matchedCommandName ?? ""} --help)\n`.replace("  ", " "));
+          io.stderr.write(
+            `metafora: ${err.message} (see metafora ${cli.matchedCommandName ?? ""} --help)\n`.replace("  ", " "),
+          );
           return ExitCode.usage;
         }
         io.stderr.write(`metafora: ${describeError(err)}\n`);

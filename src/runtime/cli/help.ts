@@ -36,5 +36,8 @@ export function suggestCommand(cli: CAC, name: string): string | undefined {
 
 /** One line listing the commands, for the unknown-command error. */
 export function commandList(cli: CAC): string {
-  return cli.commands.map((c) => c.name).filter((n) => n !== "").join(", ");
+  return cli.commands
+    .map((c) => c.name)
+    .filter((n) => n !== "")
+    .join(", ");
 }

@@ -22,12 +22,29 @@ import { ExitCode } from "./exit-codes.ts";
 import { countResults, parseTaskLines } from "../operator/bulk-submit.ts";
 import { connectOperator } from "../operator/connect.ts";
 import { stateLine } from "../operator/state-view.ts";
-import { OperatorError, type Operator, type OperatorErrorKind, type TaskMessageName, type TaskRow } from "../operator/types.ts";
-import { checkNodeCommand, checkProps, checkTaskId, checkTaskMessage, NODE_COMMAND_NAMES, parseUntil } from "../operator/validate.ts";
+import {
+  OperatorError,
+  type Operator,
+  type OperatorErrorKind,
+  type TaskMessageName,
+  type TaskRow,
+} from "../operator/types.ts";
+import {
+  checkNodeCommand,
+  checkProps,
+  checkTaskId,
+  checkTaskMessage,
+  NODE_COMMAND_NAMES,
+  parseUntil,
+} from "../operator/validate.ts";
 
 /** The STATE column: the state machine's state, else whether a node runs the task. */
 function stateCell(t: TaskRow): string {
-  if (t.state) return stateLine({ code: t.state.code, ...(t.state.until ? { until: t.state.until } : {}) }) + (t.state.errors ? ` (${t.state.errors} error${t.state.errors === 1 ? "" : "s"})` : "");
+  if (t.state)
+    return (
+      stateLine({ code: t.state.code, ...(t.state.until ? { until: t.state.until } : {}) }) +
+      (t.state.errors ? ` (${t.state.errors} error${t.state.errors === 1 ? "" : "s"})` : "")
+    );
   return t.owner ? "running" : "pending";
 }
 
@@ -64,7 +81,9 @@ function readPropsArg(arg: string, readStdin: () => string, usage: (message: str
   try {
     return readFileSync(path, "utf8");
   } catch (err) {
-    return usage(`--props @${path}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); expected a file holding a JSON object`);
+    return usage(
+      `--props @${path}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); expected a file holding a JSON object`,
+    );
   }
 }
 
@@ -137,7 +156,7 @@ export function registerOperatorCommands(cli: CAC, deps: OperatorCliDeps): void 
     } catch (err) {
       const code = exitCodeFor(err);
       const message = err instanceof OperatorError || err instanceof ConfigError ? err.message : describeError(err);
-      if (out.json) stderr.write(JSON.stringify({ error: message }) + "\n");
+      if (out.json) stderr.write(`${JSON.stringify({ error: message })}\n`);
       else out.error(`error: ${message}`);
       setExitCode(code);
     } finally {
@@ -151,10 +170,19 @@ export function registerOperatorCommands(cli: CAC, deps: OperatorCliDeps): void 
   };
 
   cli
-    .command("submit [id]", "Submit a task (routed to the handler named by --handler, else by the id before the first ':'), or many with --file")
-    .option("--props <json>", "Task props as a JSON object, e.g. '{\"url\":\"https://example.com\"}'; @FILE reads a file, - reads stdin")
+    .command(
+      "submit [id]",
+      "Submit a task (routed to the handler named by --handler, else by the id before the first ':'), or many with --file",
+    )
+    .option(
+      "--props <json>",
+      'Task props as a JSON object, e.g. \'{"url":"https://example.com"}\'; @FILE reads a file, - reads stdin',
+    )
     .option("--handler <name>", "Handler to route the task to (stored as props.handler)")
-    .option("--file <path>", "Submit every task in a JSON Lines file (one {\"id\", \"props\"?, \"handler\"?} per line; - for stdin); ids that exist are reported, not errors")
+    .option(
+      "--file <path>",
+      'Submit every task in a JSON Lines file (one {"id", "props"?, "handler"?} per line; - for stdin); ids that exist are reported, not errors',
+    )
     .option("--json", "Print the result as JSON")
     .example("metafora submit crawl:example.com --props '{\"depth\":2}'")
     .example("metafora submit import:big --props @props.json     # or: ... --props - < props.json")
@@ -169,13 +197,16 @@ export function registerOperatorCommands(cli: CAC, deps: OperatorCliDeps): void 
           }
           const tasks = parseTaskLines(await readTasksFile(file), file === "-" ? "stdin" : file);
           const results = [];
-          for (let i = 0; i < tasks.length; i += FILE_SUBMIT_CHUNK) results.push(...(await op.submitTasks(tasks.slice(i, i + FILE_SUBMIT_CHUNK))));
+          for (let i = 0; i < tasks.length; i += FILE_SUBMIT_CHUNK)
+            results.push(...(await op.submitTasks(tasks.slice(i, i + FILE_SUBMIT_CHUNK))));
           const { created, exists } = countResults(results);
           if (out.json) out.printJson({ created, exists, results });
           else {
             const taken = results.filter((r) => r.result === "exists").map((r) => r.id);
             const shown = taken.slice(0, 10).join(", ") + (taken.length > 10 ? `, … (${taken.length - 10} more)` : "");
-            out.printLine(`submitted ${created} task(s)${exists > 0 ? `; ${exists} already existed and were left unchanged: ${shown}` : ""}`);
+            out.printLine(
+              `submitted ${created} task(s)${exists > 0 ? `; ${exists} already existed and were left unchanged: ${shown}` : ""}`,
+            );
           }
           return;
         }
@@ -185,7 +216,8 @@ export function registerOperatorCommands(cli: CAC, deps: OperatorCliDeps): void 
         const propsText = propsArg === undefined ? undefined : readPropsArg(propsArg, readStdin, usage);
         let props: unknown;
         if (propsText !== undefined) {
-          const from = propsArg === "-" ? " (from stdin)" : propsArg!.startsWith("@") ? ` (from ${propsArg!.slice(1)})` : "";
+          const from =
+            propsArg === "-" ? " (from stdin)" : propsArg!.startsWith("@") ? ` (from ${propsArg!.slice(1)})` : "";
           try {
             props = JSON.parse(propsText);
           } catch (err) {
@@ -215,7 +247,10 @@ export function registerOperatorCommands(cli: CAC, deps: OperatorCliDeps): void 
     );
 
   cli
-    .command("tasks", "List every task with its owner, token, handler, state, attempts/errors, last error and next retry")
+    .command(
+      "tasks",
+      "List every task with its owner, token, handler, state, attempts/errors, last error and next retry",
+    )
     .option("--json", "Print the tasks as JSON (every field)")
     .action((flags: CommonFlags) =>
       act(flags, async (op, out) => {
@@ -241,7 +276,10 @@ export function registerOperatorCommands(cli: CAC, deps: OperatorCliDeps): void 
     );
 
   cli
-    .command("task <id>", "Show one task: owner, token, state, attempts, last error, next retry, checkpoint and its history")
+    .command(
+      "task <id>",
+      "Show one task: owner, token, state, attempts, last error, next retry, checkpoint and its history",
+    )
     .option("--json", "Print the task and its history as JSON")
     .action((id: string, flags: CommonFlags) =>
       act(flags, async (op, out) => {
@@ -266,7 +304,13 @@ export function registerOperatorCommands(cli: CAC, deps: OperatorCliDeps): void 
         if (detail.historyNote) out.printLine(`history: ${detail.historyNote}`);
         out.printTable(
           ["AT", "EVENT", "NODE", "TOKEN", "DETAIL"],
-          detail.history.map((e) => [e.at, e.kind, e.node ?? "-", e.token === undefined ? "-" : String(e.token), truncate(e.message ?? e.reason ?? "", 80)]),
+          detail.history.map((e) => [
+            e.at,
+            e.kind,
+            e.node ?? "-",
+            e.token === undefined ? "-" : String(e.token),
+            truncate(e.message ?? e.reason ?? "", 80),
+          ]),
           "no history",
         );
       }),
@@ -279,12 +323,19 @@ export function registerOperatorCommands(cli: CAC, deps: OperatorCliDeps): void 
       act(flags, async (op, out) => {
         const nodes = await op.nodes();
         if (out.json) return out.printJson(nodes);
-        out.printTable(["NODE", "TASKS"], nodes.map((n) => [n.name, String(n.tasks)]), "no live nodes");
+        out.printTable(
+          ["NODE", "TASKS"],
+          nodes.map((n) => [n.name, String(n.tasks)]),
+          "no live nodes",
+        );
       }),
     );
 
   cli
-    .command("command <node> <command>", `Send a node command: ${NODE_COMMAND_NAMES.join(", ")} (stop-task needs --task)`)
+    .command(
+      "command <node> <command>",
+      `Send a node command: ${NODE_COMMAND_NAMES.join(", ")} (stop-task needs --task)`,
+    )
     .option("--task <id>", "Task to stop (stop-task only)")
     .option("--json", "Print the result as JSON")
     .example("metafora command node-a freeze")
@@ -325,7 +376,10 @@ export function registerOperatorCommands(cli: CAC, deps: OperatorCliDeps): void 
   taskMessage("kill", "Kill a stateful task: it stops for good (state killed)");
 
   cli
-    .command("sleep <id> <until>", "Put a stateful task to sleep until an RFC 3339 time or for a duration (e.g. 10m, 1h30m)")
+    .command(
+      "sleep <id> <until>",
+      "Put a stateful task to sleep until an RFC 3339 time or for a duration (e.g. 10m, 1h30m)",
+    )
     .option("--json", "Print the result as JSON")
     .example("metafora sleep report:daily 2h")
     .example("metafora sleep report:daily 2030-01-02T15:04:05Z")
@@ -340,18 +394,29 @@ export function registerOperatorCommands(cli: CAC, deps: OperatorCliDeps): void 
     );
 
   cli
-    .command("state <id> [reset-id]", "Show a stateful task's state-machine state and error history; `state reset <id>` clears it")
+    .command(
+      "state <id> [reset-id]",
+      "Show a stateful task's state-machine state and error history; `state reset <id>` clears it",
+    )
     .option("--json", "Print the state as JSON")
     .example("metafora state batch:nightly")
     .example("metafora state reset batch:nightly   # forget a finished state, so the id can run again")
     .action((first: string, second: string | undefined, flags: CommonFlags) =>
       act(flags, async (op, out) => {
         if (second !== undefined) {
-          if (typed(first) !== "reset") usage(`state takes one task id, or \`state reset <id>\`; got ${JSON.stringify(typed(first))} ${JSON.stringify(typed(second))}`);
+          if (typed(first) !== "reset")
+            usage(
+              `state takes one task id, or \`state reset <id>\`; got ${JSON.stringify(typed(first))} ${JSON.stringify(typed(second))}`,
+            );
           const taskId = checkTaskId(typed(second));
           const reset = await op.resetState(taskId);
           if (out.json) out.printJson({ id: taskId, reset });
-          else out.printLine(reset ? `reset the state of task ${taskId}: it starts as runnable` : `task ${taskId} had no stored state; nothing to reset`);
+          else
+            out.printLine(
+              reset
+                ? `reset the state of task ${taskId}: it starts as runnable`
+                : `task ${taskId} had no stored state; nothing to reset`,
+            );
           return;
         }
         const view = await op.taskState(checkTaskId(typed(first)));
@@ -360,13 +425,19 @@ export function registerOperatorCommands(cli: CAC, deps: OperatorCliDeps): void 
           out.printLine(`task ${view.id} has no state: it has not run as a stateful task`);
           return;
         }
-        const rows: string[][] = [["task", view.id], ["state", stateLine(view.state)]];
+        const rows: string[][] = [
+          ["task", view.id],
+          ["state", stateLine(view.state)],
+        ];
         if (view.state.until) rows.push(["until", view.state.until]);
         if (view.since) rows.push(["since", view.since]);
         out.printTable(["FIELD", "VALUE"], rows);
         if (view.state.errors?.length) {
           out.printLine("");
-          out.printTable(["ERROR AT", "ERROR"], view.state.errors.map((e) => [e.timestamp, truncate(e.error, 120)]));
+          out.printTable(
+            ["ERROR AT", "ERROR"],
+            view.state.errors.map((e) => [e.timestamp, truncate(e.error, 120)]),
+          );
         }
       }),
     );

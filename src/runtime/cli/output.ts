@@ -24,15 +24,15 @@ export function createOutput(opts: { json: boolean; stdout: OutputStream; stderr
   const { stdout, stderr } = opts;
   return {
     json: opts.json,
-    printJson: (value) => stdout.write(JSON.stringify(value, null, 2) + "\n"),
+    printJson: (value) => stdout.write(`${JSON.stringify(value, null, 2)}\n`),
     printTable: (headers, rows, empty) => {
-      if (rows.length === 0 && empty !== undefined) stdout.write(empty + "\n");
+      if (rows.length === 0 && empty !== undefined) stdout.write(`${empty}\n`);
       else stdout.write(renderTable(headers, rows));
     },
     printLine: (text) => {
-      if (!opts.json) stdout.write(text + "\n");
+      if (!opts.json) stdout.write(`${text}\n`);
     },
-    error: (text) => stderr.write(text.endsWith("\n") ? text : text + "\n"),
+    error: (text) => stderr.write(text.endsWith("\n") ? text : `${text}\n`),
   };
 }
 
@@ -41,10 +41,10 @@ export function renderTable(headers: readonly string[], rows: ReadonlyArray<Read
   const cleaned = rows.map((r) => headers.map((_, i) => oneLine(r[i] ?? "")));
   const widths = headers.map((h, i) => Math.max(h.length, ...cleaned.map((r) => r[i]!.length)));
   const line = (cells: readonly string[]): string =>
-    cells
+    `${cells
       .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
       .join("  ")
-      .trimEnd() + "\n";
+      .trimEnd()}\n`;
   return line(headers) + cleaned.map(line).join("");
 }
 

@@ -24,7 +24,10 @@ export interface StoreCliDeps {
 
 export function registerStoreCommands(cli: CAC, deps: StoreCliDeps): void {
   cli
-    .command("store <action>", "Embedded coordinator's database: `store check` (integrity and checksums) or `store export` (JSON lines of what is readable)")
+    .command(
+      "store <action>",
+      "Embedded coordinator's database: `store check` (integrity and checksums) or `store export` (JSON lines of what is readable)",
+    )
     .option("--json", "store check: print the result as JSON")
     .example("metafora store check")
     .example("metafora store export > salvage.jsonl")
@@ -36,15 +39,22 @@ export function registerStoreCommands(cli: CAC, deps: StoreCliDeps): void {
           return;
         }
         const config = await deps.loadConfig();
-        if (config.coordinator !== "embedded") throw new ConfigError(`store ${action} works on the embedded coordinator's database; this config uses ${config.coordinator}`);
+        if (config.coordinator !== "embedded")
+          throw new ConfigError(
+            `store ${action} works on the embedded coordinator's database; this config uses ${config.coordinator}`,
+          );
         const { EmbeddedStore } = await import("../embedded/sqlite-store.ts");
         const store = EmbeddedStore.open(config.dataDir, silentLogger, { salvage: true });
         try {
           if (action === "check") {
             const problems = store.check();
-            if (flags.json) deps.stdout.write(`${JSON.stringify({ file: store.file, ok: problems.length === 0, problems })}\n`);
+            if (flags.json)
+              deps.stdout.write(`${JSON.stringify({ file: store.file, ok: problems.length === 0, problems })}\n`);
             else if (problems.length === 0) deps.stdout.write(`${store.file}: ok\n`);
-            else deps.stdout.write(`${store.file}: ${problems.length} problem(s)\n${problems.map((p) => `  ${p}\n`).join("")}`);
+            else
+              deps.stdout.write(
+                `${store.file}: ${problems.length} problem(s)\n${problems.map((p) => `  ${p}\n`).join("")}`,
+              );
             deps.setExitCode(problems.length === 0 ? ExitCode.ok : ExitCode.config);
           } else {
             const rows = store.export((line) => deps.stdout.write(line));

@@ -13,7 +13,9 @@ export function runtimeName(): string {
 
 /** What `metafora version` prints. */
 export function versionText(json: boolean): string {
-  return json ? JSON.stringify({ version: VERSION, runtime: runtimeName() }) + "\n" : `metafora ${VERSION} (${runtimeName()})\n`;
+  return json
+    ? `${JSON.stringify({ version: VERSION, runtime: runtimeName() })}\n`
+    : `metafora ${VERSION} (${runtimeName()})\n`;
 }
 
 /**

@@ -26,7 +26,9 @@ export function envLayer(env: Env): EnvLayerResult {
   for (const name of Object.keys(env)) {
     if (!name.startsWith("METAFORA_") || names.includes(name)) continue;
     const guess = suggest(name, names);
-    errors.push(`unknown environment variable ${name}${guess ? ` (did you mean ${guess}?)` : ""}; known: ${names.join(", ")}`);
+    errors.push(
+      `unknown environment variable ${name}${guess ? ` (did you mean ${guess}?)` : ""}; known: ${names.join(", ")}`,
+    );
   }
   return { layer, errors };
 }

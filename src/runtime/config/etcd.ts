@@ -7,7 +7,10 @@ import type { RuntimeConfig } from "./schema.ts";
 
 export function etcdConfigOf(config: RuntimeConfig, opts: { asNode?: boolean } = {}): EtcdConfig {
   const e = config.etcd;
-  const tls = e.ca || e.cert || e.key ? { ...(e.ca ? { ca: e.ca } : {}), ...(e.cert ? { cert: e.cert } : {}), ...(e.key ? { key: e.key } : {}) } : undefined;
+  const tls =
+    e.ca || e.cert || e.key
+      ? { ...(e.ca ? { ca: e.ca } : {}), ...(e.cert ? { cert: e.cert } : {}), ...(e.key ? { key: e.key } : {}) }
+      : undefined;
   return parseEtcdConfig(
     {
       endpoints: e.endpoints,

@@ -42,14 +42,23 @@ export function layerFromDocument(doc: Record<string, unknown>, shownPath: strin
   for (const [name, value] of Object.entries(doc)) {
     if ((TABLES as readonly string[]).includes(name)) {
       if (!value || typeof value !== "object" || Array.isArray(value)) {
-        errors.push(`[${name}] in file ${shownPath} must be a table, e.g. [${name}] on its own line followed by its keys`);
+        errors.push(
+          `[${name}] in file ${shownPath} must be a table, e.g. [${name}] on its own line followed by its keys`,
+        );
         continue;
       }
       const childKeys = KEYS.filter((k) => k.key.startsWith(`${name}.`)).map((k) => k.key.slice(name.length + 1));
       for (const [child, childValue] of Object.entries(value as Record<string, unknown>)) {
         const full = `${name}.${child}`;
         if (known.has(full)) layer.set(full, { value: childValue, source });
-        else errors.push(unknownKey(full, shownPath, childKeys.map((c) => `${name}.${c}`)));
+        else
+          errors.push(
+            unknownKey(
+              full,
+              shownPath,
+              childKeys.map((c) => `${name}.${c}`),
+            ),
+          );
       }
     } else if (known.has(name)) {
       layer.set(name, { value, source });

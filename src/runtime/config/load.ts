@@ -60,11 +60,12 @@ export async function loadConfigWithSources(opts: LoadConfigOptions = {}): Promi
   // Which file: --config, else METAFORA_CONFIG, else config/metafora.toml if it exists.
   let file: string | undefined;
   let fileLayer: Layer = new Map();
-  const explicit = flags[CONFIG_FLAG] !== undefined
-    ? { path: flags[CONFIG_FLAG]!, source: `flag --${CONFIG_FLAG}` }
-    : env[CONFIG_ENV]
-      ? { path: env[CONFIG_ENV]!, source: `env ${CONFIG_ENV}` }
-      : undefined;
+  const explicit =
+    flags[CONFIG_FLAG] !== undefined
+      ? { path: flags[CONFIG_FLAG]!, source: `flag --${CONFIG_FLAG}` }
+      : env[CONFIG_ENV]
+        ? { path: env[CONFIG_ENV]!, source: `env ${CONFIG_ENV}` }
+        : undefined;
   const candidate = explicit ? resolve(cwd, explicit.path) : resolve(cwd, DEFAULT_CONFIG_FILE);
   if (existsSync(candidate)) {
     file = candidate;
@@ -84,9 +85,14 @@ export async function loadConfigWithSources(opts: LoadConfigOptions = {}): Promi
   errors.push(...fromEnv.errors);
   const fromFlags = flagLayer(flags);
 
-  const defaults: Layer = new Map(Object.entries(DEFAULTS).map(([k, v]) => [k, { value: v, source: { kind: "default" } as Source }]));
+  const defaults: Layer = new Map(
+    Object.entries(DEFAULTS).map(([k, v]) => [k, { value: v, source: { kind: "default" } as Source }]),
+  );
   defaults.set("node", { value: defaultNodeName(opts.hostname ?? hostname()), source: { kind: "default" } });
-  defaults.set("log.format", { value: (opts.isTTY ?? process.stdout.isTTY) ? "pretty" : "json", source: { kind: "default" } });
+  defaults.set("log.format", {
+    value: (opts.isTTY ?? process.stdout.isTTY) ? "pretty" : "json",
+    source: { kind: "default" },
+  });
 
   const merged = mergeLayers(defaults, fileLayer, fromEnv.layer, fromFlags);
 
@@ -204,7 +210,9 @@ function crossChecks(values: Map<string, unknown>, sources: Map<string, Source>,
     const key = values.get("etcd.key");
     if ((cert === undefined) !== (key === undefined)) {
       const given = cert === undefined ? "etcd.key" : "etcd.cert";
-      errors.push(`${given} (from ${from(given)}) needs its pair: set both etcd.cert and etcd.key for TLS client authentication, or neither`);
+      errors.push(
+        `${given} (from ${from(given)}) needs its pair: set both etcd.cert and etcd.key for TLS client authentication, or neither`,
+      );
     }
     for (const k of ["etcd.ca", "etcd.cert", "etcd.key"] as const) {
       const p = values.get(k) as string | undefined;
@@ -244,8 +252,12 @@ function pemProblem(path: string, kind: "certificate" | "key"): string | undefin
   } catch (err) {
     return `cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); expected a readable PEM ${kind} file`;
   }
-  const expected = kind === "key" ? `a PEM private key ("-----BEGIN PRIVATE KEY-----", "-----BEGIN RSA PRIVATE KEY-----" or "-----BEGIN EC PRIVATE KEY-----")` : `a PEM certificate ("-----BEGIN CERTIFICATE-----")`;
-  const ok = kind === "key" ? /-----BEGIN ([A-Z]+ )?PRIVATE KEY-----/.test(text) : text.includes("-----BEGIN CERTIFICATE-----");
+  const expected =
+    kind === "key"
+      ? `a PEM private key ("-----BEGIN PRIVATE KEY-----", "-----BEGIN RSA PRIVATE KEY-----" or "-----BEGIN EC PRIVATE KEY-----")`
+      : `a PEM certificate ("-----BEGIN CERTIFICATE-----")`;
+  const ok =
+    kind === "key" ? /-----BEGIN ([A-Z]+ )?PRIVATE KEY-----/.test(text) : text.includes("-----BEGIN CERTIFICATE-----");
   if (ok) return undefined;
   if (text.trim() === "") return `is empty; expected ${expected}`;
   return `is not ${expected}${kind === "certificate" && /PRIVATE KEY-----/.test(text) ? "; it holds a private key (swapped with etcd.key?)" : kind === "key" && text.includes("-----BEGIN CERTIFICATE-----") ? "; it holds a certificate (swapped with etcd.cert?)" : ""}`;

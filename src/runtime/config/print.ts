@@ -52,7 +52,9 @@ function line(name: string, value: unknown, source: Source | undefined): string 
 }
 
 export function renderConfigToml(config: RuntimeConfig, sources: ReadonlyMap<string, Source>, file?: string): string {
-  const out: string[] = [`# effective configuration${file ? ` (file: ${file})` : " (no config file)"}; secrets redacted`];
+  const out: string[] = [
+    `# effective configuration${file ? ` (file: ${file})` : " (no config file)"}; secrets redacted`,
+  ];
   for (const spec of KEYS) {
     if (spec.key.includes(".") || spec.key === "tasks") continue;
     const v = fileValue(config, spec);
@@ -67,7 +69,11 @@ export function renderConfigToml(config: RuntimeConfig, sources: ReadonlyMap<str
   }
   if (config.tasks.length > 0) {
     const src = sources.get("tasks");
-    out.push("", `# declarative tasks${src ? ` (${describeSource(src)})` : ""}`, stringify({ tasks: config.tasks }).trim());
+    out.push(
+      "",
+      `# declarative tasks${src ? ` (${describeSource(src)})` : ""}`,
+      stringify({ tasks: config.tasks }).trim(),
+    );
   }
-  return out.join("\n") + "\n";
+  return `${out.join("\n")}\n`;
 }

@@ -156,7 +156,10 @@ const count: z.ZodType<number> = z.preprocess(
 );
 
 function nonEmpty(what: string): z.ZodType<string> {
-  return z.string({ error: `expected ${what}` }).trim().min(1, { error: `expected ${what}, not an empty string` });
+  return z
+    .string({ error: `expected ${what}` })
+    .trim()
+    .min(1, { error: `expected ${what}, not an empty string` });
 }
 
 function oneOf<T extends string>(values: readonly [T, ...T[]]): z.ZodType<T> {
@@ -173,14 +176,16 @@ function sharedName(kind: NameKind): z.ZodType<string> {
 }
 const nodeName = sharedName("node name");
 
-const namespace: z.ZodType<string> = z.string({ error: 'expected a key prefix such as "/metafora"' }).transform((text, ctx) => {
-  try {
-    return normalizeNamespace(text);
-  } catch (err) {
-    ctx.issues.push({ code: "custom", message: (err as Error).message, input: text });
-    return z.NEVER;
-  }
-});
+const namespace: z.ZodType<string> = z
+  .string({ error: 'expected a key prefix such as "/metafora"' })
+  .transform((text, ctx) => {
+    try {
+      return normalizeNamespace(text);
+    } catch (err) {
+      ctx.issues.push({ code: "custom", message: (err as Error).message, input: text });
+      return z.NEVER;
+    }
+  });
 
 const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 function validPort(p: string): boolean {
@@ -200,7 +205,8 @@ const listen: z.ZodType<string> = z.string({ error: LISTEN_HINT }).transform((te
   return v;
 });
 
-const ENDPOINT_HINT = 'expected etcd endpoints: "host:port" or "http(s)://host:port", comma-separated in env/flags or a TOML array';
+const ENDPOINT_HINT =
+  'expected etcd endpoints: "host:port" or "http(s)://host:port", comma-separated in env/flags or a TOML array';
 function validEndpoint(e: string): boolean {
   const m = /^(?:https?:\/\/)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})\/?$/.exec(e);
   return !!m && validPort(m[2]!) && Number(m[2]) > 0;
@@ -211,7 +217,11 @@ const endpoints: z.ZodType<string[]> = z
     const list = (Array.isArray(raw) ? raw : raw.split(",")).map((e) => e.trim()).filter((e) => e !== "");
     const bad = list.filter((e) => !validEndpoint(e));
     if (bad.length > 0) {
-      ctx.issues.push({ code: "custom", message: `${ENDPOINT_HINT}; not valid: ${bad.map((b) => JSON.stringify(b)).join(", ")}`, input: raw });
+      ctx.issues.push({
+        code: "custom",
+        message: `${ENDPOINT_HINT}; not valid: ${bad.map((b) => JSON.stringify(b)).join(", ")}`,
+        input: raw,
+      });
       return z.NEVER;
     }
     return list;
@@ -252,40 +262,244 @@ const showMs = (v: unknown): unknown => (typeof v === "number" ? formatDuration(
 const showSeconds = (v: unknown): unknown => (typeof v === "number" ? formatDuration(v * 1000) : v);
 
 export const KEYS: readonly KeySpec[] = [
-  { key: "node", env: "METAFORA_NODE", flag: "node", doc: "node name, unique in the namespace (default: derived from the host name)", schema: nodeName },
-  { key: "namespace", env: "METAFORA_NAMESPACE", flag: "namespace", doc: "key prefix shared by the cluster", schema: namespace },
-  { key: "coordinator", env: "METAFORA_COORDINATOR", flag: "coordinator", doc: '"embedded" (one node, data on disk) or "etcd"', schema: oneOf(["embedded", "etcd"] as const) },
-  { key: "handlers", env: "METAFORA_HANDLERS", flag: "handlers", doc: "handler folder", schema: nonEmpty("a folder path") },
-  { key: "data_dir", env: "METAFORA_DATA_DIR", flag: "data-dir", doc: "embedded coordinator's data folder", schema: nonEmpty("a folder path") },
-  { key: "max_tasks", env: "METAFORA_MAX_TASKS", flag: "max-tasks", doc: "most tasks this node runs at once (0 = unlimited)", schema: count },
-  { key: "balance_every", env: "METAFORA_BALANCE_EVERY", flag: "balance-every", doc: "rebalancing interval", schema: duration(1000), show: showMs },
-  { key: "rebalance.enabled", env: "METAFORA_REBALANCE", doc: "rebalance when nodes join, leave or return, and when the spread drifts", schema: onOff },
-  { key: "rebalance.debounce", env: "METAFORA_REBALANCE_DEBOUNCE", doc: "quiet time after a change of the node set before rebalancing", schema: duration(0), show: showMs },
-  { key: "rebalance.jitter", env: "METAFORA_REBALANCE_JITTER", doc: "extra random delay (0 to this) so nodes do not act in lockstep", schema: duration(0), show: showMs },
-  { key: "rebalance.drift_every", env: "METAFORA_REBALANCE_DRIFT_EVERY", doc: "how often the spread is checked for drift", schema: duration(100), show: showMs },
-  { key: "rebalance.window", env: "METAFORA_REBALANCE_WINDOW", doc: "a rebalance's releases are spread over this long", schema: duration(0), show: showMs },
+  {
+    key: "node",
+    env: "METAFORA_NODE",
+    flag: "node",
+    doc: "node name, unique in the namespace (default: derived from the host name)",
+    schema: nodeName,
+  },
+  {
+    key: "namespace",
+    env: "METAFORA_NAMESPACE",
+    flag: "namespace",
+    doc: "key prefix shared by the cluster",
+    schema: namespace,
+  },
+  {
+    key: "coordinator",
+    env: "METAFORA_COORDINATOR",
+    flag: "coordinator",
+    doc: '"embedded" (one node, data on disk) or "etcd"',
+    schema: oneOf(["embedded", "etcd"] as const),
+  },
+  {
+    key: "handlers",
+    env: "METAFORA_HANDLERS",
+    flag: "handlers",
+    doc: "handler folder",
+    schema: nonEmpty("a folder path"),
+  },
+  {
+    key: "data_dir",
+    env: "METAFORA_DATA_DIR",
+    flag: "data-dir",
+    doc: "embedded coordinator's data folder",
+    schema: nonEmpty("a folder path"),
+  },
+  {
+    key: "max_tasks",
+    env: "METAFORA_MAX_TASKS",
+    flag: "max-tasks",
+    doc: "most tasks this node runs at once (0 = unlimited)",
+    schema: count,
+  },
+  {
+    key: "balance_every",
+    env: "METAFORA_BALANCE_EVERY",
+    flag: "balance-every",
+    doc: "rebalancing interval",
+    schema: duration(1000),
+    show: showMs,
+  },
+  {
+    key: "rebalance.enabled",
+    env: "METAFORA_REBALANCE",
+    doc: "rebalance when nodes join, leave or return, and when the spread drifts",
+    schema: onOff,
+  },
+  {
+    key: "rebalance.debounce",
+    env: "METAFORA_REBALANCE_DEBOUNCE",
+    doc: "quiet time after a change of the node set before rebalancing",
+    schema: duration(0),
+    show: showMs,
+  },
+  {
+    key: "rebalance.jitter",
+    env: "METAFORA_REBALANCE_JITTER",
+    doc: "extra random delay (0 to this) so nodes do not act in lockstep",
+    schema: duration(0),
+    show: showMs,
+  },
+  {
+    key: "rebalance.drift_every",
+    env: "METAFORA_REBALANCE_DRIFT_EVERY",
+    doc: "how often the spread is checked for drift",
+    schema: duration(100),
+    show: showMs,
+  },
+  {
+    key: "rebalance.window",
+    env: "METAFORA_REBALANCE_WINDOW",
+    doc: "a rebalance's releases are spread over this long",
+    schema: duration(0),
+    show: showMs,
+  },
   { key: "rebalance.steps", env: "METAFORA_REBALANCE_STEPS", doc: "... in at most this many slices", schema: steps },
-  { key: "rebalance.allowance", env: "METAFORA_REBALANCE_ALLOWANCE", doc: "a node hands tasks back only above ceil(share) + max(1, share × this)", schema: fraction },
-  { key: "rebalance.claim_defer_limit", env: "METAFORA_CLAIM_DEFER_LIMIT", doc: "longest a node at its share defers a task to nodes below theirs", schema: duration(0), show: showMs },
-  { key: "shutdown_timeout", env: "METAFORA_SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", doc: "how long shutdown waits for handlers", schema: duration(0), show: showMs },
-  { key: "lease_ttl", env: "METAFORA_LEASE_TTL", flag: "lease-ttl", doc: "etcd lease TTL (whole seconds)", schema: leaseTtlSeconds, show: showSeconds },
-  { key: "quick_release", env: "METAFORA_QUICK_RELEASE", flag: "quick-release", doc: 'a task its handler releases this soon after the claim is backed off on this node ("0s" = never)', schema: duration(0), show: showMs },
-  { key: "release_backoff", env: "METAFORA_RELEASE_BACKOFF", flag: "release-backoff", doc: "first back-off after a quick release; doubles per repeat", schema: duration(0), show: showMs },
-  { key: "release_backoff_max", env: "METAFORA_RELEASE_BACKOFF_MAX", flag: "release-backoff-max", doc: "longest back-off after quick releases", schema: duration(0), show: showMs },
-  { key: "handler_load_timeout", env: "METAFORA_HANDLER_LOAD_TIMEOUT", flag: "handler-load-timeout", doc: "how long one handler module may take to load (top-level await included)", schema: duration(1), show: showMs },
-  { key: "http.listen", env: "METAFORA_HTTP", flag: "http", doc: 'HTTP listen address "host:port", or "off"', schema: listen },
-  { key: "http.token", env: "METAFORA_TOKEN", flag: "token", secret: true, doc: "bearer token for state-changing HTTP requests", schema: nonEmpty("a token") },
-  { key: "log.level", env: "METAFORA_LOG_LEVEL", flag: "log-level", doc: "debug, info, warn or error", schema: oneOf(["debug", "info", "warn", "error"] as const) },
-  { key: "log.format", env: "METAFORA_LOG_FORMAT", flag: "log-format", doc: "pretty or json (default: pretty on a terminal, else json)", schema: oneOf(["pretty", "json"] as const) },
-  { key: "etcd.endpoints", env: "METAFORA_ETCD_ENDPOINTS", flag: "etcd-endpoints", doc: "etcd endpoints; setting only this selects the etcd coordinator", schema: endpoints },
-  { key: "etcd.username", env: "METAFORA_ETCD_USERNAME", flag: "etcd-username", doc: "etcd user", schema: nonEmpty("a user name") },
-  { key: "etcd.password", env: "METAFORA_ETCD_PASSWORD", secret: true, doc: "etcd password (file or env only)", schema: nonEmpty("a password") },
-  { key: "etcd.ca", env: "METAFORA_ETCD_CA", flag: "etcd-ca", doc: "CA certificate file (PEM)", schema: nonEmpty("a file path") },
-  { key: "etcd.cert", env: "METAFORA_ETCD_CERT", flag: "etcd-cert", doc: "client certificate file (PEM)", schema: nonEmpty("a file path") },
-  { key: "etcd.key", env: "METAFORA_ETCD_KEY", flag: "etcd-key", doc: "client key file (PEM)", schema: nonEmpty("a file path") },
-  { key: "etcd.dial_timeout", env: "METAFORA_ETCD_DIAL_TIMEOUT", flag: "etcd-dial-timeout", doc: "etcd connect timeout", schema: duration(1), show: showMs },
-  { key: "etcd.request_timeout", env: "METAFORA_ETCD_REQUEST_TIMEOUT", flag: "etcd-request-timeout", doc: "etcd request timeout", schema: duration(1), show: showMs },
-  { key: "tasks", doc: "declarative tasks ([[tasks]] id, handler, props), submitted at start-up if absent", schema: declarativeTasks },
+  {
+    key: "rebalance.allowance",
+    env: "METAFORA_REBALANCE_ALLOWANCE",
+    doc: "a node hands tasks back only above ceil(share) + max(1, share × this)",
+    schema: fraction,
+  },
+  {
+    key: "rebalance.claim_defer_limit",
+    env: "METAFORA_CLAIM_DEFER_LIMIT",
+    doc: "longest a node at its share defers a task to nodes below theirs",
+    schema: duration(0),
+    show: showMs,
+  },
+  {
+    key: "shutdown_timeout",
+    env: "METAFORA_SHUTDOWN_TIMEOUT",
+    flag: "shutdown-timeout",
+    doc: "how long shutdown waits for handlers",
+    schema: duration(0),
+    show: showMs,
+  },
+  {
+    key: "lease_ttl",
+    env: "METAFORA_LEASE_TTL",
+    flag: "lease-ttl",
+    doc: "etcd lease TTL (whole seconds)",
+    schema: leaseTtlSeconds,
+    show: showSeconds,
+  },
+  {
+    key: "quick_release",
+    env: "METAFORA_QUICK_RELEASE",
+    flag: "quick-release",
+    doc: 'a task its handler releases this soon after the claim is backed off on this node ("0s" = never)',
+    schema: duration(0),
+    show: showMs,
+  },
+  {
+    key: "release_backoff",
+    env: "METAFORA_RELEASE_BACKOFF",
+    flag: "release-backoff",
+    doc: "first back-off after a quick release; doubles per repeat",
+    schema: duration(0),
+    show: showMs,
+  },
+  {
+    key: "release_backoff_max",
+    env: "METAFORA_RELEASE_BACKOFF_MAX",
+    flag: "release-backoff-max",
+    doc: "longest back-off after quick releases",
+    schema: duration(0),
+    show: showMs,
+  },
+  {
+    key: "handler_load_timeout",
+    env: "METAFORA_HANDLER_LOAD_TIMEOUT",
+    flag: "handler-load-timeout",
+    doc: "how long one handler module may take to load (top-level await included)",
+    schema: duration(1),
+    show: showMs,
+  },
+  {
+    key: "http.listen",
+    env: "METAFORA_HTTP",
+    flag: "http",
+    doc: 'HTTP listen address "host:port", or "off"',
+    schema: listen,
+  },
+  {
+    key: "http.token",
+    env: "METAFORA_TOKEN",
+    flag: "token",
+    secret: true,
+    doc: "bearer token for state-changing HTTP requests",
+    schema: nonEmpty("a token"),
+  },
+  {
+    key: "log.level",
+    env: "METAFORA_LOG_LEVEL",
+    flag: "log-level",
+    doc: "debug, info, warn or error",
+    schema: oneOf(["debug", "info", "warn", "error"] as const),
+  },
+  {
+    key: "log.format",
+    env: "METAFORA_LOG_FORMAT",
+    flag: "log-format",
+    doc: "pretty or json (default: pretty on a terminal, else json)",
+    schema: oneOf(["pretty", "json"] as const),
+  },
+  {
+    key: "etcd.endpoints",
+    env: "METAFORA_ETCD_ENDPOINTS",
+    flag: "etcd-endpoints",
+    doc: "etcd endpoints; setting only this selects the etcd coordinator",
+    schema: endpoints,
+  },
+  {
+    key: "etcd.username",
+    env: "METAFORA_ETCD_USERNAME",
+    flag: "etcd-username",
+    doc: "etcd user",
+    schema: nonEmpty("a user name"),
+  },
+  {
+    key: "etcd.password",
+    env: "METAFORA_ETCD_PASSWORD",
+    secret: true,
+    doc: "etcd password (file or env only)",
+    schema: nonEmpty("a password"),
+  },
+  {
+    key: "etcd.ca",
+    env: "METAFORA_ETCD_CA",
+    flag: "etcd-ca",
+    doc: "CA certificate file (PEM)",
+    schema: nonEmpty("a file path"),
+  },
+  {
+    key: "etcd.cert",
+    env: "METAFORA_ETCD_CERT",
+    flag: "etcd-cert",
+    doc: "client certificate file (PEM)",
+    schema: nonEmpty("a file path"),
+  },
+  {
+    key: "etcd.key",
+    env: "METAFORA_ETCD_KEY",
+    flag: "etcd-key",
+    doc: "client key file (PEM)",
+    schema: nonEmpty("a file path"),
+  },
+  {
+    key: "etcd.dial_timeout",
+    env: "METAFORA_ETCD_DIAL_TIMEOUT",
+    flag: "etcd-dial-timeout",
+    doc: "etcd connect timeout",
+    schema: duration(1),
+    show: showMs,
+  },
+  {
+    key: "etcd.request_timeout",
+    env: "METAFORA_ETCD_REQUEST_TIMEOUT",
+    flag: "etcd-request-timeout",
+    doc: "etcd request timeout",
+    schema: duration(1),
+    show: showMs,
+  },
+  {
+    key: "tasks",
+    doc: "declarative tasks ([[tasks]] id, handler, props), submitted at start-up if absent",
+    schema: declarativeTasks,
+  },
 ];
 
 /** Tables allowed at the top level of the file, and the keys each one holds. */

@@ -17,11 +17,15 @@ const APP = join(import.meta.dir, "app");
 
 /** The page's script: app/main.ts with Preact, htm and uPlot, minified ES module for browsers. */
 export function consoleScript(): string {
-  const res = Bun.spawnSync([process.execPath, "build", join(APP, "main.ts"), "--target=browser", "--format=esm", "--minify"], {
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  if (res.exitCode !== 0) throw new Error(`bundling the console failed (bun build exited ${res.exitCode}):\n${res.stderr.toString()}`);
+  const res = Bun.spawnSync(
+    [process.execPath, "build", join(APP, "main.ts"), "--target=browser", "--format=esm", "--minify"],
+    {
+      stdout: "pipe",
+      stderr: "pipe",
+    },
+  );
+  if (res.exitCode !== 0)
+    throw new Error(`bundling the console failed (bun build exited ${res.exitCode}):\n${res.stderr.toString()}`);
   return res.stdout.toString();
 }
 

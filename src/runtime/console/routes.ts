@@ -60,14 +60,24 @@ export function consoleRoutes(feed: LiveFeed): Route[] {
       method: "GET",
       path: "/console/app.js",
       async handle(): Promise<Reply> {
-        return { status: 200, text: (await loadAssets()).SCRIPT, contentType: "text/javascript; charset=utf-8", headers: SECURITY_HEADERS };
+        return {
+          status: 200,
+          text: (await loadAssets()).SCRIPT,
+          contentType: "text/javascript; charset=utf-8",
+          headers: SECURITY_HEADERS,
+        };
       },
     },
     {
       method: "GET",
       path: "/console/app.css",
       async handle(): Promise<Reply> {
-        return { status: 200, text: (await loadAssets()).STYLES, contentType: "text/css; charset=utf-8", headers: SECURITY_HEADERS };
+        return {
+          status: 200,
+          text: (await loadAssets()).STYLES,
+          contentType: "text/css; charset=utf-8",
+          headers: SECURITY_HEADERS,
+        };
       },
     },
     {

@@ -33,7 +33,10 @@ export class Timeline {
   private readonly estimator: FailoverEstimator | undefined;
   private readonly consumer: EventSource;
 
-  constructor(consumer: EventSource, private readonly opts: TimelineOptions) {
+  constructor(
+    consumer: EventSource,
+    private readonly opts: TimelineOptions,
+  ) {
     this.consumer = consumer;
     this.estimator = opts.cluster ? new FailoverEstimator(opts.cluster, { self: opts.node }) : undefined;
     const on = consumer.on.bind(consumer);
@@ -43,13 +46,22 @@ export class Timeline {
         this.add({ kind: failover ? "failover" : "claimed", task: e.task.id, handler: e.handler, token: e.token });
       }),
       on("released", (e) => {
-        const entry: NewEvent = { kind: "released", task: e.taskId, reason: e.reason ?? (e.error === undefined ? "returned" : "error") };
+        const entry: NewEvent = {
+          kind: "released",
+          task: e.taskId,
+          reason: e.reason ?? (e.error === undefined ? "returned" : "error"),
+        };
         this.add(e.error === undefined ? entry : { ...entry, message: messageOf(e.error) });
       }),
       on("done", (e) => this.add({ kind: "done", task: e.taskId })),
       on("lost", (e) => this.add({ kind: "lost", task: e.taskId, reason: e.reason })),
       on("handlerError", (e) => this.add({ kind: "error", task: e.taskId, message: messageOf(e.error) })),
-      on("suspended", (e) => this.add({ kind: "suspended", message: `claims in doubt: handlers stop by ${new Date(e.deadline).toISOString()}` })),
+      on("suspended", (e) =>
+        this.add({
+          kind: "suspended",
+          message: `claims in doubt: handlers stop by ${new Date(e.deadline).toISOString()}`,
+        }),
+      ),
       on("resumed", () => this.add({ kind: "resumed" })),
       on("command", (e) => {
         const task = (e.command.parameters as { task?: unknown } | undefined)?.task;
@@ -96,7 +108,9 @@ export class Timeline {
       counts = undefined;
     }
     if (!counts) return [{ name: this.opts.node, tasks: this.consumer.tasks().length }];
-    return [...counts].map(([name, tasks]) => ({ name, tasks })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return [...counts]
+      .map(([name, tasks]) => ({ name, tasks }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   unclaimed(): number {

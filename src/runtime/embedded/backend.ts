@@ -43,13 +43,17 @@ export async function openEmbeddedBackend(config: RuntimeConfig, log: Logger): P
         if (message) return write;
         // A command taken or dropped: if that write is lost in a crash the command is simply
         // delivered again after the restart.
-        write.catch((err: unknown) => log.warn(`could not record that task ${taskId}'s command was taken: ${(err as Error).message}`));
+        write.catch((err: unknown) =>
+          log.warn(`could not record that task ${taskId}'s command was taken: ${(err as Error).message}`),
+        );
       },
     });
     const tokens = await TokenReservation.open(db);
     const history = new SqliteTaskHistory(db, log);
     // History of tasks long gone is bounded (the most recent 1000 gone tasks keep theirs).
-    db.pruneGoneHistory().catch((err: unknown) => log.warn(`pruning old task history failed: ${(err as Error).message}`));
+    db.pruneGoneHistory().catch((err: unknown) =>
+      log.warn(`pruning old task history failed: ${(err as Error).message}`),
+    );
     const stored = db.tasks();
     const known = new Set(stored.map((t) => t.id));
     broker = new MemoryBroker({
@@ -57,7 +61,8 @@ export async function openEmbeddedBackend(config: RuntimeConfig, log: Logger): P
       // Checkpoints: committed (after the broker's fence check) before ctx.checkpoint resolves.
       checkpoints: db.checkpoints(),
       onCheckpoint: (taskId, json, token) => {
-        if (json !== undefined) return db.putCheckpoint(taskId, { value: json, token: token ?? 0, at: new Date().toISOString() });
+        if (json !== undefined)
+          return db.putCheckpoint(taskId, { value: json, token: token ?? 0, at: new Date().toISOString() });
         // Removed with its task: removeTask deletes the row in the same write.
       },
     });
@@ -74,11 +79,15 @@ export async function openEmbeddedBackend(config: RuntimeConfig, log: Logger): P
     const states = db.states();
     const stateStore = new MemoryStateStore({
       fence,
-      snapshot: Object.fromEntries(states.map(([id, text]) => [id, JSON.parse(text) as Record<string, unknown>])) as StateSnapshotData,
+      snapshot: Object.fromEntries(
+        states.map(([id, text]) => [id, JSON.parse(text) as Record<string, unknown>]),
+      ) as StateSnapshotData,
       // store() awaits this: the state is committed before store() resolves.
       onChange: (taskId, state) => db.putState(taskId, encodeState(state)),
     });
-    log.info(`embedded coordinator: ${stored.length} task(s), ${states.length} state(s) and ${waiting.length} waiting command(s) restored from ${db.file}`);
+    log.info(
+      `embedded coordinator: ${stored.length} task(s), ${states.length} state(s) and ${waiting.length} waiting command(s) restored from ${db.file}`,
+    );
 
     return {
       kind: "embedded",
@@ -136,7 +145,9 @@ function openStore(dataDir: string, log: Logger): EmbeddedStore {
       const backup = moveJournalAside(dataDir, oldFiles);
       log.warn(`moved the already-imported journal-format files of ${dataDir} to ${backup}`);
     } else {
-      log.warn(`${dataDir} holds journal-format files (${oldFiles.join(", ")}) next to ${store.file}; they are ignored (the database is what counts)`);
+      log.warn(
+        `${dataDir} holds journal-format files (${oldFiles.join(", ")}) next to ${store.file}; they are ignored (the database is what counts)`,
+      );
     }
   }
   return store;
@@ -150,7 +161,8 @@ function importJournal(store: EmbeddedStore, data: JournalData, log: Logger): vo
     else log.warn(`importing: the waiting command of task ${id} is not text; dropped`);
   }
   const ceiling = data.meta.get("tokenCeiling");
-  if (typeof ceiling === "number" && Number.isSafeInteger(ceiling) && ceiling > 0) store.setMeta("token_ceiling", String(ceiling));
+  if (typeof ceiling === "number" && Number.isSafeInteger(ceiling) && ceiling > 0)
+    store.setMeta("token_ceiling", String(ceiling));
 }
 
 /** Waiting commands from disk; one that no longer decodes is logged and dropped, never fatal. */

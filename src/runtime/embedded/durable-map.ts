@@ -53,7 +53,12 @@ export class DurableMap<V = unknown> {
   private readonly minCompact: number;
   private readonly sync: boolean;
 
-  private constructor(private readonly dir: string, name: string, private readonly log: Logger, opts: DurableMapOptions) {
+  private constructor(
+    private readonly dir: string,
+    name: string,
+    private readonly log: Logger,
+    opts: DurableMapOptions,
+  ) {
     this.snapshotPath = join(dir, `${name}.snapshot.json`);
     this.journalPath = join(dir, `${name}.journal.jsonl`);
     this.minCompact = opts.minCompact ?? 1000;
@@ -110,7 +115,11 @@ export class DurableMap<V = unknown> {
 
   /** Rewrite the snapshot from memory and empty the journal. */
   compact(): void {
-    const snapshot: SnapshotFile = { format: "metafora-durable-map", version: 1, entries: Object.fromEntries(this.data) };
+    const snapshot: SnapshotFile = {
+      format: "metafora-durable-map",
+      version: 1,
+      entries: Object.fromEntries(this.data),
+    };
     writeFileAtomic(this.snapshotPath, JSON.stringify(snapshot), this.sync);
     // The snapshot now holds everything the journal said; replaying the journal over it would
     // be harmless (each line sets or deletes one key to its final value), so a crash between
@@ -123,7 +132,7 @@ export class DurableMap<V = unknown> {
 
   private append(entry: Entry): void {
     if (this.journalFd === undefined) throw new Error(`durable map ${this.journalPath} is closed`);
-    writeAll(this.journalFd, JSON.stringify(entry) + "\n");
+    writeAll(this.journalFd, `${JSON.stringify(entry)}\n`);
     if (this.sync) fdatasyncSync(this.journalFd);
     this.journalLines++;
   }
@@ -140,11 +149,15 @@ export class DurableMap<V = unknown> {
         parsed = JSON.parse(text);
       } catch (err) {
         // The snapshot is only ever replaced by rename, so this is damage from outside.
-        throw new Error(`${this.snapshotPath} is not valid JSON (${(err as Error).message}); restore it from a backup or remove it to start empty`);
+        throw new Error(
+          `${this.snapshotPath} is not valid JSON (${(err as Error).message}); restore it from a backup or remove it to start empty`,
+        );
       }
       const file = parsed as Partial<SnapshotFile>;
       if (file?.format !== "metafora-durable-map" || !file.entries || typeof file.entries !== "object") {
-        throw new Error(`${this.snapshotPath} is not a metafora data file; expected {"format":"metafora-durable-map",...}`);
+        throw new Error(
+          `${this.snapshotPath} is not a metafora data file; expected {"format":"metafora-durable-map",...}`,
+        );
       }
       for (const [k, v] of Object.entries(file.entries)) this.data.set(k, v as V);
     }
@@ -152,7 +165,10 @@ export class DurableMap<V = unknown> {
     const lines = readFileSync(this.journalPath, "utf8").split("\n");
     // The last element is "" after a complete final line, or a torn line after a crash.
     const tail = lines.pop();
-    if (tail) this.log.warn(`dropping an incomplete last line of ${this.journalPath} (a write interrupted by a crash; it was never acknowledged)`);
+    if (tail)
+      this.log.warn(
+        `dropping an incomplete last line of ${this.journalPath} (a write interrupted by a crash; it was never acknowledged)`,
+      );
     let bad = 0;
     for (const line of lines) {
       if (line === "") continue;

@@ -14,7 +14,9 @@ export const JOURNAL_MAPS = ["tasks", "states", "meta", "commands"] as const;
 type MapName = (typeof JOURNAL_MAPS)[number];
 
 export function journalFiles(dataDir: string): string[] {
-  return JOURNAL_MAPS.flatMap((name) => [`${name}.snapshot.json`, `${name}.journal.jsonl`]).filter((f) => existsSync(join(dataDir, f)));
+  return JOURNAL_MAPS.flatMap((name) => [`${name}.snapshot.json`, `${name}.journal.jsonl`]).filter((f) =>
+    existsSync(join(dataDir, f)),
+  );
 }
 
 export interface JournalData {
@@ -39,17 +41,28 @@ function readMap(dir: string, name: MapName, log: Logger): Map<string, unknown> 
     try {
       file = JSON.parse(readFileSync(snapshotPath, "utf8")) as typeof file;
     } catch (err) {
-      throw new StoreDamagedError(snapshotPath, `is not valid JSON (${(err as Error).message}); it cannot be imported`, "restore it from a backup, or remove the old files to start without them");
+      throw new StoreDamagedError(
+        snapshotPath,
+        `is not valid JSON (${(err as Error).message}); it cannot be imported`,
+        "restore it from a backup, or remove the old files to start without them",
+      );
     }
     if (file?.format !== "metafora-durable-map" || !file.entries || typeof file.entries !== "object") {
-      throw new StoreDamagedError(snapshotPath, `is not a metafora data file (expected {"format":"metafora-durable-map",...})`, "restore it from a backup");
+      throw new StoreDamagedError(
+        snapshotPath,
+        `is not a metafora data file (expected {"format":"metafora-durable-map",...})`,
+        "restore it from a backup",
+      );
     }
     for (const [k, v] of Object.entries(file.entries as Record<string, unknown>)) data.set(k, v);
   }
   if (!existsSync(journalPath)) return data;
   const lines = readFileSync(journalPath, "utf8").split("\n");
   const tail = lines.pop();
-  if (tail) log.warn(`importing ${journalPath}: dropping an incomplete last line (a write interrupted by a crash; it was never acknowledged)`);
+  if (tail)
+    log.warn(
+      `importing ${journalPath}: dropping an incomplete last line (a write interrupted by a crash; it was never acknowledged)`,
+    );
   let bad = 0;
   for (const line of lines) {
     if (line === "") continue;

@@ -34,10 +34,18 @@ export function readMarker(dataDir: string): StoreMarker | undefined {
   try {
     parsed = JSON.parse(readFileSync(path, "utf8")) as Partial<StoreMarker>;
   } catch (err) {
-    throw new StoreDamagedError(path, `is not valid JSON (${(err as Error).message})`, `it records which database this data dir holds; restore it, or remove it if ${join(dataDir, "metafora.db")} is the right database`);
+    throw new StoreDamagedError(
+      path,
+      `is not valid JSON (${(err as Error).message})`,
+      `it records which database this data dir holds; restore it, or remove it if ${join(dataDir, "metafora.db")} is the right database`,
+    );
   }
   if (parsed.format !== "metafora-store" || typeof parsed.id !== "string" || typeof parsed.database !== "string") {
-    throw new StoreDamagedError(path, `is not a metafora store marker (expected {"format":"metafora-store","id":…})`, "restore it, or remove it if the database next to it is the right one");
+    throw new StoreDamagedError(
+      path,
+      `is not a metafora store marker (expected {"format":"metafora-store","id":…})`,
+      "restore it, or remove it if the database next to it is the right one",
+    );
   }
   return parsed as StoreMarker;
 }

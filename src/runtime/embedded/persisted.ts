@@ -10,7 +10,15 @@
  */
 import { TaskExistsError } from "../../errors.ts";
 import { checkSubmissions, submitOneByOne } from "../../submit-batch.ts";
-import type { Client, Coordinator, NodeCommand, SubmitResult, TaskInfo, TaskProps, TaskSubmission } from "../../types.ts";
+import type {
+  Client,
+  Coordinator,
+  NodeCommand,
+  SubmitResult,
+  TaskInfo,
+  TaskProps,
+  TaskSubmission,
+} from "../../types.ts";
 import type { EmbeddedStore } from "./sqlite-store.ts";
 
 /** Hooks for what hangs off a task: `onSubmitted` after a durable submit, `onGone` after delete/done. */
@@ -20,7 +28,12 @@ export interface TaskLifecycleHooks {
 }
 
 /** `known` holds the ids stored or being stored, so a concurrent duplicate submit is refused. */
-export function persistedClient(inner: Client, store: EmbeddedStore, known: Set<string>, hooks: TaskLifecycleHooks = {}): Client {
+export function persistedClient(
+  inner: Client,
+  store: EmbeddedStore,
+  known: Set<string>,
+  hooks: TaskLifecycleHooks = {},
+): Client {
   const client: Client = {
     async submitTask(id: string, props: TaskProps = {}): Promise<void> {
       const durable = typeof id === "string";

@@ -30,7 +30,9 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
 export function migrate(db: DatabaseSync, file: string): number {
   const from = Number((db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version);
   if (from > SCHEMA_VERSION) {
-    throw new Error(`${file} has schema version ${from}, newer than this metafora knows (${SCHEMA_VERSION}); run the metafora version that wrote it`);
+    throw new Error(
+      `${file} has schema version ${from}, newer than this metafora knows (${SCHEMA_VERSION}); run the metafora version that wrote it`,
+    );
   }
   for (let v = from; v < SCHEMA_VERSION; v++) {
     db.exec("BEGIN IMMEDIATE");

@@ -17,11 +17,17 @@ export class SqliteTaskHistory implements TaskHistory {
 
   record(taskId: string, event: HistoryEvent): void {
     // Not awaited: history rides along in the next group commit and never slows a claim.
-    this.store.addHistory(taskId, event).catch((err: unknown) => this.log.warn(`could not record the history of task ${taskId}: ${(err as Error).message}`));
+    this.store
+      .addHistory(taskId, event)
+      .catch((err: unknown) =>
+        this.log.warn(`could not record the history of task ${taskId}: ${(err as Error).message}`),
+      );
     if (event.kind === "done" || event.kind === "deleted") {
       if (++this.removals >= KEEP_GONE) {
         this.removals = 0;
-        this.store.pruneGoneHistory(KEEP_GONE).catch((err: unknown) => this.log.warn(`pruning old task history failed: ${(err as Error).message}`));
+        this.store
+          .pruneGoneHistory(KEEP_GONE)
+          .catch((err: unknown) => this.log.warn(`pruning old task history failed: ${(err as Error).message}`));
       }
     }
   }

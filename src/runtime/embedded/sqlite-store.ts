@@ -21,7 +21,13 @@ import { existsSync, mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import type { Logger, TaskProps } from "../../types.ts";
-import { clipMessage, HISTORY_LIMIT, nextSummary, type HistoryEvent, type TaskSummary } from "../history/task-history.ts";
+import {
+  clipMessage,
+  HISTORY_LIMIT,
+  nextSummary,
+  type HistoryEvent,
+  type TaskSummary,
+} from "../history/task-history.ts";
 import { GroupCommit } from "./group-commit.ts";
 import { readMarker, writeMarker, type StoreMarker } from "./marker.ts";
 import { migrate, rowSum } from "./schema.ts";
@@ -92,7 +98,8 @@ export class EmbeddedStore {
         `restore ${this.file} from a backup; to start empty on purpose, remove ${join(dataDir, "store.json")}`,
       );
     }
-    if (!exists && opts.create === false) throw new StoreDamagedError(this.file, "does not exist", "is data_dir (METAFORA_DATA_DIR) the right folder?");
+    if (!exists && opts.create === false)
+      throw new StoreDamagedError(this.file, "does not exist", "is data_dir (METAFORA_DATA_DIR) the right folder?");
     if (exists && statSync(this.file).size === 0 && marker) {
       throw new StoreDamagedError(this.file, "is empty (0 bytes) but this data dir had a database");
     }
@@ -123,7 +130,11 @@ export class EmbeddedStore {
     if (wal.kind === "absent") {
       // A node that crashed leaves its WAL behind, with commits not yet copied into the main file.
       if (marker?.open) {
-        throw new StoreDamagedError(walFile, "is missing, but the last node did not close the database cleanly: its write-ahead log held acknowledged changes", `restore ${walFile} (and ${this.file}) from a backup or the original disk; \`metafora store export\` shows what the main file alone holds`);
+        throw new StoreDamagedError(
+          walFile,
+          "is missing, but the last node did not close the database cleanly: its write-ahead log held acknowledged changes",
+          `restore ${walFile} (and ${this.file}) from a backup or the original disk; \`metafora store export\` shows what the main file alone holds`,
+        );
       }
       return;
     }
@@ -163,7 +174,8 @@ export class EmbeddedStore {
         throw err;
       }
     }
-    if (id === undefined) throw new StoreDamagedError(this.file, "has no store id: it is not a database metafora created");
+    if (id === undefined)
+      throw new StoreDamagedError(this.file, "has no store id: it is not a database metafora created");
     if (marker && marker.id !== id) {
       throw new StoreDamagedError(
         this.file,
@@ -171,9 +183,16 @@ export class EmbeddedStore {
         `put the right database back; if this one is meant to replace it, remove ${join(this.dataDir, "store.json")}`,
       );
     }
-    if (!marker && !this.created) this.log.warn(`${join(this.dataDir, "store.json")} was missing; recreated it for store ${id}`);
+    if (!marker && !this.created)
+      this.log.warn(`${join(this.dataDir, "store.json")} was missing; recreated it for store ${id}`);
     if (!this.opts.readOnly) {
-      this.marker = { format: "metafora-store", database: "metafora.db", id, createdAt: marker?.createdAt ?? this.meta("created_at") ?? new Date().toISOString(), open: true };
+      this.marker = {
+        format: "metafora-store",
+        database: "metafora.db",
+        id,
+        createdAt: marker?.createdAt ?? this.meta("created_at") ?? new Date().toISOString(),
+        open: true,
+      };
       writeMarker(this.dataDir, this.marker);
     }
   }
@@ -181,7 +200,11 @@ export class EmbeddedStore {
   /** Problems SQLite finds in the pages; throws when there are any. */
   private integrityCheck(): void {
     const problems = this.pageProblems();
-    if (problems.length > 0) throw new StoreDamagedError(this.file, `fails SQLite's integrity check: ${problems.slice(0, 5).join("; ")}${problems.length > 5 ? ` (and ${problems.length - 5} more)` : ""}`);
+    if (problems.length > 0)
+      throw new StoreDamagedError(
+        this.file,
+        `fails SQLite's integrity check: ${problems.slice(0, 5).join("; ")}${problems.length > 5 ? ` (and ${problems.length - 5} more)` : ""}`,
+      );
   }
 
   pageProblems(full = false): string[] {
@@ -195,13 +218,24 @@ export class EmbeddedStore {
   // ---- reads at start-up (each row checked against its checksum) ----
 
   tasks(): StoredTask[] {
-    const rows = this.db.prepare("SELECT id, props, sum FROM tasks").all() as Array<{ id: string; props: string; sum: number }>;
-    return rows.map((r) => ({ id: r.id, props: this.parseRow<TaskProps>("tasks", r.id, r.props, r.sum, rowSum(r.id, r.props)) }));
+    const rows = this.db.prepare("SELECT id, props, sum FROM tasks").all() as Array<{
+      id: string;
+      props: string;
+      sum: number;
+    }>;
+    return rows.map((r) => ({
+      id: r.id,
+      props: this.parseRow<TaskProps>("tasks", r.id, r.props, r.sum, rowSum(r.id, r.props)),
+    }));
   }
 
   /** Task id → the state's JSON text (etcd's `state/T` value). */
   states(): Array<[string, string]> {
-    const rows = this.db.prepare("SELECT task_id, state, sum FROM states").all() as Array<{ task_id: string; state: string; sum: number }>;
+    const rows = this.db.prepare("SELECT task_id, state, sum FROM states").all() as Array<{
+      task_id: string;
+      state: string;
+      sum: number;
+    }>;
     return rows.map((r) => {
       this.verify("states", r.task_id, r.sum, rowSum(r.task_id, r.state));
       return [r.task_id, r.state];
@@ -210,7 +244,11 @@ export class EmbeddedStore {
 
   /** Task id → the waiting command's JSON text. */
   commands(): Array<[string, string]> {
-    const rows = this.db.prepare("SELECT task_id, message, sum FROM commands").all() as Array<{ task_id: string; message: string; sum: number }>;
+    const rows = this.db.prepare("SELECT task_id, message, sum FROM commands").all() as Array<{
+      task_id: string;
+      message: string;
+      sum: number;
+    }>;
     return rows.map((r) => {
       this.verify("commands", r.task_id, r.sum, rowSum(r.task_id, r.message));
       return [r.task_id, r.message];
@@ -266,7 +304,9 @@ export class EmbeddedStore {
 
   /** A waiting command (its JSON text), or undefined when the slot emptied. */
   putCommand(taskId: string, messageText: string | undefined): Promise<void> {
-    return this.writes.run(() => (messageText === undefined ? this.stmt.delCommand.run(taskId) : this.putCommandNow(taskId, messageText)));
+    return this.writes.run(() =>
+      messageText === undefined ? this.stmt.delCommand.run(taskId) : this.putCommandNow(taskId, messageText),
+    );
   }
 
   putCommandNow(taskId: string, messageText: string): void {
@@ -286,12 +326,17 @@ export class EmbeddedStore {
   /** Store a task's latest checkpoint (value as JSON text); durable once resolved. */
   putCheckpoint(taskId: string, checkpoint: CheckpointRecord): Promise<void> {
     const { value, token, at } = checkpoint;
-    if (typeof value !== "string") return Promise.reject(new TypeError(`checkpoint of task "${taskId}": value must be JSON text`));
-    return this.writes.run(() => this.stmt.putCheckpoint.run(taskId, value, token, at, rowSum(taskId, value, token, at)));
+    if (typeof value !== "string")
+      return Promise.reject(new TypeError(`checkpoint of task "${taskId}": value must be JSON text`));
+    return this.writes.run(() =>
+      this.stmt.putCheckpoint.run(taskId, value, token, at, rowSum(taskId, value, token, at)),
+    );
   }
 
   getCheckpoint(taskId: string): CheckpointRecord | undefined {
-    const row = this.stmt.getCheckpoint.get(taskId) as { value: string; token: number; at: string; sum: number } | undefined;
+    const row = this.stmt.getCheckpoint.get(taskId) as
+      | { value: string; token: number; at: string; sum: number }
+      | undefined;
     if (!row) return undefined;
     this.verify("checkpoints", taskId, row.sum, rowSum(taskId, row.value, Number(row.token), row.at));
     return { value: row.value, token: Number(row.token), at: row.at };
@@ -299,7 +344,13 @@ export class EmbeddedStore {
 
   /** Task id → the latest checkpoint's JSON text, for restoring the broker at start. */
   checkpoints(): Array<[string, string]> {
-    const rows = this.db.prepare("SELECT task_id, value, token, at, sum FROM checkpoints").all() as Array<{ task_id: string; value: string; token: number; at: string; sum: number }>;
+    const rows = this.db.prepare("SELECT task_id, value, token, at, sum FROM checkpoints").all() as Array<{
+      task_id: string;
+      value: string;
+      token: number;
+      at: string;
+      sum: number;
+    }>;
     return rows.map((r) => {
       this.verify("checkpoints", r.task_id, r.sum, rowSum(r.task_id, r.value, Number(r.token), r.at));
       return [r.task_id, r.value];
@@ -316,13 +367,19 @@ export class EmbeddedStore {
 
   /** Append an event (bounded to HISTORY_LIMIT per task) and update the task's counters. */
   addHistory(taskId: string, event: HistoryEvent): Promise<void> {
-    const stored: HistoryEvent = event.message === undefined ? event : { ...event, message: clipMessage(event.message) };
+    const stored: HistoryEvent =
+      event.message === undefined ? event : { ...event, message: clipMessage(event.message) };
     return this.writes.run(() => {
       this.stmt.addHistory.run(taskId, JSON.stringify(stored));
       this.stmt.trimHistory.run(taskId, taskId, HISTORY_LIMIT);
       if (stored.kind === "claimed" || stored.kind === "error") {
         const next = nextSummary(this.summary(taskId), stored);
-        this.stmt.putStats.run(taskId, next.attempts, next.errors, next.lastError ? JSON.stringify(next.lastError) : null);
+        this.stmt.putStats.run(
+          taskId,
+          next.attempts,
+          next.errors,
+          next.lastError ? JSON.stringify(next.lastError) : null,
+        );
       }
     });
   }
@@ -338,12 +395,19 @@ export class EmbeddedStore {
   }
 
   summary(taskId: string): TaskSummary | undefined {
-    const row = this.stmt.getStats.get(taskId) as { attempts: number; errors: number; last_error: string | null } | undefined;
+    const row = this.stmt.getStats.get(taskId) as
+      | { attempts: number; errors: number; last_error: string | null }
+      | undefined;
     return row ? toSummary(row) : undefined;
   }
 
   summaries(): Map<string, TaskSummary> {
-    const rows = this.stmt.allStats.all() as Array<{ task_id: string; attempts: number; errors: number; last_error: string | null }>;
+    const rows = this.stmt.allStats.all() as Array<{
+      task_id: string;
+      attempts: number;
+      errors: number;
+      last_error: string | null;
+    }>;
     return new Map(rows.map((r) => [r.task_id, toSummary(r)]));
   }
 
@@ -354,8 +418,12 @@ export class EmbeddedStore {
   pruneGoneHistory(keep = 1000): Promise<void> {
     return this.writes.run(() => {
       const gone = `SELECT task_id FROM history h WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = h.task_id) GROUP BY task_id ORDER BY MAX(seq) DESC LIMIT -1 OFFSET ${Math.max(0, Math.floor(keep))}`;
-      this.db.exec(`CREATE TEMP TABLE IF NOT EXISTS gone_ids (id TEXT PRIMARY KEY); DELETE FROM gone_ids; INSERT INTO gone_ids ${gone};`);
-      this.db.exec("DELETE FROM history WHERE task_id IN (SELECT id FROM gone_ids); DELETE FROM task_stats WHERE task_id IN (SELECT id FROM gone_ids); DELETE FROM gone_ids;");
+      this.db.exec(
+        `CREATE TEMP TABLE IF NOT EXISTS gone_ids (id TEXT PRIMARY KEY); DELETE FROM gone_ids; INSERT INTO gone_ids ${gone};`,
+      );
+      this.db.exec(
+        "DELETE FROM history WHERE task_id IN (SELECT id FROM gone_ids); DELETE FROM task_stats WHERE task_id IN (SELECT id FROM gone_ids); DELETE FROM gone_ids;",
+      );
     });
   }
 
@@ -409,7 +477,10 @@ export class EmbeddedStore {
 
   private verify(table: string, key: string, stored: number, actual: number): void {
     if (Number(stored) !== actual) {
-      throw new StoreDamagedError(this.file, `row ${JSON.stringify(key)} of table ${table} does not match its checksum (damaged bytes)`);
+      throw new StoreDamagedError(
+        this.file,
+        `row ${JSON.stringify(key)} of table ${table} does not match its checksum (damaged bytes)`,
+      );
     }
   }
 
@@ -418,7 +489,10 @@ export class EmbeddedStore {
     try {
       return JSON.parse(text) as T;
     } catch (err) {
-      throw new StoreDamagedError(this.file, `row ${JSON.stringify(key)} of table ${table} is not JSON (${(err as Error).message})`);
+      throw new StoreDamagedError(
+        this.file,
+        `row ${JSON.stringify(key)} of table ${table} is not JSON (${(err as Error).message})`,
+      );
     }
   }
 }

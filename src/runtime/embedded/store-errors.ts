@@ -8,7 +8,11 @@ import { ConfigError } from "../../errors.ts";
 
 export class StoreDamagedError extends ConfigError {
   override name = "StoreDamagedError";
-  constructor(readonly file: string, problem: string, advice = salvageAdvice(file)) {
+  constructor(
+    readonly file: string,
+    problem: string,
+    advice = salvageAdvice(file),
+  ) {
     super(`${file}: ${problem}; ${advice}`);
   }
 }

@@ -13,12 +13,17 @@ export function checkRows(db: DatabaseSync): string[] {
     ["tasks", "SELECT id AS k, props, sum FROM tasks", (r) => rowSum(String(r.k), String(r.props))],
     ["states", "SELECT task_id AS k, state, sum FROM states", (r) => rowSum(String(r.k), String(r.state))],
     ["commands", "SELECT task_id AS k, message, sum FROM commands", (r) => rowSum(String(r.k), String(r.message))],
-    ["checkpoints", "SELECT task_id AS k, value, token, at, sum FROM checkpoints", (r) => rowSum(String(r.k), String(r.value), Number(r.token), String(r.at))],
+    [
+      "checkpoints",
+      "SELECT task_id AS k, value, token, at, sum FROM checkpoints",
+      (r) => rowSum(String(r.k), String(r.value), Number(r.token), String(r.at)),
+    ],
   ];
   for (const [table, sql, sum] of tables) {
     try {
       for (const r of db.prepare(sql).iterate() as Iterable<Record<string, unknown>>) {
-        if (Number(r.sum) !== sum(r)) problems.push(`${table}: row ${JSON.stringify(r.k)} does not match its checksum (damaged bytes)`);
+        if (Number(r.sum) !== sum(r))
+          problems.push(`${table}: row ${JSON.stringify(r.k)} does not match its checksum (damaged bytes)`);
       }
     } catch (err) {
       problems.push(`${table}: unreadable (${(err as Error).message})`);
@@ -50,13 +55,28 @@ export function exportRows(db: DatabaseSync, write: (line: string) => void): num
   };
   const damaged = (ok: boolean): Record<string, unknown> => (ok ? {} : { damaged: true });
   each("SELECT id, props, sum FROM tasks ORDER BY id", (r) =>
-    out({ type: "task", id: r.id, props: parse(String(r.props)), ...damaged(Number(r.sum) === rowSum(String(r.id), String(r.props))) }),
+    out({
+      type: "task",
+      id: r.id,
+      props: parse(String(r.props)),
+      ...damaged(Number(r.sum) === rowSum(String(r.id), String(r.props))),
+    }),
   );
   each("SELECT task_id, state, sum FROM states ORDER BY task_id", (r) =>
-    out({ type: "state", id: r.task_id, state: parse(String(r.state)), ...damaged(Number(r.sum) === rowSum(String(r.task_id), String(r.state))) }),
+    out({
+      type: "state",
+      id: r.task_id,
+      state: parse(String(r.state)),
+      ...damaged(Number(r.sum) === rowSum(String(r.task_id), String(r.state))),
+    }),
   );
   each("SELECT task_id, message, sum FROM commands ORDER BY task_id", (r) =>
-    out({ type: "command", id: r.task_id, message: parse(String(r.message)), ...damaged(Number(r.sum) === rowSum(String(r.task_id), String(r.message))) }),
+    out({
+      type: "command",
+      id: r.task_id,
+      message: parse(String(r.message)),
+      ...damaged(Number(r.sum) === rowSum(String(r.task_id), String(r.message))),
+    }),
   );
   each("SELECT task_id, value, token, at, sum FROM checkpoints ORDER BY task_id", (r) =>
     out({

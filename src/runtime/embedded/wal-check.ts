@@ -28,20 +28,26 @@ export function checkWal(path: string): WalVerdict {
   if (!existsSync(path)) return { kind: "absent" };
   const buf = readFileSync(path);
   if (buf.length === 0) return { kind: "ok", frames: 0 };
-  if (buf.length < HEADER) return { kind: "damaged", problem: `is ${buf.length} bytes, shorter than a WAL header (${HEADER})` };
+  if (buf.length < HEADER)
+    return { kind: "damaged", problem: `is ${buf.length} bytes, shorter than a WAL header (${HEADER})` };
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const magic = view.getUint32(0);
   if (magic !== 0x377f0682 && magic !== 0x377f0683) {
-    return buf.length > HEADER ? { kind: "damaged", problem: `has no valid WAL header (magic 0x${magic.toString(16)})` } : { kind: "ok", frames: 0 };
+    return buf.length > HEADER
+      ? { kind: "damaged", problem: `has no valid WAL header (magic 0x${magic.toString(16)})` }
+      : { kind: "ok", frames: 0 };
   }
   const bigEndian = magic === 0x377f0683;
   const pageSize = view.getUint32(8);
-  if (pageSize < 512 || pageSize > 65536 || (pageSize & (pageSize - 1)) !== 0) return { kind: "damaged", problem: `has an invalid page size ${pageSize} in its header` };
+  if (pageSize < 512 || pageSize > 65536 || (pageSize & (pageSize - 1)) !== 0)
+    return { kind: "damaged", problem: `has an invalid page size ${pageSize} in its header` };
   const salt1 = view.getUint32(16);
   const salt2 = view.getUint32(20);
   let [s0, s1] = checksum(view, 0, 24, 0, 0, bigEndian);
   if (s0 !== view.getUint32(24) || s1 !== view.getUint32(28)) {
-    return buf.length > HEADER ? { kind: "damaged", problem: "has a WAL header whose checksum does not match (its frames would all be ignored)" } : { kind: "ok", frames: 0 };
+    return buf.length > HEADER
+      ? { kind: "damaged", problem: "has a WAL header whose checksum does not match (its frames would all be ignored)" }
+      : { kind: "ok", frames: 0 };
   }
   const frameSize = FRAME_HEADER + pageSize;
   const frameCount = Math.floor((buf.length - HEADER) / frameSize);
@@ -64,7 +70,10 @@ export function checkWal(path: string): WalVerdict {
     // After an invalid frame: a commit frame of the same generation means committed work follows.
     const isCommit = view.getUint32(off + 4) !== 0;
     if (sameGeneration && isCommit) {
-      return { kind: "damaged", problem: `frame ${firstInvalid + 1} of ${frameCount} is damaged and committed frames follow it (SQLite would silently drop them)` };
+      return {
+        kind: "damaged",
+        problem: `frame ${firstInvalid + 1} of ${frameCount} is damaged and committed frames follow it (SQLite would silently drop them)`,
+      };
     }
   }
   // Bytes after the last whole frame: a frame whose write was cut short.
@@ -74,7 +83,14 @@ export function checkWal(path: string): WalVerdict {
 }
 
 /** SQLite's WAL checksum over `len` bytes (a multiple of 8) at `off`, continuing from s0, s1. */
-function checksum(view: DataView, off: number, len: number, s0: number, s1: number, bigEndian: boolean): [number, number] {
+function checksum(
+  view: DataView,
+  off: number,
+  len: number,
+  s0: number,
+  s1: number,
+  bigEndian: boolean,
+): [number, number] {
   const le = !bigEndian;
   for (let i = off; i < off + len; i += 8) {
     s0 = (s0 + view.getUint32(i, le) + s1) >>> 0;

@@ -16,7 +16,10 @@ export interface BuiltHandlers {
   readonly statefulCount: number;
 }
 
-export function buildHandlers(modules: readonly HandlerModule[], stateful: { stateStore: StateStore; taskCommands: TaskCommandSource }): BuiltHandlers {
+export function buildHandlers(
+  modules: readonly HandlerModule[],
+  stateful: { stateStore: StateStore; taskCommands: TaskCommandSource },
+): BuiltHandlers {
   const handlers = new Map<string, Handler>();
   const machines: StatefulHandler[] = [];
   for (const mod of modules) {

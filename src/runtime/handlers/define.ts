@@ -17,8 +17,10 @@ export interface StatefulHandlerModule<P extends TaskProps = TaskProps> {
   readonly errorPolicy?: ErrorPolicy;
 }
 
-export function defineStatefulHandler<P extends TaskProps = TaskProps>(
-  h: { name?: string; run: StatefulRun<P>; errorPolicy?: ErrorPolicy },
-): StatefulHandlerModule<P> {
+export function defineStatefulHandler<P extends TaskProps = TaskProps>(h: {
+  name?: string;
+  run: StatefulRun<P>;
+  errorPolicy?: ErrorPolicy;
+}): StatefulHandlerModule<P> {
   return { ...h, stateful: true };
 }

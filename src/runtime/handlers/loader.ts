@@ -36,7 +36,10 @@ export interface BrokenHandlerFile {
 /** Start-up stops on this: it lists every broken handler file and why. */
 export class HandlerLoadError extends ConfigError {
   override name = "HandlerLoadError";
-  constructor(readonly folder: string, readonly broken: readonly BrokenHandlerFile[]) {
+  constructor(
+    readonly folder: string,
+    readonly broken: readonly BrokenHandlerFile[],
+  ) {
     super(
       `${broken.length} broken handler file${broken.length === 1 ? "" : "s"} in ${folder}:\n` +
         broken.map((b) => `  - ${basename(b.file)}: ${b.reason}`).join("\n"),
@@ -97,18 +100,29 @@ export function validateHandlerExport(file: string, mod: Record<string, unknown>
   const plain = proto === Object.prototype || proto === null;
   const source = exported as Record<string, unknown>;
   const candidate: Record<string, unknown> = plain ? { ...source } : {};
-  if (!plain) for (const k of ["name", "run", "stateful", "errorPolicy"]) if (source[k] !== undefined) candidate[k] = source[k];
+  if (!plain)
+    for (const k of ["name", "run", "stateful", "errorPolicy"]) if (source[k] !== undefined) candidate[k] = source[k];
   if (source.run !== undefined) candidate.run = source.run;
   const parsed = handlerObject.safeParse(candidate);
   if (!parsed.success) {
     return parsed.error.issues
-      .map((i) => (i.code === "unrecognized_keys" ? `unknown field${i.keys.length > 1 ? "s" : ""} ${i.keys.map((k) => `"${k}"`).join(", ")} (allowed: name, run, stateful, errorPolicy)` : i.message))
+      .map((i) =>
+        i.code === "unrecognized_keys"
+          ? `unknown field${i.keys.length > 1 ? "s" : ""} ${i.keys.map((k) => `"${k}"`).join(", ")} (allowed: name, run, stateful, errorPolicy)`
+          : i.message,
+      )
       .join("; ");
   }
   const h = parsed.data;
-  if (h.errorPolicy && !h.stateful) return "errorPolicy only applies to stateful handlers; add `stateful: true` or remove it";
+  if (h.errorPolicy && !h.stateful)
+    return "errorPolicy only applies to stateful handlers; add `stateful: true` or remove it";
   // Bound, so a run() that uses `this` (other fields of its object, a class instance) keeps working.
-  const out: HandlerModule = { name: h.name ?? fileName, file, stateful: h.stateful === true, run: h.run.bind(exported) };
+  const out: HandlerModule = {
+    name: h.name ?? fileName,
+    file,
+    stateful: h.stateful === true,
+    run: h.run.bind(exported),
+  };
   return h.errorPolicy ? { ...out, errorPolicy: h.errorPolicy } : out;
 }
 
@@ -128,14 +142,20 @@ export interface LoadHandlerOptions {
 
 export const DEFAULT_HANDLER_LOAD_TIMEOUT = 10_000;
 
-export async function loadHandlerModules(folder: string, importModule: ImportModule = defaultImport, opts: LoadHandlerOptions = {}): Promise<HandlerModule[]> {
+export async function loadHandlerModules(
+  folder: string,
+  importModule: ImportModule = defaultImport,
+  opts: LoadHandlerOptions = {},
+): Promise<HandlerModule[]> {
   const timeout = opts.timeout ?? DEFAULT_HANDLER_LOAD_TIMEOUT;
   let files: string[];
   try {
     if (!statSync(folder).isDirectory()) throw new Error("not a folder");
     files = handlerFiles(folder);
   } catch (err) {
-    throw new ConfigError(`handler folder ${folder} cannot be read (${(err as Error).message}); set handlers / METAFORA_HANDLERS / --handlers to a folder of handler files`);
+    throw new ConfigError(
+      `handler folder ${folder} cannot be read (${(err as Error).message}); set handlers / METAFORA_HANDLERS / --handlers to a folder of handler files`,
+    );
   }
   const broken: BrokenHandlerFile[] = [];
   const loaded: HandlerModule[] = [];
@@ -164,7 +184,10 @@ export async function loadHandlerModules(folder: string, importModule: ImportMod
     if (list.length < 2) continue;
     for (const h of list) {
       const others = list.filter((o) => o !== h).map((o) => basename(o.file));
-      broken.push({ file: h.file, reason: `duplicate handler name "${name}" (also in ${others.join(", ")}); each handler needs its own name` });
+      broken.push({
+        file: h.file,
+        reason: `duplicate handler name "${name}" (also in ${others.join(", ")}); each handler needs its own name`,
+      });
     }
   }
   if (broken.length > 0) {
@@ -189,8 +212,13 @@ export function describeImportError(err: unknown): string {
   return errors
     .map((e) => {
       if (!e || typeof e !== "object") return `failed to load: ${String(e)}`;
-      const { name, message, position } = e as { name?: string; message?: string; position?: { line?: number; column?: number } | null };
-      const at = position && typeof position.line === "number" ? ` (line ${position.line}, column ${position.column ?? 0})` : "";
+      const { name, message, position } = e as {
+        name?: string;
+        message?: string;
+        position?: { line?: number; column?: number } | null;
+      };
+      const at =
+        position && typeof position.line === "number" ? ` (line ${position.line}, column ${position.column ?? 0})` : "";
       if (name === "BuildMessage" || name === "SyntaxError") return `syntax error: ${message}${at}`;
       if (name === "ResolveMessage") return `cannot resolve an import: ${message}`;
       return `failed to load: ${name && name !== "Error" ? `${name}: ` : ""}${message ?? String(e)}${at}`;

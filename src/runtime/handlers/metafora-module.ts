@@ -35,7 +35,10 @@ export function registerMetaforaModule(): "bun-plugin" | "import-map" {
       setup(build) {
         build.module("metafora", () => ({ exports: { ...library }, loader: "object" }));
         build.module("metafora/statemachine", () => ({ exports: { ...statemachine }, loader: "object" }));
-        build.module("metafora/etcd", async () => ({ exports: { ...(await import("../../etcd.ts")) }, loader: "object" }));
+        build.module("metafora/etcd", async () => ({
+          exports: { ...(await import("../../etcd.ts")) },
+          loader: "object",
+        }));
       },
     });
   }

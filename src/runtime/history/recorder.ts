@@ -13,10 +13,17 @@ export function recordConsumerHistory(consumer: Consumer, history: TaskHistory, 
   const off = [
     consumer.on("claimed", ({ task, token }) => history.record(task.id, { at: now(), kind: "claimed", node, token })),
     consumer.on("released", ({ taskId, reason, error }) =>
-      history.record(taskId, { at: now(), kind: "released", node, reason: error !== undefined ? "handler error" : (reason ?? "handler returned release") }),
+      history.record(taskId, {
+        at: now(),
+        kind: "released",
+        node,
+        reason: error !== undefined ? "handler error" : (reason ?? "handler returned release"),
+      }),
     ),
     consumer.on("done", ({ taskId }) => history.record(taskId, { at: now(), kind: "done", node })),
-    consumer.on("handlerError", ({ taskId, error }) => history.record(taskId, { at: now(), kind: "error", node, message: clipMessage(errorText(error)) })),
+    consumer.on("handlerError", ({ taskId, error }) =>
+      history.record(taskId, { at: now(), kind: "error", node, message: clipMessage(errorText(error)) }),
+    ),
     consumer.on("lost", ({ taskId, reason }) => history.record(taskId, { at: now(), kind: "lost", node, reason })),
   ];
   return () => {
@@ -40,7 +47,7 @@ export function recordingStateStore(inner: StateStore, history: TaskHistory, nod
 function errorText(error: unknown): string {
   if (error instanceof Error) return error.message || error.name;
   try {
-    return typeof error === "string" ? error : JSON.stringify(error) ?? String(error);
+    return typeof error === "string" ? error : (JSON.stringify(error) ?? String(error));
   } catch {
     return String(error);
   }

@@ -51,7 +51,8 @@ export interface TaskHistory {
 export function nextSummary(prev: TaskSummary | undefined, event: HistoryEvent): TaskSummary {
   const base: TaskSummary = prev ?? { attempts: 0, errors: 0 };
   if (event.kind === "claimed") return { ...base, attempts: base.attempts + 1 };
-  if (event.kind === "error") return { ...base, errors: base.errors + 1, lastError: { at: event.at, message: event.message ?? "" } };
+  if (event.kind === "error")
+    return { ...base, errors: base.errors + 1, lastError: { at: event.at, message: event.message ?? "" } };
   return base;
 }
 

@@ -64,9 +64,13 @@ export function authorizeChange(req: IncomingMessage, policy: AuthPolicy): void 
     const header = req.headers.authorization;
     const match = typeof header === "string" ? /^Bearer[ \t]+(\S+)\s*$/i.exec(header) : null;
     if (!match) {
-      throw new HttpError(401, 'this request changes state and needs "Authorization: Bearer <token>" (the configured http.token)', {
-        "www-authenticate": 'Bearer realm="metafora"',
-      });
+      throw new HttpError(
+        401,
+        'this request changes state and needs "Authorization: Bearer <token>" (the configured http.token)',
+        {
+          "www-authenticate": 'Bearer realm="metafora"',
+        },
+      );
     }
     if (!tokenMatches(match[1]!, policy.token)) {
       throw new HttpError(401, "the bearer token does not match the configured http.token", {

@@ -12,13 +12,22 @@ export const DEFAULT_BODY_LIMIT = 1024 * 1024;
 /** An error that carries its HTTP status (and optional headers, e.g. WWW-Authenticate, Allow). */
 export class HttpError extends Error {
   override name = "HttpError";
-  constructor(readonly status: number, message: string, readonly headers: Record<string, string> = {}) {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
     super(message);
   }
 }
 
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body) + "\n";
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const text = `${JSON.stringify(body)}\n`;
   res.writeHead(status, {
     "content-type": "application/json; charset=utf-8",
     "content-length": String(Buffer.byteLength(text)),
@@ -28,8 +37,19 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.end(text);
 }
 
-export function sendText(res: ServerResponse, status: number, contentType: string, text: string, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { "content-type": contentType, "content-length": String(Buffer.byteLength(text)), "cache-control": "no-store", ...headers });
+export function sendText(
+  res: ServerResponse,
+  status: number,
+  contentType: string,
+  text: string,
+  headers: Record<string, string> = {},
+): void {
+  res.writeHead(status, {
+    "content-type": contentType,
+    "content-length": String(Buffer.byteLength(text)),
+    "cache-control": "no-store",
+    ...headers,
+  });
   res.end(text);
 }
 
@@ -57,10 +77,14 @@ export function sendError(res: ServerResponse, err: unknown): void {
 export async function readJsonBody(req: IncomingMessage, limit = DEFAULT_BODY_LIMIT): Promise<unknown> {
   const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
   if (type !== "application/json") {
-    throw new HttpError(415, `expected a JSON body with "Content-Type: application/json", got ${type ? JSON.stringify(type) : "no Content-Type"}`);
+    throw new HttpError(
+      415,
+      `expected a JSON body with "Content-Type: application/json", got ${type ? JSON.stringify(type) : "no Content-Type"}`,
+    );
   }
   const declared = Number(req.headers["content-length"]);
-  if (Number.isFinite(declared) && declared > limit) throw new HttpError(413, `request body is ${declared} bytes; the limit is ${limit}`);
+  if (Number.isFinite(declared) && declared > limit)
+    throw new HttpError(413, `request body is ${declared} bytes; the limit is ${limit}`);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
@@ -85,7 +109,10 @@ export async function readJsonBody(req: IncomingMessage, limit = DEFAULT_BODY_LI
  */
 export function asObject(body: unknown, expected: string, allowed?: readonly string[]): Record<string, unknown> {
   if (body === null || typeof body !== "object" || Array.isArray(body)) {
-    throw new HttpError(400, `expected a JSON object ${expected}, got ${body === null ? "null" : Array.isArray(body) ? "an array" : typeof body}`);
+    throw new HttpError(
+      400,
+      `expected a JSON object ${expected}, got ${body === null ? "null" : Array.isArray(body) ? "an array" : typeof body}`,
+    );
   }
   if (allowed) {
     const unknown = Object.keys(body).filter((k) => !allowed.includes(k));
@@ -95,7 +122,10 @@ export function asObject(body: unknown, expected: string, allowed?: readonly str
         const guess = k.length > 2 ? suggest(k, allowed) : undefined;
         return `${JSON.stringify(k)}${guess ? ` (did you mean ${JSON.stringify(guess)}?)` : ""}`;
       });
-      throw new HttpError(400, `unknown field${unknown.length > 1 ? "s" : ""} ${hints.join(", ")}; allowed: ${allowed.join(", ")}; expected ${expected}`);
+      throw new HttpError(
+        400,
+        `unknown field${unknown.length > 1 ? "s" : ""} ${hints.join(", ")}; allowed: ${allowed.join(", ")}; expected ${expected}`,
+      );
     }
   }
   return body as Record<string, unknown>;

@@ -21,7 +21,8 @@ export class Router {
     for (const c of this.routes) {
       const params = matchSegments(c.segments, parts);
       if (!params) continue;
-      if (c.route.method === method || (method === "HEAD" && c.route.method === "GET")) return { route: c.route, params };
+      if (c.route.method === method || (method === "HEAD" && c.route.method === "GET"))
+        return { route: c.route, params };
       allowed.add(c.route.method);
     }
     if (allowed.size > 0) {

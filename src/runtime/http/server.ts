@@ -44,20 +44,33 @@ export function parseListen(listen: string): { host: string; port: number } {
   const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(listen.trim());
   const port = m ? Number(m[3]) : NaN;
   if (!m || !Number.isInteger(port) || port > 65535) {
-    throw new ConfigError(`http.listen ${JSON.stringify(listen)} is not a listen address; expected "host:port" such as "127.0.0.1:7070", or "off"`);
+    throw new ConfigError(
+      `http.listen ${JSON.stringify(listen)} is not a listen address; expected "host:port" such as "127.0.0.1:7070", or "off"`,
+    );
   }
   return { host: m[1] ?? m[2]!, port };
 }
 
-export async function startHttpServer(services: HttpServices, opts: HttpServerOptions = {}): Promise<RunningHttpServer> {
+export async function startHttpServer(
+  services: HttpServices,
+  opts: HttpServerOptions = {},
+): Promise<RunningHttpServer> {
   const listen = opts.listen ?? services.config.http.listen;
-  if (listen === "off") throw new ConfigError('http.listen is "off": the HTTP server is disabled, so it cannot be started');
+  if (listen === "off")
+    throw new ConfigError('http.listen is "off": the HTTP server is disabled, so it cannot be started');
   const { host, port } = parseListen(listen);
   const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const log = services.log;
 
   const feed = new LiveFeed(services);
-  const router = new Router([...healthRoutes, ...metricsRoutes, ...infoRoutes, ...taskRoutes, ...nodeRoutes, ...consoleRoutes(feed)]);
+  const router = new Router([
+    ...healthRoutes,
+    ...metricsRoutes,
+    ...infoRoutes,
+    ...taskRoutes,
+    ...nodeRoutes,
+    ...consoleRoutes(feed),
+  ]);
   const stateStore = services.stateStore;
   const operator: Operator = new ClusterOperator({
     target: `node "${services.node}"`,
@@ -69,7 +82,10 @@ export async function startHttpServer(services: HttpServices, opts: HttpServerOp
     liveState: services.stateOf ? (id) => services.stateOf?.(id) : undefined,
     readStates: services.readStates,
     history: services.history,
-    historyNote: services.history?.scope === "this node (memory)" ? `history kept in memory by node "${services.node}": events this node saw since it started` : undefined,
+    historyNote:
+      services.history?.scope === "this node (memory)"
+        ? `history kept in memory by node "${services.node}": events this node saw since it started`
+        : undefined,
     checkpointInfos: services.checkpoints ? () => services.checkpoints!.checkpointInfos() : undefined,
     retryAt: services.retryAt,
     deleteState: services.deleteState ? (id) => services.deleteState!(id) : undefined,
@@ -130,7 +146,10 @@ export async function startHttpServer(services: HttpServices, opts: HttpServerOp
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException): void => {
       server.off("listening", onListening);
-      const hint = err.code === "EADDRINUSE" ? " (another process is using it; set http.listen / METAFORA_HTTP to another port, or \"off\")" : "";
+      const hint =
+        err.code === "EADDRINUSE"
+          ? ' (another process is using it; set http.listen / METAFORA_HTTP to another port, or "off")'
+          : "";
       reject(new ConfigError(`cannot listen on ${listen}: ${err.message}${hint}`));
     };
     const onListening = (): void => {
@@ -149,7 +168,9 @@ export async function startHttpServer(services: HttpServices, opts: HttpServerOp
   const address = `${hostForUrl}:${bound.port}`;
   policy = { token: services.config.http.token, loopback: isLoopbackAddress(boundHost), address };
   if (!policy.loopback && !policy.token) {
-    log.warn(`http API on ${address} is not loopback and no token is configured: state-changing requests will be refused (set METAFORA_TOKEN)`);
+    log.warn(
+      `http API on ${address} is not loopback and no token is configured: state-changing requests will be refused (set METAFORA_TOKEN)`,
+    );
   }
   log.debug(`http listening on http://${address}${policy.token ? " (token required for changes)" : ""}`);
 

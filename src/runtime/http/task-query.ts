@@ -43,7 +43,10 @@ export interface TaskRow extends TaskInfo {
 export function parseTaskQuery(params: URLSearchParams): TaskQuery {
   for (const key of params.keys()) {
     if (!(PARAMS as readonly string[]).includes(key)) {
-      throw new HttpError(400, `unknown query parameter ${JSON.stringify(key)} for /api/tasks; expected one of ${PARAMS.join(", ")}`);
+      throw new HttpError(
+        400,
+        `unknown query parameter ${JSON.stringify(key)} for /api/tasks; expected one of ${PARAMS.join(", ")}`,
+      );
     }
   }
   const text = (name: string): string | undefined => {
@@ -53,8 +56,15 @@ export function parseTaskQuery(params: URLSearchParams): TaskQuery {
     return v === undefined || v === "" ? undefined : v;
   };
   const state = text("state");
-  if (state !== undefined && !(STATE_CODES as readonly string[]).includes(state) && !(PSEUDO_STATES as readonly string[]).includes(state)) {
-    throw new HttpError(400, `query parameter state=${JSON.stringify(state)} is not a state; expected one of ${[...PSEUDO_STATES, ...STATE_CODES].join(", ")}`);
+  if (
+    state !== undefined &&
+    !(STATE_CODES as readonly string[]).includes(state) &&
+    !(PSEUDO_STATES as readonly string[]).includes(state)
+  ) {
+    throw new HttpError(
+      400,
+      `query parameter state=${JSON.stringify(state)} is not a state; expected one of ${[...PSEUDO_STATES, ...STATE_CODES].join(", ")}`,
+    );
   }
   const offset = integer("offset", text("offset"), 0, Number.MAX_SAFE_INTEGER) ?? 0;
   const limit = integer("limit", text("limit"), 1, MAX_LIMIT);
@@ -74,7 +84,10 @@ function integer(name: string, value: string | undefined, min: number, max: numb
   if (value === undefined) return undefined;
   const n = Number(value);
   if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min || n > max) {
-    throw new HttpError(400, `query parameter ${name}=${JSON.stringify(value)} must be a whole number from ${min} to ${max}`);
+    throw new HttpError(
+      400,
+      `query parameter ${name}=${JSON.stringify(value)} must be a whole number from ${min} to ${max}`,
+    );
   }
   return n;
 }

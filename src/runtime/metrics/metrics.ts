@@ -16,7 +16,6 @@ import type { ClusterState, RunningTask, StopReason } from "../../types.ts";
 import { LoopLagMonitor } from "../../internal/loop-lag.ts";
 import { FailoverEstimator } from "./failover.ts";
 
-
 export interface MetricsOptions {
   /** Added as a `node` label to every series (useful when several nodes share a host). */
   node?: string;
@@ -281,7 +280,11 @@ function sampleLoopLag(every: number, observe: (ms: number) => void): () => void
  * Count the consumer's events into `metrics` and read its running tasks at scrape time.
  * Returns a function that detaches (also called by metrics.close()).
  */
-export function attachConsumerMetrics(metrics: Metrics, consumer: MetricsConsumer, opts: AttachOptions = {}): () => void {
+export function attachConsumerMetrics(
+  metrics: Metrics,
+  consumer: MetricsConsumer,
+  opts: AttachOptions = {},
+): () => void {
   const m = metrics as MetricsInternals;
   m.sources.tasks = () => consumer.tasks();
   m.sources.frozen = () => consumer.frozen();
@@ -330,7 +333,9 @@ export function attachConsumerMetrics(metrics: Metrics, consumer: MetricsConsume
       metrics.releaseBackoffs.inc({ handler: handlerFor(e.taskId) });
     }),
     consumer.on("suspended", () => metrics.suspensions.inc()),
-    consumer.on("rebalanced", (e: ConsumerEvents["rebalanced"]) => metrics.rebalanceReleases.inc({ trigger: e.trigger.kind }, e.released.length)),
+    consumer.on("rebalanced", (e: ConsumerEvents["rebalanced"]) =>
+      metrics.rebalanceReleases.inc({ trigger: e.trigger.kind }, e.released.length),
+    ),
   ];
   let detached = false;
   const detach = (): void => {

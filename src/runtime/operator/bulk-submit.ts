@@ -13,11 +13,18 @@ export const MAX_BULK_ITEMS = 10_000;
 /** One {id, props?, handler?} item, `where` naming it in errors ("line 3", "tasks[2]"). */
 export function checkSubmission(item: unknown, where: string): TaskSubmission {
   if (item === null || typeof item !== "object" || Array.isArray(item)) {
-    throw new OperatorError("invalid", `${where}: expected an object {"id": "...", "props"?: {...}, "handler"?: "..."}`);
+    throw new OperatorError(
+      "invalid",
+      `${where}: expected an object {"id": "...", "props"?: {...}, "handler"?: "..."}`,
+    );
   }
   const { id, props, handler, ...rest } = item as Record<string, unknown>;
   const unknown = Object.keys(rest);
-  if (unknown.length > 0) throw new OperatorError("invalid", `${where}: unknown field ${JSON.stringify(unknown[0])} (allowed: id, props, handler)`);
+  if (unknown.length > 0)
+    throw new OperatorError(
+      "invalid",
+      `${where}: unknown field ${JSON.stringify(unknown[0])} (allowed: id, props, handler)`,
+    );
   try {
     const taskId = checkTaskId(id);
     const checked = checkProps(props, handler);
@@ -34,7 +41,8 @@ export function checkSubmissions(items: readonly unknown[], where: (index: numbe
   return items.map((item, i) => {
     const s = checkSubmission(item, where(i));
     const seen = first.get(s.id);
-    if (seen !== undefined) throw new OperatorError("invalid", `${where(i)}: task id ${JSON.stringify(s.id)} also appears at ${where(seen)}`);
+    if (seen !== undefined)
+      throw new OperatorError("invalid", `${where(i)}: task id ${JSON.stringify(s.id)} also appears at ${where(seen)}`);
     first.set(s.id, i);
     return s;
   });
@@ -49,7 +57,10 @@ export function parseTaskLines(text: string, name: string): TaskSubmission[] {
     try {
       items.push(JSON.parse(line));
     } catch (err) {
-      throw new OperatorError("invalid", `${name} line ${i + 1}: not JSON (${(err as Error).message}); expected one {"id": ...} object per line`);
+      throw new OperatorError(
+        "invalid",
+        `${name} line ${i + 1}: not JSON (${(err as Error).message}); expected one {"id": ...} object per line`,
+      );
     }
     lines.push(i + 1);
   });

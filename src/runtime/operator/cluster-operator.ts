@@ -80,10 +80,16 @@ export class ClusterOperator implements Operator {
         stored = await readState(id);
       } catch (err) {
         if (looksUnavailable(err)) throw toOperatorError(err, `read the state of task "${id}"`, this.target);
-        throw new OperatorError("conflict", `task "${id}" has a stored state that cannot be read (${errorText(err)}); clear it with \`metafora state reset ${id}\` (or DELETE /api/tasks/${encodeURIComponent(id)}/state), then submit again`);
+        throw new OperatorError(
+          "conflict",
+          `task "${id}" has a stored state that cannot be read (${errorText(err)}); clear it with \`metafora state reset ${id}\` (or DELETE /api/tasks/${encodeURIComponent(id)}/state), then submit again`,
+        );
       }
       if (stored && isTerminal(stored.code)) {
-        throw new OperatorError("conflict", `task "${id}" already ran to the end (stored state: ${stored.code}); a resubmit would end at once. To run it again from the start, clear its state with \`metafora state reset ${id}\` (or DELETE /api/tasks/${encodeURIComponent(id)}/state), then submit again`);
+        throw new OperatorError(
+          "conflict",
+          `task "${id}" already ran to the end (stored state: ${stored.code}); a resubmit would end at once. To run it again from the start, clear its state with \`metafora state reset ${id}\` (or DELETE /api/tasks/${encodeURIComponent(id)}/state), then submit again`,
+        );
       }
     }
     await this.call(`submit task "${id}"`, () => this.parts.client.submitTask(id, props));
@@ -97,11 +103,15 @@ export class ClusterOperator implements Operator {
   async resetState(id: string): Promise<boolean> {
     checkTaskId(id);
     const { deleteState } = this.parts;
-    if (!deleteState) throw new OperatorError("unsupported", `${this.target} has no state store: there is no state to reset`);
+    if (!deleteState)
+      throw new OperatorError("unsupported", `${this.target} has no state store: there is no state to reset`);
     const tasks = await this.call("list tasks", () => this.parts.client.tasks());
     const task = tasks.find((t) => t.id === id);
     if (task?.owner !== undefined) {
-      throw new OperatorError("conflict", `task "${id}" is running on node ${task.owner}; its state cannot be reset under it. Pause or kill it, or delete the task, first`);
+      throw new OperatorError(
+        "conflict",
+        `task "${id}" is running on node ${task.owner}; its state cannot be reset under it. Pause or kill it, or delete the task, first`,
+      );
     }
     return this.call(`reset the state of task "${id}"`, () => deleteState(id));
   }
@@ -166,7 +176,9 @@ export class ClusterOperator implements Operator {
   }
 
   async nodes(): Promise<NodeView[]> {
-    const [names, tasks] = await this.call("list nodes", () => Promise.all([this.parts.client.nodes(), this.parts.client.tasks()]));
+    const [names, tasks] = await this.call("list nodes", () =>
+      Promise.all([this.parts.client.nodes(), this.parts.client.tasks()]),
+    );
     const counts = new Map<string, number>();
     for (const t of tasks) if (t.owner) counts.set(t.owner, (counts.get(t.owner) ?? 0) + 1);
     return [...new Set(names)].sort().map((name) => ({ name, tasks: counts.get(name) ?? 0 }));
@@ -178,7 +190,10 @@ export class ClusterOperator implements Operator {
     // consumes it), so refuse it instead of accepting it silently.
     const live = await this.call("list nodes", () => this.parts.client.nodes());
     if (!live.includes(node)) {
-      throw new OperatorError("not-found", `node "${node}" is not live (live nodes: ${live.length ? [...live].sort().join(", ") : "none"})`);
+      throw new OperatorError(
+        "not-found",
+        `node "${node}" is not live (live nodes: ${live.length ? [...live].sort().join(", ") : "none"})`,
+      );
     }
     await this.call(`send ${command.command} to node "${node}"`, () => this.parts.client.submitCommand(node, command));
   }
@@ -186,7 +201,8 @@ export class ClusterOperator implements Operator {
   async taskCommand(id: string, request: TaskCommandRequest): Promise<void> {
     checkTaskId(id);
     const commander = this.parts.taskCommands;
-    if (!commander) throw new OperatorError("unsupported", `${this.target} has no state machine: task commands are not available`);
+    if (!commander)
+      throw new OperatorError("unsupported", `${this.target} has no state machine: task commands are not available`);
     await this.requireTask(id);
     // A command for a task whose stored state cannot be read would be taken and do nothing.
     const { readState } = this.parts;
@@ -195,7 +211,10 @@ export class ClusterOperator implements Operator {
         await readState(id);
       } catch (err) {
         if (looksUnavailable(err)) throw toOperatorError(err, `read the state of task "${id}"`, this.target);
-        throw new OperatorError("conflict", `cannot ${request.message} task "${id}": its stored state cannot be read (${errorText(err)}); clear it with \`metafora state reset ${id}\` (it restarts as runnable)`);
+        throw new OperatorError(
+          "conflict",
+          `cannot ${request.message} task "${id}": its stored state cannot be read (${errorText(err)}); clear it with \`metafora state reset ${id}\` (it restarts as runnable)`,
+        );
       }
     }
     await this.call(`send ${request.message} to task "${id}"`, () => commander.send(id, toMessage(request)));
@@ -213,7 +232,8 @@ export class ClusterOperator implements Operator {
       await this.requireTask(id);
       return { id };
     }
-    if (!loadState) throw new OperatorError("unsupported", `${this.target} has no state store: task states are not available`);
+    if (!loadState)
+      throw new OperatorError("unsupported", `${this.target} has no state store: task states are not available`);
     await this.requireTask(id); // load() would record a state for any id, so check first
     const loaded = await this.call(`read the state of task "${id}"`, () => loadState(id));
     return loaded ? { id, state: toStateView(loaded) } : { id };
@@ -247,7 +267,8 @@ export function toOperatorError(
   if (err instanceof OperatorError) return err;
   if (err instanceof TaskExistsError) return new OperatorError("conflict", err.message);
   const message = err instanceof Error ? err.message : String(err);
-  if (classify(err) === "unavailable" || looksUnavailable(err)) return new OperatorError("unavailable", `could not ${what}: ${target} is unreachable (${message})`);
+  if (classify(err) === "unavailable" || looksUnavailable(err))
+    return new OperatorError("unavailable", `could not ${what}: ${target} is unreachable (${message})`);
   return new OperatorError("failed", `could not ${what}: ${message}`);
 }
 
@@ -275,7 +296,11 @@ function toMessage(request: TaskCommandRequest): Message {
     case "kill":
       return { code: "kill" };
     case "sleep":
-      if (!request.until) throw new OperatorError("invalid", `message "sleep" needs until (an RFC 3339 time or a duration such as "10m")`);
+      if (!request.until)
+        throw new OperatorError(
+          "invalid",
+          `message "sleep" needs until (an RFC 3339 time or a duration such as "10m")`,
+        );
       return { code: "sleep", until: request.until };
   }
 }

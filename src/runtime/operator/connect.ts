@@ -17,7 +17,7 @@ export async function connectOperator(config: RuntimeConfig): Promise<Operator> 
   }
   if (config.http.listen === "off") {
     throw new ConfigError(
-      'the embedded coordinator is reached through the node\'s HTTP API, but http.listen is "off"; set http.listen (METAFORA_HTTP) to the node\'s address',
+      "the embedded coordinator is reached through the node's HTTP API, but http.listen is \"off\"; set http.listen (METAFORA_HTTP) to the node's address",
     );
   }
   return new HttpOperator({ baseUrl: clientUrlForListen(config.http.listen), token: config.http.token });

@@ -31,7 +31,8 @@ export async function createEtcdOperator(config: RuntimeConfig): Promise<Operato
     taskCommands: commands,
     readState: (id) => store.get(id),
     readStates: () => readAllEtcdStates(etcd, ns),
-    historyNote: "etcd keeps no task history: it is held in memory by the node that ran the task (ask that node: GET /api/tasks/<id>)",
+    historyNote:
+      "etcd keeps no task history: it is held in memory by the node that ran the task (ask that node: GET /api/tasks/<id>)",
     deleteState: (id) => store.delete(id),
     waiting: { liveNodes: () => client.nodes() },
     classifyError: classifyEtcdError,
@@ -39,13 +40,21 @@ export async function createEtcdOperator(config: RuntimeConfig): Promise<Operato
   });
   // Fail fast and clearly (exit 69) when etcd cannot be reached, before any real work.
   try {
-    await withTimeout(etcd.get(`${ns}/_metafora`).exec(), etcdConfig.dialTimeout, () => new Error(`no answer within ${etcdConfig.dialTimeout}ms`));
+    await withTimeout(
+      etcd.get(`${ns}/_metafora`).exec(),
+      etcdConfig.dialTimeout,
+      () => new Error(`no answer within ${etcdConfig.dialTimeout}ms`),
+    );
   } catch (err) {
     etcd.close();
     const message = err instanceof Error ? err.message : String(err);
     // Authentication and permission failures are not "unreachable": report them as they are.
-    if (classifyEtcdError(err) === "credentials") throw new OperatorError("failed", `${target} refused the credentials: ${message}`);
-    throw new OperatorError("unavailable", `${target} is unreachable (${message}); check etcd.endpoints / METAFORA_ETCD_ENDPOINTS`);
+    if (classifyEtcdError(err) === "credentials")
+      throw new OperatorError("failed", `${target} refused the credentials: ${message}`);
+    throw new OperatorError(
+      "unavailable",
+      `${target} is unreachable (${message}); check etcd.endpoints / METAFORA_ETCD_ENDPOINTS`,
+    );
   }
   return operator;
 }

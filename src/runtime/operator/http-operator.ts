@@ -3,7 +3,7 @@
  * coordinator (its tasks live inside that process). Errors come back as {"error": "..."}
  * with a status, which map back onto OperatorError kinds.
  */
-import type { NodeCommand, SubmitResult, TaskInfo, TaskProps, TaskSubmission } from "../../types.ts";
+import type { NodeCommand, SubmitResult, TaskProps, TaskSubmission } from "../../types.ts";
 import {
   OperatorError,
   kindOfHttpStatus,
@@ -52,7 +52,9 @@ export class HttpOperator implements Operator {
   }
 
   async submitTask(id: string, props?: TaskProps): Promise<SubmitOutcome> {
-    const reply = (await this.request("POST", "/api/tasks", props === undefined ? { id } : { id, props })) as { warning?: unknown };
+    const reply = (await this.request("POST", "/api/tasks", props === undefined ? { id } : { id, props })) as {
+      warning?: unknown;
+    };
     return typeof reply?.warning === "string" ? { warning: reply.warning } : {};
   }
 
@@ -104,7 +106,9 @@ export class HttpOperator implements Operator {
   }
 
   async taskCommand(id: string, request: TaskCommandRequest): Promise<void> {
-    const body = request.until ? { message: request.message, until: request.until.toISOString() } : { message: request.message };
+    const body = request.until
+      ? { message: request.message, until: request.until.toISOString() }
+      : { message: request.message };
     await this.request("POST", `/api/tasks/${encodeURIComponent(id)}/commands`, body);
   }
 
@@ -127,8 +131,14 @@ export class HttpOperator implements Operator {
         signal: AbortSignal.timeout(this.opts.timeout ?? 10_000),
       });
     } catch (err) {
-      const why = err instanceof Error && err.name === "TimeoutError" ? `no answer within ${this.opts.timeout ?? 10_000}ms` : describeFetchError(err);
-      throw new OperatorError("unavailable", `${this.target} is unreachable (${why}); is \`metafora run\` running with the same config?`);
+      const why =
+        err instanceof Error && err.name === "TimeoutError"
+          ? `no answer within ${this.opts.timeout ?? 10_000}ms`
+          : describeFetchError(err);
+      throw new OperatorError(
+        "unavailable",
+        `${this.target} is unreachable (${why}); is \`metafora run\` running with the same config?`,
+      );
     }
     const text = await res.text();
     let parsed: unknown;
@@ -143,7 +153,8 @@ export class HttpOperator implements Operator {
       if (res.status === 401) msg += " (set METAFORA_TOKEN or [http] token to the node's token)";
       throw new OperatorError(kindOfHttpStatus(res.status), msg);
     }
-    if (parsed === undefined) throw new OperatorError("failed", `${this.target} answered ${method} ${path} with something that is not JSON`);
+    if (parsed === undefined)
+      throw new OperatorError("failed", `${this.target} answered ${method} ${path} with something that is not JSON`);
     return parsed;
   }
 }

@@ -2,7 +2,9 @@
 import type { HttpServices } from "../http/types.ts";
 import type { WaitingContext } from "./waiting.ts";
 
-export function waitingContextOf(services: Pick<HttpServices, "handlerNames" | "node" | "consumer" | "config">): WaitingContext {
+export function waitingContextOf(
+  services: Pick<HttpServices, "handlerNames" | "node" | "consumer" | "config">,
+): WaitingContext {
   const ctx: WaitingContext = { node: services.node };
   const consumer = services.consumer;
   if (consumer.ignoredUntil) ctx.ignoredUntil = (id) => consumer.ignoredUntil?.(id);

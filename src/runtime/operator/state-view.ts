@@ -3,9 +3,12 @@ import type { State } from "../../statemachine/types.ts";
 import type { StateView } from "./types.ts";
 
 export function toStateView(state: State): StateView {
-  const view: { code: string; until?: string; errors?: Array<{ timestamp: string; error: string }> } = { code: state.code };
+  const view: { code: string; until?: string; errors?: Array<{ timestamp: string; error: string }> } = {
+    code: state.code,
+  };
   if (state.until) view.until = isoOrText(state.until);
-  if (state.errors?.length) view.errors = state.errors.map((e) => ({ timestamp: isoOrText(e.timestamp), error: e.error }));
+  if (state.errors?.length)
+    view.errors = state.errors.map((e) => ({ timestamp: isoOrText(e.timestamp), error: e.error }));
   return view;
 }
 
@@ -15,11 +18,13 @@ export function toStateView(state: State): StateView {
  * counts errors of failed states too, in the singular for one, and not at all when there are none.
  */
 export function stateLine(state: StateView | State): string {
-  const until = state.until === undefined ? undefined : typeof state.until === "string" ? state.until : isoOrText(state.until);
+  const until =
+    state.until === undefined ? undefined : typeof state.until === "string" ? state.until : isoOrText(state.until);
   const errors = state.errors?.length ?? 0;
   let text: string = state.code;
   if (until && state.code === "sleeping") text += ` until ${until}`;
-  if (errors > 0 && (state.code === "fault" || state.code === "failed")) text += ` (${errors} error${errors === 1 ? "" : "s"})`;
+  if (errors > 0 && (state.code === "fault" || state.code === "failed"))
+    text += ` (${errors} error${errors === 1 ? "" : "s"})`;
   return text;
 }
 

@@ -114,7 +114,10 @@ export type OperatorErrorKind =
 
 export class OperatorError extends Error {
   override name = "OperatorError";
-  constructor(readonly kind: OperatorErrorKind, message: string) {
+  constructor(
+    readonly kind: OperatorErrorKind,
+    message: string,
+  ) {
     super(message);
   }
 }

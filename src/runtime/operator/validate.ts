@@ -45,7 +45,10 @@ export const NODE_COMMAND_NAMES = ["freeze", "unfreeze", "balance", "stop-task"]
 export function commandField(body: Readonly<Record<string, unknown>>): unknown {
   const { command, message } = body;
   if (command !== undefined && message !== undefined && command !== message) {
-    throw new OperatorError("invalid", `give "command" or its older name "message", not both (got command ${describe(command)} and message ${describe(message)})`);
+    throw new OperatorError(
+      "invalid",
+      `give "command" or its older name "message", not both (got command ${describe(command)} and message ${describe(message)})`,
+    );
   }
   return command ?? message;
 }
@@ -55,9 +58,18 @@ export function checkNodeCommand(command: unknown, parameters: unknown): NodeCom
   const name = typeof command === "string" ? command.trim().replace(/-/g, "_") : command;
   if (typeof name !== "string" || !(BUILTIN_COMMANDS as readonly string[]).includes(name)) {
     const shown = BUILTIN_COMMANDS.map((c) => (c === "stop_task" ? "stop_task (or stop-task)" : c)).join(", ");
-    throw new OperatorError("invalid", command === undefined ? `command is missing; expected one of ${shown}` : `command must be one of ${shown}, got ${describe(command)}`);
+    throw new OperatorError(
+      "invalid",
+      command === undefined
+        ? `command is missing; expected one of ${shown}`
+        : `command must be one of ${shown}, got ${describe(command)}`,
+    );
   }
-  if (parameters !== undefined && parameters !== null && (typeof parameters !== "object" || Array.isArray(parameters))) {
+  if (
+    parameters !== undefined &&
+    parameters !== null &&
+    (typeof parameters !== "object" || Array.isArray(parameters))
+  ) {
     throw new OperatorError("invalid", `parameters must be a JSON object, got ${describe(parameters)}`);
   }
   const params = (parameters ?? {}) as Record<string, unknown>;
@@ -71,14 +83,24 @@ export function checkNodeCommand(command: unknown, parameters: unknown): NodeCom
 export const TASK_MESSAGE_NAMES = ["pause", "resume", "sleep", "kill"] as const;
 
 /** Turn operator input into a task command; "run" is accepted as a synonym of "resume". */
-export function checkTaskMessage(message: unknown, until: unknown, now = Date.now()): { message: TaskMessageName; until?: Date } {
+export function checkTaskMessage(
+  message: unknown,
+  until: unknown,
+  now = Date.now(),
+): { message: TaskMessageName; until?: Date } {
   const name = message === "run" ? "resume" : message;
   if (typeof name !== "string" || !(TASK_MESSAGE_NAMES as readonly string[]).includes(name)) {
     const expected = `one of ${TASK_MESSAGE_NAMES.join(", ")}`;
-    throw new OperatorError("invalid", message === undefined ? `command (or its older name "message") is missing; expected ${expected}` : `command must be ${expected}, got ${describe(message)}`);
+    throw new OperatorError(
+      "invalid",
+      message === undefined
+        ? `command (or its older name "message") is missing; expected ${expected}`
+        : `command must be ${expected}, got ${describe(message)}`,
+    );
   }
   if (name !== "sleep") {
-    if (until !== undefined && until !== null) throw new OperatorError("invalid", `until is only allowed with command "sleep"`);
+    if (until !== undefined && until !== null)
+      throw new OperatorError("invalid", `until is only allowed with command "sleep"`);
     return { message: name as TaskMessageName };
   }
   return { message: "sleep", until: parseUntil(until, now) };
@@ -88,7 +110,8 @@ export function checkTaskMessage(message: unknown, until: unknown, now = Date.no
 export function parseUntil(value: unknown, now = Date.now()): Date {
   const expected = `until must be an RFC 3339 time such as "2030-01-02T15:04:05Z" or a duration such as "10m"`;
   if (value === undefined) throw new OperatorError("invalid", `until is missing; ${expected}`);
-  if (typeof value !== "string" || value.trim() === "") throw new OperatorError("invalid", `${expected}, got ${describe(value)}`);
+  if (typeof value !== "string" || value.trim() === "")
+    throw new OperatorError("invalid", `${expected}, got ${describe(value)}`);
   const ms = parseDuration(value);
   if (ms !== undefined) return new Date(now + ms);
   // RFC 3339 needs a date, a time and a zone; Date.parse alone also accepts "2030" or "March 7".

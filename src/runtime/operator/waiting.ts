@@ -31,12 +31,16 @@ export function waitingReason(task: TaskInfo, ctx: WaitingContext, liveNodes?: r
   const names = ctx.handlers?.();
   if (names && !names.includes(handler)) return noHandler(handler, names);
   const until = ctx.ignoredUntil?.(task.id);
-  if (until !== undefined) return `backing off until ${new Date(until).toISOString()} on node ${ctx.node ?? "?"} (its handler gave it back soon after the claim, or failed)`;
+  if (until !== undefined)
+    return `backing off until ${new Date(until).toISOString()} on node ${ctx.node ?? "?"} (its handler gave it back soon after the claim, or failed)`;
   return undefined;
 }
 
 /** Rows with `waiting` added where there is a reason. */
-export async function withWaiting<R extends TaskInfo>(rows: readonly R[], ctx: WaitingContext): Promise<Array<R & { waiting?: string }>> {
+export async function withWaiting<R extends TaskInfo>(
+  rows: readonly R[],
+  ctx: WaitingContext,
+): Promise<Array<R & { waiting?: string }>> {
   const live = ctx.liveNodes && rows.some((r) => r.owner === undefined) ? await ctx.liveNodes() : undefined;
   return rows.map((row) => {
     const waiting = waitingReason(row, ctx, live);
@@ -48,8 +52,10 @@ export async function withWaiting<R extends TaskInfo>(rows: readonly R[], ctx: W
 export async function submitWarning(task: TaskInfo, ctx: WaitingContext): Promise<string | undefined> {
   const handler = routeTask(task);
   const names = ctx.handlers?.();
-  if (names && !names.includes(handler)) return `${noHandler(handler, names)}; it waits until a node with that handler joins`;
-  if (ctx.liveNodes && (await ctx.liveNodes()).length === 0) return `no live node right now; it waits until a node with handler "${handler}" joins`;
+  if (names && !names.includes(handler))
+    return `${noHandler(handler, names)}; it waits until a node with that handler joins`;
+  if (ctx.liveNodes && (await ctx.liveNodes()).length === 0)
+    return `no live node right now; it waits until a node with handler "${handler}" joins`;
   return undefined;
 }
 

@@ -35,7 +35,17 @@ function cleanHistory(): HistoryEvent[] {
     step("n1", 10, 2, 200),
     accepted("n1", 10, 2, 12, 210),
     fault(1, "node-kill", "n1", 1000, 9000),
-    { k: "proc", node: "n1", pid: 1, event: "exit", expected: true, code: null, signal: "SIGKILL", mono: 1001, wall: 1001 },
+    {
+      k: "proc",
+      node: "n1",
+      pid: 1,
+      event: "exit",
+      expected: true,
+      code: null,
+      signal: "SIGKILL",
+      mono: 1001,
+      wall: 1001,
+    },
     start("n2", 20, 5000),
     step("n2", 20, 1, 5050),
     accepted("n2", 20, 1, 21, 5060),
@@ -62,7 +72,9 @@ describe("chaos history checker", () => {
     expect(r.violations).toEqual([]);
     expect(r.tasksLost).toEqual([]);
     expect(r.faultsByKind).toEqual({ "node-kill": 1 });
-    expect(r.failover).toEqual([{ kind: "node-kill", faults: 1, moved: 1, medianMs: 4000, worstMs: 4000, notBackInWindow: 0 }]);
+    expect(r.failover).toEqual([
+      { kind: "node-kill", faults: 1, moved: 1, medianMs: 4000, worstMs: 4000, notBackInWindow: 0 },
+    ]);
     expect(r.counts.steps).toBe(3);
   });
 
@@ -70,7 +82,14 @@ describe("chaos history checker", () => {
     const h = [...cleanHistory(), step("n1", 10, 3, 5100)];
     const r = checkHistory(h, [T], settledOn("n2", 20));
     expect(r.violations.map((v) => v.kind)).toEqual(["stale-step"]);
-    expect(r.violations[0]!.evidence).toMatchObject({ staleNode: "n1", staleToken: 10, newerNode: "n2", newerToken: 20, lateByMs: 50, fault: "#1 node-kill n1 (during it)" });
+    expect(r.violations[0]!.evidence).toMatchObject({
+      staleNode: "n1",
+      staleToken: 10,
+      newerNode: "n2",
+      newerToken: 20,
+      lateByMs: 50,
+      fault: "#1 node-kill n1 (during it)",
+    });
   });
 
   test("a step by the older owner before the newer owner's first step is not one", () => {
@@ -79,10 +98,19 @@ describe("chaos history checker", () => {
   });
 
   test("the register accepting a lower token after a higher one is found, from etcd's watch and from the handlers' answers", () => {
-    const viaWatch = [...cleanHistory(), { k: "register", task: T, token: 10, step: 3, node: "n1", rev: 22, mono: 5200 } as HistoryEvent];
+    const viaWatch = [
+      ...cleanHistory(),
+      { k: "register", task: T, token: 10, step: 3, node: "n1", rev: 22, mono: 5200 } as HistoryEvent,
+    ];
     const a = checkHistory(viaWatch, [T], settledOn("n2", 20));
     expect(a.violations.map((v) => v.kind)).toEqual(["register-lower-token"]);
-    expect(a.violations[0]!.evidence).toMatchObject({ lowerToken: 10, higherToken: 20, lowerRev: 22, higherRev: 21, source: "etcd watch" });
+    expect(a.violations[0]!.evidence).toMatchObject({
+      lowerToken: 10,
+      higherToken: 20,
+      lowerRev: 22,
+      higherRev: 21,
+      source: "etcd watch",
+    });
 
     const viaHandler = [...cleanHistory(), accepted("n1", 10, 3, 23, 5300)];
     const b = checkHistory(viaHandler, [T], settledOn("n2", 20));
@@ -91,14 +119,33 @@ describe("chaos history checker", () => {
   });
 
   test("a rejected write is fencing working, not a violation", () => {
-    const h = [...cleanHistory(), { k: "commit", node: "n1", task: T, token: 10, step: 3, outcome: "rejected", stored: 20, mono: 5300 } as HistoryEvent];
+    const h = [
+      ...cleanHistory(),
+      {
+        k: "commit",
+        node: "n1",
+        task: T,
+        token: 10,
+        step: 3,
+        outcome: "rejected",
+        stored: 20,
+        mono: 5300,
+      } as HistoryEvent,
+    ];
     const r = checkHistory(h, [T], settledOn("n2", 20));
     expect(r.violations).toEqual([]);
     expect(r.counts.commitsRejected).toBe(1);
   });
 
   test("at the end: a task nobody runs is lost", () => {
-    const final: FinalObservation = { ...settledOn("n2", 20), views: [{ node: "n1", tasks: [] }, { node: "n2", tasks: [] }], owners: new Map() };
+    const final: FinalObservation = {
+      ...settledOn("n2", 20),
+      views: [
+        { node: "n1", tasks: [] },
+        { node: "n2", tasks: [] },
+      ],
+      owners: new Map(),
+    };
     const r = checkHistory(cleanHistory(), [T], final);
     expect(r.violations.map((v) => v.kind)).toEqual(["not-running-once"]);
     expect(r.violations[0]!.message).toContain("no live node runs it");
@@ -116,18 +163,38 @@ describe("chaos history checker", () => {
   test("at the end: an owner key that disagrees with /info, names a dead node, or a run the history never started", () => {
     const wrongToken = settledOn("n2", 20);
     wrongToken.owners.set(T, { node: "n2", token: 21 });
-    expect(checkHistory(cleanHistory(), [T], wrongToken).violations[0]!.message).toContain("owner key says n2#21 but /info says n2#20");
+    expect(checkHistory(cleanHistory(), [T], wrongToken).violations[0]!.message).toContain(
+      "owner key says n2#21 but /info says n2#20",
+    );
 
     const deadOwner = settledOn("n2", 20);
     deadOwner.owners.set(T, { node: "n3", token: 20 });
-    expect(checkHistory(cleanHistory(), [T], deadOwner).violations[0]!.message).toContain("n3, which is not a live node");
+    expect(checkHistory(cleanHistory(), [T], deadOwner).violations[0]!.message).toContain(
+      "n3, which is not a live node",
+    );
 
     const unknownRun = settledOn("n2", 30);
-    expect(checkHistory(cleanHistory(), [T], unknownRun).violations[0]!.message).toContain("no start by n2 with token 30");
+    expect(checkHistory(cleanHistory(), [T], unknownRun).violations[0]!.message).toContain(
+      "no start by n2 with token 30",
+    );
   });
 
   test("a node exit no fault caused is a violation; a signalled one is not", () => {
-    const h = [...cleanHistory(), { k: "proc", node: "n2", pid: 2, event: "exit", expected: false, code: 1, signal: null, tail: "boom", mono: 6000, wall: 6000 } as HistoryEvent];
+    const h = [
+      ...cleanHistory(),
+      {
+        k: "proc",
+        node: "n2",
+        pid: 2,
+        event: "exit",
+        expected: false,
+        code: 1,
+        signal: null,
+        tail: "boom",
+        mono: 6000,
+        wall: 6000,
+      } as HistoryEvent,
+    ];
     const r = checkHistory(h, [T], settledOn("n2", 20));
     expect(r.violations.map((v) => v.kind)).toEqual(["unexplained-exit"]);
     expect(r.violations[0]!.evidence).toMatchObject({ code: 1, tail: "boom" });
@@ -158,20 +225,42 @@ describe("chaos history checker", () => {
       at: 20_000,
       views: [
         { node: "n1", tasks: [{ id: "a", token: 40, stopped: false }] },
-        { node: "n2", tasks: [{ id: "c", token: 50, stopped: false }, { id: "b", token: 60, stopped: false }] },
+        {
+          node: "n2",
+          tasks: [
+            { id: "c", token: 50, stopped: false },
+            { id: "b", token: 60, stopped: false },
+          ],
+        },
       ],
-      owners: new Map([["a", { node: "n1", token: 40 }], ["b", { node: "n2", token: 60 }], ["c", { node: "n2", token: 50 }]]),
+      owners: new Map([
+        ["a", { node: "n1", token: 40 }],
+        ["b", { node: "n2", token: 60 }],
+        ["c", { node: "n2", token: 50 }],
+      ]),
       liveNodes: ["n1", "n2"],
     };
     // c was on the paused node too, and only came back after the next fault had begun.
     const r = checkHistory([...h, start("n1", 40, 11_000, "a"), start("n2", 50, 8000, "c")], ["a", "b", "c"], final);
     expect(r.violations).toEqual([]);
     const pause = r.failover.find((f) => f.kind === "node-pause")!;
-    expect(pause).toEqual({ kind: "node-pause", faults: 1, moved: 1, medianMs: 4200, worstMs: 4200, notBackInWindow: 1 });
+    expect(pause).toEqual({
+      kind: "node-pause",
+      faults: 1,
+      moved: 1,
+      medianMs: 4200,
+      worstMs: 4200,
+      notBackInWindow: 1,
+    });
     const kill = r.failover.find((f) => f.kind === "node-kill")!;
     expect(kill.moved).toBe(2);
     expect(kill.worstMs).toBe(4000);
     expect(kill.medianMs).toBe(3500);
-    expect(r.failover.find((f) => f.kind === "compaction")).toEqual({ kind: "compaction", faults: 1, moved: 0, notBackInWindow: 0 });
+    expect(r.failover.find((f) => f.kind === "compaction")).toEqual({
+      kind: "compaction",
+      faults: 1,
+      moved: 0,
+      notBackInWindow: 0,
+    });
   });
 });

@@ -14,10 +14,24 @@
  *  - unexplained-exit: a node process exited without the harness having signalled it;
  *  - no-progress: the run recorded no step at all (the suite would prove nothing).
  */
-import type { CommitEvent, FaultEvent, FaultKind, HistoryEvent, ProcEvent, RegisterEvent, StartEvent, StepEvent } from "./history.ts";
+import type {
+  CommitEvent,
+  FaultEvent,
+  FaultKind,
+  HistoryEvent,
+  ProcEvent,
+  RegisterEvent,
+  StartEvent,
+  StepEvent,
+} from "./history.ts";
 import type { NodeView, OwnerMap } from "./cluster.ts";
 
-export type ViolationKind = "stale-step" | "register-lower-token" | "not-running-once" | "unexplained-exit" | "no-progress";
+export type ViolationKind =
+  | "stale-step"
+  | "register-lower-token"
+  | "not-running-once"
+  | "unexplained-exit"
+  | "no-progress";
 
 export interface Violation {
   kind: ViolationKind;
@@ -56,7 +70,14 @@ export interface CheckResult {
   failover: FailoverFigures[];
   /** Tasks nobody runs after the quiet period. */
   tasksLost: string[];
-  counts: { starts: number; steps: number; commitsAccepted: number; commitsRejected: number; commitsUnanswered: number; registerWrites: number };
+  counts: {
+    starts: number;
+    steps: number;
+    commitsAccepted: number;
+    commitsRejected: number;
+    commitsUnanswered: number;
+    registerWrites: number;
+  };
   /** Whether the handlers used the runtime's ctx.sleep/ctx.owned or the fallback. */
   primitives: { ctx: number; fallback: number };
 }
@@ -146,7 +167,16 @@ function registerOrder(writes: AcceptedWrite[]): Violation[] {
           task,
           node: w.node,
           message: `${task}: the register accepted token ${w.token} from ${w.node} at revision ${w.rev} after token ${highest.token} from ${highest.node} at revision ${highest.rev}`,
-          evidence: { lowerToken: w.token, lowerNode: w.node, lowerRev: w.rev, lowerStep: w.step, higherToken: highest.token, higherNode: highest.node, higherRev: highest.rev, source: w.source },
+          evidence: {
+            lowerToken: w.token,
+            lowerNode: w.node,
+            lowerRev: w.rev,
+            lowerStep: w.step,
+            higherToken: highest.token,
+            higherNode: highest.node,
+            higherRev: highest.rev,
+            source: w.source,
+          },
         });
       }
       if (!highest || w.token > highest.token) highest = w;
@@ -155,16 +185,23 @@ function registerOrder(writes: AcceptedWrite[]): Violation[] {
   return out;
 }
 
-function finalState(tasks: readonly string[], starts: StartEvent[], final: FinalObservation): { violations: Violation[]; lost: string[] } {
+function finalState(
+  tasks: readonly string[],
+  starts: StartEvent[],
+  final: FinalObservation,
+): { violations: Violation[]; lost: string[] } {
   const violations: Violation[] = [];
   const lost: string[] = [];
   const live = new Set(final.liveNodes);
   for (const task of tasks) {
-    const running = final.views.flatMap((v) => v.tasks.filter((t) => t.id === task && !t.stopped).map((t) => ({ node: v.node, token: t.token })));
+    const running = final.views.flatMap((v) =>
+      v.tasks.filter((t) => t.id === task && !t.stopped).map((t) => ({ node: v.node, token: t.token })),
+    );
     const owner = final.owners.get(task);
     const problems: string[] = [];
     if (running.length === 0) problems.push("no live node runs it");
-    if (running.length > 1) problems.push(`${running.length} nodes run it (${running.map((r) => `${r.node}#${r.token}`).join(", ")})`);
+    if (running.length > 1)
+      problems.push(`${running.length} nodes run it (${running.map((r) => `${r.node}#${r.token}`).join(", ")})`);
     if (!owner) problems.push("no owner key");
     else if (!live.has(owner.node)) problems.push(`owner key names ${owner.node}, which is not a live node`);
     const one = running.length === 1 ? running[0]! : undefined;
@@ -193,7 +230,13 @@ function unexplainedExits(procs: ProcEvent[]): Violation[] {
       kind: "unexplained-exit" as const,
       node: p.node,
       message: `node ${p.node} (pid ${p.pid}) exited with ${p.signal ? `signal ${p.signal}` : `code ${p.code}`} and no fault caused it`,
-      evidence: { pid: p.pid, code: p.code ?? null, signal: p.signal ?? null, at: new Date(p.wall).toISOString(), tail: p.tail ?? "" },
+      evidence: {
+        pid: p.pid,
+        code: p.code ?? null,
+        signal: p.signal ?? null,
+        at: new Date(p.wall).toISOString(),
+        tail: p.tail ?? "",
+      },
     }));
 }
 
@@ -212,7 +255,12 @@ function median(xs: number[]): number | undefined {
  * fault begins counts once, with the time from the fault's start to that start. A run the
  * balancer handed over is a planned move, not a failover, and is left out.
  */
-function failovers(starts: StartEvent[], stops: HistoryEvent[], faults: FaultEvent[], endOfHistory: number): FailoverFigures[] {
+function failovers(
+  starts: StartEvent[],
+  stops: HistoryEvent[],
+  faults: FaultEvent[],
+  endOfHistory: number,
+): FailoverFigures[] {
   const byKind = new Map<FaultKind, { faults: number; times: number[]; notBack: number }>();
   const startsByTask = new Map<string, StartEvent[]>();
   for (const s of starts) groupInto(startsByTask, s.task, s);
@@ -249,7 +297,11 @@ function failovers(starts: StartEvent[], stops: HistoryEvent[], faults: FaultEve
   });
 }
 
-export function checkHistory(events: readonly HistoryEvent[], tasks: readonly string[], final: FinalObservation): CheckResult {
+export function checkHistory(
+  events: readonly HistoryEvent[],
+  tasks: readonly string[],
+  final: FinalObservation,
+): CheckResult {
   const starts = events.filter((e): e is StartEvent => e.k === "start");
   const steps = events.filter((e): e is StepEvent => e.k === "step");
   const commits = events.filter((e): e is CommitEvent => e.k === "commit");
@@ -258,15 +310,33 @@ export function checkHistory(events: readonly HistoryEvent[], tasks: readonly st
   const faults = events.filter((e): e is FaultEvent => e.k === "fault").sort((a, b) => a.start - b.start);
 
   const accepted: AcceptedWrite[] = [
-    ...registers.map((r) => ({ task: r.task, token: r.token, node: r.node, step: r.step, rev: r.rev, source: "etcd watch" as const })),
+    ...registers.map((r) => ({
+      task: r.task,
+      token: r.token,
+      node: r.node,
+      step: r.step,
+      rev: r.rev,
+      source: "etcd watch" as const,
+    })),
     ...commits
       .filter((c) => c.outcome === "accepted" && typeof c.rev === "number" && Number.isFinite(c.rev))
-      .map((c) => ({ task: c.task, token: c.token, node: c.node, step: c.step, rev: c.rev!, source: "handler" as const })),
+      .map((c) => ({
+        task: c.task,
+        token: c.token,
+        node: c.node,
+        step: c.step,
+        rev: c.rev!,
+        source: "handler" as const,
+      })),
   ];
 
   const violations: Violation[] = [];
   if (steps.length === 0) {
-    violations.push({ kind: "no-progress", message: "no handler recorded a single step: the run proves nothing", evidence: { starts: starts.length } });
+    violations.push({
+      kind: "no-progress",
+      message: "no handler recorded a single step: the run proves nothing",
+      evidence: { starts: starts.length },
+    });
   }
   violations.push(...staleSteps(steps, commits, faults), ...registerOrder(accepted), ...unexplainedExits(procs));
   const end = finalState(tasks, starts, final);
@@ -279,7 +349,12 @@ export function checkHistory(events: readonly HistoryEvent[], tasks: readonly st
   return {
     violations,
     faultsByKind,
-    failover: failovers(starts, events.filter((e) => e.k === "stop"), faults, lastTime),
+    failover: failovers(
+      starts,
+      events.filter((e) => e.k === "stop"),
+      faults,
+      lastTime,
+    ),
     tasksLost: end.lost,
     counts: {
       starts: starts.length,
@@ -289,6 +364,9 @@ export function checkHistory(events: readonly HistoryEvent[], tasks: readonly st
       commitsUnanswered: commits.filter((c) => c.outcome === "error").length,
       registerWrites: registers.length,
     },
-    primitives: { ctx: starts.filter((s) => s.primitives === "ctx").length, fallback: starts.filter((s) => s.primitives === "fallback").length },
+    primitives: {
+      ctx: starts.filter((s) => s.primitives === "ctx").length,
+      fallback: starts.filter((s) => s.primitives === "fallback").length,
+    },
   };
 }

@@ -105,7 +105,15 @@ export class Cluster {
       const task = decoder.decode(kv.key).slice(REGISTER_PREFIX.length);
       try {
         const v = JSON.parse(decoder.decode(kv.value)) as { token: number; step: number; node: string };
-        this.harness.write({ k: "register", task, token: v.token, step: v.step, node: v.node, rev: Number(kv.mod_revision), mono: monoNow() });
+        this.harness.write({
+          k: "register",
+          task,
+          token: v.token,
+          step: v.step,
+          node: v.node,
+          rev: Number(kv.mod_revision),
+          mono: monoNow(),
+        });
       } catch {
         // not a register value; the checker only trusts well-formed ones
       }
@@ -187,7 +195,14 @@ export class Cluster {
         resolve();
       }),
     );
-    this.harness.write({ k: "proc", node: name, pid: proc.pid ?? -1, event: "spawn", mono: monoNow(), wall: Date.now() });
+    this.harness.write({
+      k: "proc",
+      node: name,
+      pid: proc.pid ?? -1,
+      event: "spawn",
+      mono: monoNow(),
+      wall: Date.now(),
+    });
     const url = slot.url;
     await waitFor(
       `node ${name} ready`,
@@ -217,14 +232,20 @@ export class Cluster {
     const slot = this.slot(name);
     if (!slot.exited) return true;
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const done = await Promise.race([slot.exited.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)))]);
+    const done = await Promise.race([
+      slot.exited.then(() => true),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs))),
+    ]);
     clearTimeout(timer);
     return done;
   }
 
   /** Wait until the node's registration marker is gone (its lease expired or was revoked). */
   async waitNameFree(name: string, timeoutMs: number): Promise<void> {
-    await waitFor(`node ${name}'s registration to expire`, async () => !(await this.registration(name)), { timeout: timeoutMs, interval: 200 });
+    await waitFor(`node ${name}'s registration to expire`, async () => !(await this.registration(name)), {
+      timeout: timeoutMs,
+      interval: 200,
+    });
   }
 
   /** The node's registration key and its lease id, if registered. */
@@ -277,7 +298,10 @@ export class Cluster {
         try {
           const res = await fetch(`${url}/info`, { signal: AbortSignal.timeout(2000) });
           const info = (await res.json()) as { tasks: Array<{ id: string; token: number; stopped?: string }> };
-          return { node, tasks: info.tasks.map((t) => ({ id: t.id, token: t.token, stopped: t.stopped !== undefined })) };
+          return {
+            node,
+            tasks: info.tasks.map((t) => ({ id: t.id, token: t.token, stopped: t.stopped !== undefined })),
+          };
         } catch {
           return { node, tasks: [] };
         }
@@ -312,4 +336,3 @@ export class Cluster {
     return this.slot(name).output;
   }
 }
-

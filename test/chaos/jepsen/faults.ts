@@ -23,7 +23,10 @@ export const FAULT_KINDS: readonly FaultKind[] = [
 /** The faults of a run, in rounds: every kind once per round, in a seeded random order. */
 export class FaultSchedule {
   private round: FaultKind[] = [];
-  constructor(private readonly rng: Random, private readonly kinds: readonly FaultKind[] = FAULT_KINDS) {}
+  constructor(
+    private readonly rng: Random,
+    private readonly kinds: readonly FaultKind[] = FAULT_KINDS,
+  ) {}
   next(): FaultKind {
     if (this.round.length === 0) {
       this.round = [...this.kinds];

@@ -42,7 +42,11 @@ interface PausePrimitives {
 // is exactly the old README pattern, so a node paused past its lease takes one more step after
 // SIGCONT and the checker reports it: the suite proves it can fail.
 // ---------------------------------------------------------------------------------------------
-function primitives(ctx: HandlerContext & PausePrimitives): { owned(): boolean; sleep(ms: number): Promise<boolean>; kind: "ctx" | "fallback" } {
+function primitives(ctx: HandlerContext & PausePrimitives): {
+  owned(): boolean;
+  sleep(ms: number): Promise<boolean>;
+  kind: "ctx" | "fallback";
+} {
   if (typeof ctx.sleep === "function" && typeof ctx.owned === "function") {
     return { owned: () => ctx.owned!(), sleep: (ms) => ctx.sleep!(ms), kind: "ctx" };
   }
@@ -88,19 +92,33 @@ async function txn(body: unknown): Promise<TxnAnswer> {
  * transaction comparing the stored value below the fence of token + 1 (a missing key fails a
  * VALUE compare, so the very first write creates the key only if it still does not exist).
  */
-async function commit(task: string, token: number, step: number, node: string, attempt = 1): Promise<{ outcome: "accepted" | "rejected"; rev?: number; stored?: number }> {
+async function commit(
+  task: string,
+  token: number,
+  step: number,
+  node: string,
+  attempt = 1,
+): Promise<{ outcome: "accepted" | "rejected"; rev?: number; stored?: number }> {
   const key = b64(REGISTER_PREFIX + task);
   const value = b64(`${fence(token)},"token":${token},"step":${step},"node":${JSON.stringify(node)}}`);
   const put = [{ request_put: { key, value } }];
   const read = [{ request_range: { key } }];
-  const fenced = await txn({ compare: [{ key, target: "VALUE", result: "LESS", value: b64(fence(token + 1)) }], success: put, failure: read });
+  const fenced = await txn({
+    compare: [{ key, target: "VALUE", result: "LESS", value: b64(fence(token + 1)) }],
+    success: put,
+    failure: read,
+  });
   if (fenced.succeeded) return { outcome: "accepted", rev: Number(fenced.header?.revision) };
   const stored = fenced.responses?.[0]?.response_range?.kvs?.[0]?.value;
   if (stored !== undefined) {
     const parsed = JSON.parse(Buffer.from(stored, "base64").toString("utf8")) as { token: number };
     return { outcome: "rejected", stored: parsed.token };
   }
-  const created = await txn({ compare: [{ key, target: "CREATE", result: "EQUAL", create_revision: "0" }], success: put, failure: read });
+  const created = await txn({
+    compare: [{ key, target: "CREATE", result: "EQUAL", create_revision: "0" }],
+    success: put,
+    failure: read,
+  });
   if (created.succeeded) return { outcome: "accepted", rev: Number(created.header?.revision) };
   // Someone created it in between: one more fenced attempt decides (registers are never deleted).
   if (attempt >= 3) throw new Error(`register ${task} kept changing between compare and create`);

@@ -17,14 +17,19 @@ describe("chaos harness", () => {
     expect(take(42)).not.toEqual(take(43));
     const rounds = take(7);
     for (let r = 0; r < 3; r++) {
-      expect([...rounds.slice(r * FAULT_KINDS.length, (r + 1) * FAULT_KINDS.length)].sort()).toEqual([...FAULT_KINDS].sort());
+      expect([...rounds.slice(r * FAULT_KINDS.length, (r + 1) * FAULT_KINDS.length)].sort()).toEqual(
+        [...FAULT_KINDS].sort(),
+      );
     }
   });
 
   test("histories from several files merge in time order; a torn last line is skipped, not fatal", () => {
     const dir = mkdtempSync(join(tmpdir(), "metafora-chaos-history-"));
     try {
-      writeFileSync(join(dir, "n1.jsonl"), `${JSON.stringify({ k: "step", node: "n1", task: "t", token: 1, step: 1, mono: 30, wall: 30 })}\n{"k":"st`);
+      writeFileSync(
+        join(dir, "n1.jsonl"),
+        `${JSON.stringify({ k: "step", node: "n1", task: "t", token: 1, step: 1, mono: 30, wall: 30 })}\n{"k":"st`,
+      );
       writeFileSync(
         join(dir, "harness.jsonl"),
         `${JSON.stringify({ k: "fault", id: 1, kind: "compaction", target: "etcd", start: 20, end: 25, wall: 20 })}\n${JSON.stringify({ k: "proc", node: "n1", pid: 1, event: "spawn", mono: 10, wall: 10 })}\n`,

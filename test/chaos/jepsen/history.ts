@@ -137,7 +137,9 @@ export class HistoryWriter {
 export function readHistory(dir: string): { events: HistoryEvent[]; skippedLines: number } {
   const events: HistoryEvent[] = [];
   let skippedLines = 0;
-  for (const f of readdirSync(dir).filter((n) => n.endsWith(".jsonl")).sort()) {
+  for (const f of readdirSync(dir)
+    .filter((n) => n.endsWith(".jsonl"))
+    .sort()) {
     for (const line of readFileSync(join(dir, f), "utf8").split("\n")) {
       if (line.trim() === "") continue;
       try {

@@ -50,13 +50,25 @@ async function observe(cluster: Cluster): Promise<FinalObservation> {
 function settled(obs: FinalObservation, tasks: readonly string[]): boolean {
   const live = new Set(obs.liveNodes);
   return tasks.every((id) => {
-    const running = obs.views.flatMap((v) => v.tasks.filter((t) => t.id === id && !t.stopped).map((t) => ({ node: v.node, token: t.token })));
+    const running = obs.views.flatMap((v) =>
+      v.tasks.filter((t) => t.id === id && !t.stopped).map((t) => ({ node: v.node, token: t.token })),
+    );
     const owner = obs.owners.get(id);
-    return running.length === 1 && owner !== undefined && live.has(owner.node) && owner.node === running[0]!.node && owner.token === running[0]!.token;
+    return (
+      running.length === 1 &&
+      owner !== undefined &&
+      live.has(owner.node) &&
+      owner.node === running[0]!.node &&
+      owner.token === running[0]!.token
+    );
   });
 }
 
-async function waitSettled(cluster: Cluster, tasks: readonly string[], timeoutMs: number): Promise<{ obs: FinalObservation; ok: boolean }> {
+async function waitSettled(
+  cluster: Cluster,
+  tasks: readonly string[],
+  timeoutMs: number,
+): Promise<{ obs: FinalObservation; ok: boolean }> {
   const deadline = monoNow() + timeoutMs;
   let obs = await observe(cluster).catch(() => undefined);
   while (!(obs && settled(obs, tasks)) && monoNow() < deadline) {
@@ -76,7 +88,9 @@ export async function runChaos(options: ChaosOptions): Promise<RunSummary & { re
   const rng = new Random(options.seed);
   const tasks = taskIds(options.tasks);
   const ttlMs = options.ttlSeconds * 1000;
-  log(`chaos ${options.label}: seed ${options.seed}, ${options.nodes} nodes, ${options.tasks} tasks, TTL ${options.ttlSeconds} s, ${Math.round(options.durationMs / 1000)} s of faults`);
+  log(
+    `chaos ${options.label}: seed ${options.seed}, ${options.nodes} nodes, ${options.tasks} tasks, TTL ${options.ttlSeconds} s, ${Math.round(options.durationMs / 1000)} s of faults`,
+  );
   const binary = await metaforaBinary();
   const cluster = new Cluster({ binary, nodes: options.nodes, ttlSeconds: options.ttlSeconds, stepMs: options.stepMs });
   const faults: FaultEvent[] = [];
@@ -98,7 +112,9 @@ export async function runChaos(options: ChaosOptions): Promise<RunSummary & { re
       const fault = await runFault(cluster, rng, id, schedule.next());
       cluster.harness.write(fault);
       faults.push(fault);
-      log(`chaos ${options.label}: fault #${fault.id} ${fault.kind} ${fault.target} (${Math.round(fault.end - fault.start)} ms) ${fault.detail ?? ""}`);
+      log(
+        `chaos ${options.label}: fault #${fault.id} ${fault.kind} ${fault.target} (${Math.round(fault.end - fault.start)} ms) ${fault.detail ?? ""}`,
+      );
       // Let the cluster recover (bounded: two TTLs) before the next fault, so each fault hits
       // running tasks and its failover is measured on its own; then a random gap.
       await restartDeadNodes(cluster);
@@ -149,7 +165,8 @@ function parseArgs(argv: string[]): ChaosOptions {
   };
   const int = (text: string, flag: string, min: number): number => {
     const n = Number(text);
-    if (!Number.isInteger(n) || n < min) throw new Error(`${flag} must be an integer ≥ ${min}, got ${JSON.stringify(text)}`);
+    if (!Number.isInteger(n) || n < min)
+      throw new Error(`${flag} must be an integer ≥ ${min}, got ${JSON.stringify(text)}`);
     return n;
   };
   for (let i = 0; i < argv.length; i++) {
@@ -157,7 +174,8 @@ function parseArgs(argv: string[]): ChaosOptions {
     switch (flag) {
       case "--duration": {
         const ms = parseDuration(value(i++, flag));
-        if (ms === undefined || ms <= 0) throw new Error(`--duration must be a duration like 60s or 10m, got ${JSON.stringify(argv[i])}`);
+        if (ms === undefined || ms <= 0)
+          throw new Error(`--duration must be a duration like 60s or 10m, got ${JSON.stringify(argv[i])}`);
         opts.durationMs = ms;
         break;
       }
@@ -180,7 +198,9 @@ function parseArgs(argv: string[]): ChaosOptions {
         opts.keepFiles = true;
         break;
       default:
-        throw new Error(`unknown option ${JSON.stringify(flag)}; expected --duration, --seed, --nodes, --tasks, --ttl, --step or --keep`);
+        throw new Error(
+          `unknown option ${JSON.stringify(flag)}; expected --duration, --seed, --nodes, --tasks, --ttl, --step or --keep`,
+        );
     }
   }
   if (opts.seed > 0xffffffff) throw new Error(`--seed must fit in 32 bits, got ${opts.seed}`);

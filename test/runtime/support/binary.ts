@@ -51,6 +51,7 @@ function build(): string {
   if (res.status !== 0) throw new Error(`bun build --compile failed (${res.status}):\n${res.stdout}\n${res.stderr}`);
   renameSync(partial, target);
   // Older builds are dead weight (~100 MB each).
-  for (const f of readdirSync(dir)) if (f !== `metafora-${stamp}` && !f.includes(".partial-")) rmSync(join(dir, f), { force: true });
+  for (const f of readdirSync(dir))
+    if (f !== `metafora-${stamp}` && !f.includes(".partial-")) rmSync(join(dir, f), { force: true });
   return target;
 }

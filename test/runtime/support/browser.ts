@@ -35,7 +35,10 @@ export interface TestBrowser {
 
 export function chromiumBinary(): string {
   const bin = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
-  if (!existsSync(bin)) throw new Error(`chromium not found at ${bin}: install Debian's chromium (bash .ci/run does this) or set CHROMIUM_BIN`);
+  if (!existsSync(bin))
+    throw new Error(
+      `chromium not found at ${bin}: install Debian's chromium (bash .ci/run does this) or set CHROMIUM_BIN`,
+    );
   return bin;
 }
 

@@ -34,13 +34,81 @@ function openssl(dir: string, args: string[]): void {
 
 function makeCertificates(dir: string): void {
   const days = ["-days", "2"];
-  openssl(dir, ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", ...days, "-subj", "/CN=metafora-test-ca"]);
-  writeFileSync(join(dir, "server.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n");
-  openssl(dir, ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]);
-  openssl(dir, ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", ...days, "-extfile", "server.ext"]);
+  openssl(dir, [
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.pem",
+    ...days,
+    "-subj",
+    "/CN=metafora-test-ca",
+  ]);
+  writeFileSync(
+    join(dir, "server.ext"),
+    "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
+  );
+  openssl(dir, [
+    "req",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    "server.key",
+    "-out",
+    "server.csr",
+    "-subj",
+    "/CN=localhost",
+  ]);
+  openssl(dir, [
+    "x509",
+    "-req",
+    "-in",
+    "server.csr",
+    "-CA",
+    "ca.pem",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-out",
+    "server.pem",
+    ...days,
+    "-extfile",
+    "server.ext",
+  ]);
   writeFileSync(join(dir, "client.ext"), "extendedKeyUsage=clientAuth\n");
-  openssl(dir, ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "client.key", "-out", "client.csr", "-subj", "/CN=metafora-client"]);
-  openssl(dir, ["x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "client.pem", ...days, "-extfile", "client.ext"]);
+  openssl(dir, [
+    "req",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    "client.key",
+    "-out",
+    "client.csr",
+    "-subj",
+    "/CN=metafora-client",
+  ]);
+  openssl(dir, [
+    "x509",
+    "-req",
+    "-in",
+    "client.csr",
+    "-CA",
+    "ca.pem",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-out",
+    "client.pem",
+    ...days,
+    "-extfile",
+    "client.ext",
+  ]);
 }
 
 export async function startTlsEtcd(): Promise<TlsEtcd> {
@@ -54,18 +122,29 @@ export async function startTlsEtcd(): Promise<TlsEtcd> {
   const proc: ChildProcess = spawn(
     bin,
     [
-      "--name", "tls",
-      "--data-dir", join(dir, "data"),
-      "--listen-client-urls", `https://127.0.0.1:${clientPort}`,
-      "--advertise-client-urls", `https://localhost:${clientPort}`,
-      "--listen-peer-urls", `http://127.0.0.1:${peerPort}`,
-      "--initial-advertise-peer-urls", `http://127.0.0.1:${peerPort}`,
-      "--initial-cluster", `tls=http://127.0.0.1:${peerPort}`,
-      "--cert-file", join(dir, "server.pem"),
-      "--key-file", join(dir, "server.key"),
-      "--trusted-ca-file", join(dir, "ca.pem"),
+      "--name",
+      "tls",
+      "--data-dir",
+      join(dir, "data"),
+      "--listen-client-urls",
+      `https://127.0.0.1:${clientPort}`,
+      "--advertise-client-urls",
+      `https://localhost:${clientPort}`,
+      "--listen-peer-urls",
+      `http://127.0.0.1:${peerPort}`,
+      "--initial-advertise-peer-urls",
+      `http://127.0.0.1:${peerPort}`,
+      "--initial-cluster",
+      `tls=http://127.0.0.1:${peerPort}`,
+      "--cert-file",
+      join(dir, "server.pem"),
+      "--key-file",
+      join(dir, "server.key"),
+      "--trusted-ca-file",
+      join(dir, "ca.pem"),
       "--client-cert-auth",
-      "--log-level", "warn",
+      "--log-level",
+      "warn",
     ],
     { stdio: ["ignore", "pipe", "pipe"] },
   );

@@ -9,7 +9,12 @@ import { waitFor } from "../../support/wait.ts";
 export type Env = Record<string, string>;
 
 export function childEnv(env: Env = {}): Env {
-  return { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp", METAFORA_LOG_FORMAT: "json", ...env };
+  return {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    HOME: process.env.HOME ?? "/tmp",
+    METAFORA_LOG_FORMAT: "json",
+    ...env,
+  };
 }
 
 export interface Exit {
@@ -37,7 +42,11 @@ process.on("exit", () => {
 });
 
 export function startNode(binary: string, opts: { cwd: string; env?: Env; args?: string[] }): NodeProcess {
-  const proc = spawn(binary, ["run", ...(opts.args ?? [])], { cwd: opts.cwd, env: childEnv(opts.env), stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(binary, ["run", ...(opts.args ?? [])], {
+    cwd: opts.cwd,
+    env: childEnv(opts.env),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   live.add(proc);
   let out = "";
   proc.stdout!.on("data", (c: Buffer) => (out += c.toString()));
@@ -72,11 +81,13 @@ export function startNode(binary: string, opts: { cwd: string; env?: Env; args?:
       });
     },
     async waitOutput(what, timeout = 20_000) {
-      await waitFor(`output matching ${String(what)}`, () => (typeof what === "string" ? out.includes(what) : what.test(out)), { timeout, interval: 20 }).catch(
-        (err: Error) => {
-          throw new Error(`${err.message}\n--- node output ---\n${out}`);
-        },
-      );
+      await waitFor(
+        `output matching ${String(what)}`,
+        () => (typeof what === "string" ? out.includes(what) : what.test(out)),
+        { timeout, interval: 20 },
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}\n--- node output ---\n${out}`);
+      });
     },
     async stop() {
       if (exit === undefined) proc.kill("SIGKILL");
@@ -93,7 +104,11 @@ export interface CliResult {
 }
 
 /** Run a one-shot command (submit, tasks, config...) and collect its output. */
-export function runCli(binary: string, args: string[], opts: { cwd: string; env?: Env; timeout?: number }): Promise<CliResult> {
+export function runCli(
+  binary: string,
+  args: string[],
+  opts: { cwd: string; env?: Env; timeout?: number },
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const proc = spawn(binary, args, { cwd: opts.cwd, env: childEnv(opts.env), stdio: ["ignore", "pipe", "pipe"] });
     live.add(proc);
@@ -103,7 +118,11 @@ export function runCli(binary: string, args: string[], opts: { cwd: string; env?
     proc.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
     const timer = setTimeout(() => {
       proc.kill("SIGKILL");
-      reject(new Error(`metafora ${args.join(" ")} did not finish within ${opts.timeout ?? 30_000} ms\n${stdout}\n${stderr}`));
+      reject(
+        new Error(
+          `metafora ${args.join(" ")} did not finish within ${opts.timeout ?? 30_000} ms\n${stdout}\n${stderr}`,
+        ),
+      );
     }, opts.timeout ?? 30_000);
     proc.on("exit", (code) => {
       clearTimeout(timer);

@@ -38,7 +38,13 @@ export async function api<T = unknown>(method: "GET" | "POST" | "DELETE", path: 
   if (body !== undefined) headers["content-type"] = "application/json";
   let res: Response;
   try {
-    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: "no-store", credentials: "omit" });
+    res = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: "no-store",
+      credentials: "omit",
+    });
   } catch (err) {
     throw new ApiError(0, `the node did not answer (${err instanceof Error ? err.message : String(err)})`);
   }

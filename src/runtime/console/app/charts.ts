@@ -68,7 +68,15 @@ const KIND_COLORS: Record<string, string> = {
 const ROWS = ["claimed", "failover", "released", "done", "lost", "error", "command"];
 
 /** Events of the last `spanMs` as ticks on one row per kind. */
-export function TimelineStrip({ events, now, spanMs = 10 * 60_000 }: { events: readonly TimelineEvent[]; now: number; spanMs?: number }) {
+export function TimelineStrip({
+  events,
+  now,
+  spanMs = 10 * 60_000,
+}: {
+  events: readonly TimelineEvent[];
+  now: number;
+  spanMs?: number;
+}) {
   const width = 520;
   const rowH = 14;
   const left = 56;

@@ -22,8 +22,9 @@ export function TaskDetail({ row, id, history, note, onAction, onClose }: Props)
       <h2 id="detail-title">Task <code>${id}</code></h2>
       <button type="button" onClick=${onClose} aria-label="close">Close</button>
     </div>
-    ${row
-      ? html`<dl class="facts">
+    ${
+      row
+        ? html`<dl class="facts">
           <dt>State</dt><dd data-testid="detail-state" data-state=${stateCode(row)}>${stateLabel(row)}</dd>
           <dt>Handler</dt><dd>${row.handler ?? ""}</dd>
           <dt>Node</dt><dd>${row.owner ?? "none"}</dd>
@@ -38,7 +39,8 @@ export function TaskDetail({ row, id, history, note, onAction, onClose }: Props)
         <h3>Props</h3>
         ${row.propsError ? html`<p class="refused">${row.propsError}</p>` : null}
         <pre data-testid="detail-props">${JSON.stringify(row.props ?? {}, null, 2)}</pre>`
-      : html`<p class="muted">This task is not in the list (deleted, or filtered out).</p>`}
+        : html`<p class="muted">This task is not in the list (deleted, or filtered out).</p>`
+    }
     <div class="actions wrap">
       <button type="button" onClick=${() => onAction("pause")}>Pause</button>
       <button type="button" onClick=${() => onAction("resume")}>Resume</button>
@@ -53,12 +55,14 @@ export function TaskDetail({ row, id, history, note, onAction, onClose }: Props)
     </div>
     <h3>History</h3>
     ${note ? html`<p class="muted">${note}</p>` : null}
-    ${history && history.length > 0
-      ? html`<ol class="history" data-testid="detail-history">
+    ${
+      history && history.length > 0
+        ? html`<ol class="history" data-testid="detail-history">
           ${[...history].reverse().map((h) => html`<li><time>${time(h.at)}</time> <b>${h.kind}</b>${h.node ? ` on ${h.node}` : ""}${h.token !== undefined ? ` (token ${h.token})` : ""}${h.reason ? `: ${h.reason}` : ""}${h.message ? ` ${h.message}` : ""}</li>`)}
         </ol>`
-      : history
-        ? html`<p class="muted">No history recorded.</p>`
-        : null}
+        : history
+          ? html`<p class="muted">No history recorded.</p>`
+          : null
+    }
   </section>`;
 }

@@ -2,7 +2,17 @@
 import { useState } from "preact/hooks";
 import { html } from "./html.ts";
 
-export function ConfirmDialog({ title, detail, onConfirm, onCancel }: { title: string; detail: string; onConfirm(): void; onCancel(): void }) {
+export function ConfirmDialog({
+  title,
+  detail,
+  onConfirm,
+  onCancel,
+}: {
+  title: string;
+  detail: string;
+  onConfirm(): void;
+  onCancel(): void;
+}) {
   return html`<div class="backdrop" onClick=${(e: Event) => e.target === e.currentTarget && onCancel()}>
     <div class="dialog" role="dialog" aria-modal="true" aria-labelledby="confirm-title" data-testid="confirm-dialog">
       <h2 id="confirm-title">${title}</h2>
@@ -15,7 +25,15 @@ export function ConfirmDialog({ title, detail, onConfirm, onCancel }: { title: s
   </div>`;
 }
 
-export function TokenDialog({ reason, onSave, onCancel }: { reason: string; onSave(token: string): void; onCancel(): void }) {
+export function TokenDialog({
+  reason,
+  onSave,
+  onCancel,
+}: {
+  reason: string;
+  onSave(token: string): void;
+  onCancel(): void;
+}) {
   const [token, setToken] = useState("");
   const submit = (e: Event): void => {
     e.preventDefault();
@@ -41,7 +59,15 @@ export interface SubmitValues {
   props?: Record<string, unknown>;
 }
 
-export function SubmitDialog({ handlers, onSubmit, onCancel }: { handlers: readonly string[]; onSubmit(v: SubmitValues): void; onCancel(): void }) {
+export function SubmitDialog({
+  handlers,
+  onSubmit,
+  onCancel,
+}: {
+  handlers: readonly string[];
+  onSubmit(v: SubmitValues): void;
+  onCancel(): void;
+}) {
   const [id, setId] = useState("");
   const [handler, setHandler] = useState("");
   const [props, setProps] = useState("");
@@ -53,13 +79,18 @@ export function SubmitDialog({ handlers, onSubmit, onCancel }: { handlers: reado
     if (props.trim()) {
       try {
         const v: unknown = JSON.parse(props);
-        if (v === null || typeof v !== "object" || Array.isArray(v)) return setError("props must be a JSON object, e.g. {\"n\": 1}");
+        if (v === null || typeof v !== "object" || Array.isArray(v))
+          return setError('props must be a JSON object, e.g. {"n": 1}');
         parsed = v as Record<string, unknown>;
       } catch (err) {
         return setError(`props are not valid JSON: ${(err as Error).message}`);
       }
     }
-    onSubmit({ id: id.trim(), ...(handler.trim() ? { handler: handler.trim() } : {}), ...(parsed ? { props: parsed } : {}) });
+    onSubmit({
+      id: id.trim(),
+      ...(handler.trim() ? { handler: handler.trim() } : {}),
+      ...(parsed ? { props: parsed } : {}),
+    });
   };
   const value = (set: (v: string) => void) => (e: Event) => set((e.target as HTMLInputElement).value);
   return html`<div class="backdrop">

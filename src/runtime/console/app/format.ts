@@ -12,7 +12,8 @@ export function stateCode(row: TaskRow): string {
 export function stateLabel(row: TaskRow): string {
   const code = stateCode(row);
   if (code === "sleeping" && row.state?.until) return `sleeping until ${time(row.state.until)}`;
-  if ((code === "fault" || code === "failed") && row.state?.errors) return `${code} (${row.state.errors} error${row.state.errors === 1 ? "" : "s"})`;
+  if ((code === "fault" || code === "failed") && row.state?.errors)
+    return `${code} (${row.state.errors} error${row.state.errors === 1 ? "" : "s"})`;
   return code;
 }
 

@@ -61,7 +61,11 @@ function App() {
         },
         snapshot(msg: SnapshotMessage) {
           setLive((prev) => {
-            const changed = !prev || prev.changes !== msg.changes || prev.unclaimed !== msg.unclaimed || countsKey(prev) !== countsKey(msg);
+            const changed =
+              !prev ||
+              prev.changes !== msg.changes ||
+              prev.unclaimed !== msg.unclaimed ||
+              countsKey(prev) !== countsKey(msg);
             if (changed) refresh();
             return prev ? { ...prev, ...msg, history: prev.history, events: prev.events } : undefined;
           });
@@ -90,7 +94,9 @@ function App() {
         setListError(undefined);
         if (p.total > 0 && offset >= p.total) setOffset(Math.max(0, Math.floor((p.total - 1) / PAGE_SIZE) * PAGE_SIZE));
       })
-      .catch((err: unknown) => seq === listSeq.current && setListError(err instanceof Error ? err.message : String(err)));
+      .catch(
+        (err: unknown) => seq === listSeq.current && setListError(err instanceof Error ? err.message : String(err)),
+      );
   }, [filters, offset, tick]);
 
   // The selected task: its row (contract: GET /api/tasks/:id with history), else the list row plus its state.
@@ -108,11 +114,27 @@ function App() {
           return;
         }
       }
-      const row = page?.tasks.find((t) => t.id === selected) ?? (await api<TaskPage>("GET", `/api/tasks?q=${enc(selected)}&limit=100`).catch(() => undefined))?.tasks.find((t) => t.id === selected);
+      const row =
+        page?.tasks.find((t) => t.id === selected) ??
+        (await api<TaskPage>("GET", `/api/tasks?q=${enc(selected)}&limit=100`).catch(() => undefined))?.tasks.find(
+          (t) => t.id === selected,
+        );
       let merged = row;
       try {
-        const s = await api<{ state?: { code: string; until?: string; errors?: unknown[] }; since?: string }>("GET", `/api/tasks/${enc(selected)}/state`);
-        if (row && s.state) merged = { ...row, state: { code: s.state.code, ...(s.state.until ? { until: s.state.until } : {}), ...(s.state.errors?.length ? { errors: s.state.errors.length } : {}) }, ...(s.since ? { since: s.since } : {}) };
+        const s = await api<{ state?: { code: string; until?: string; errors?: unknown[] }; since?: string }>(
+          "GET",
+          `/api/tasks/${enc(selected)}/state`,
+        );
+        if (row && s.state)
+          merged = {
+            ...row,
+            state: {
+              code: s.state.code,
+              ...(s.state.until ? { until: s.state.until } : {}),
+              ...(s.state.errors?.length ? { errors: s.state.errors.length } : {}),
+            },
+            ...(s.since ? { since: s.since } : {}),
+          };
       } catch {
         // no state: the row as listed
       }
@@ -141,35 +163,54 @@ function App() {
       });
   };
 
-  const confirm = (title: string, detail: string, run: () => Promise<string>): void => setDialog({ kind: "confirm", title, detail, run });
+  const confirm = (title: string, detail: string, run: () => Promise<string>): void =>
+    setDialog({ kind: "confirm", title, detail, run });
 
   const taskAction = (id: string, action: TaskAction, arg?: string): void => {
     const row = detail.row ?? page?.tasks.find((t) => t.id === id);
-    const command = (message: string, extra: Record<string, string> = {}) => async () => {
-      await api("POST", `/api/tasks/${enc(id)}/commands`, { message, ...extra });
-      return `${message} sent to ${id}`;
-    };
+    const command =
+      (message: string, extra: Record<string, string> = {}) =>
+      async () => {
+        await api("POST", `/api/tasks/${enc(id)}/commands`, { message, ...extra });
+        return `${message} sent to ${id}`;
+      };
     switch (action) {
       case "pause":
-        return confirm("Pause task?", `Send "pause" to ${id}: its handler stops working until resumed.`, command("pause"));
+        return confirm(
+          "Pause task?",
+          `Send "pause" to ${id}: its handler stops working until resumed.`,
+          command("pause"),
+        );
       case "resume":
         return confirm("Resume task?", `Send "resume" to ${id}.`, command("resume"));
       case "sleep":
-        return confirm("Put task to sleep?", `Send "sleep" to ${id} until ${arg ?? "?"} from now.`, command("sleep", { until: arg ?? "" }));
+        return confirm(
+          "Put task to sleep?",
+          `Send "sleep" to ${id} until ${arg ?? "?"} from now.`,
+          command("sleep", { until: arg ?? "" }),
+        );
       case "kill":
         return confirm("Kill task?", `Send "kill" to ${id}: it ends for good in state killed.`, command("kill"));
       case "reset":
-        return confirm("Reset state?", `Forget the stored state-machine state of ${id}: it starts again as runnable.`, async () => {
-          await api("DELETE", `/api/tasks/${enc(id)}/state`);
-          return `state of ${id} reset`;
-        });
+        return confirm(
+          "Reset state?",
+          `Forget the stored state-machine state of ${id}: it starts again as runnable.`,
+          async () => {
+            await api("DELETE", `/api/tasks/${enc(id)}/state`);
+            return `state of ${id} reset`;
+          },
+        );
       case "stop": {
         const owner = row?.owner;
         if (!owner) return setNotice({ ok: false, text: `${id} is not running on any node` });
-        return confirm("Stop task?", `Ask node ${owner} to stop ${id} (stop_task): it is released and may be claimed again.`, async () => {
-          await api("POST", `/api/nodes/${enc(owner)}/commands`, { command: "stop_task", parameters: { task: id } });
-          return `stop_task ${id} sent to ${owner}`;
-        });
+        return confirm(
+          "Stop task?",
+          `Ask node ${owner} to stop ${id} (stop_task): it is released and may be claimed again.`,
+          async () => {
+            await api("POST", `/api/nodes/${enc(owner)}/commands`, { command: "stop_task", parameters: { task: id } });
+            return `stop_task ${id} sent to ${owner}`;
+          },
+        );
       }
       case "delete":
         return confirm("Delete task?", `Delete ${id} from the cluster; a running instance is stopped.`, async () => {
@@ -187,10 +228,14 @@ function App() {
     });
 
   const submitTask = (v: SubmitValues): void =>
-    confirm("Submit task?", `Create task ${v.id}${v.handler ? ` for handler ${v.handler}` : ""}${v.props ? ` with props ${JSON.stringify(v.props)}` : ""}.`, async () => {
-      await api("POST", "/api/tasks", v);
-      return `${v.id} submitted`;
-    });
+    confirm(
+      "Submit task?",
+      `Create task ${v.id}${v.handler ? ` for handler ${v.handler}` : ""}${v.props ? ` with props ${JSON.stringify(v.props)}` : ""}.`,
+      async () => {
+        await api("POST", "/api/tasks", v);
+        return `${v.id} submitted`;
+      },
+    );
 
   const self = live?.self;
   const nodeNames = (live?.nodes ?? []).map((n) => n.name);
@@ -220,34 +265,50 @@ function App() {
             }}
             onSubmit=${() => setDialog({ kind: "submit" })} />
         </div>
-        ${selected
-          ? html`<${TaskDetail} id=${selected} row=${detail.row} history=${detail.history} note=${detail.note} onAction=${(a: TaskAction, arg?: string) => taskAction(selected, a, arg)} onClose=${() => setSelected(undefined)} />`
-          : html`<section class="panel"><h2>Task</h2><p class="muted">Select a task to see its props, state, history and checkpoint, and to act on it.</p></section>`}
+        ${
+          selected
+            ? html`<${TaskDetail} id=${selected} row=${detail.row} history=${detail.history} note=${detail.note} onAction=${(a: TaskAction, arg?: string) => taskAction(selected, a, arg)} onClose=${() => setSelected(undefined)} />`
+            : html`<section class="panel"><h2>Task</h2><p class="muted">Select a task to see its props, state, history and checkpoint, and to act on it.</p></section>`
+        }
         <section class="panel" aria-labelledby="timeline-title">
           <h2 id="timeline-title">Timeline${self ? html` <span class="muted small">(events on ${self.name})</span>` : null}</h2>
           <${TimelineStrip} events=${events} now=${Date.now()} />
           <ol class="events" data-testid="timeline">
-            ${[...events].reverse().slice(0, 60).map((e) => html`<li key=${e.seq} data-kind=${e.kind}><time>${time(e.at)}</time> <b style=${{ color: kindColor(e.kind) }}>${e.kind}</b> ${e.task ?? ""}${e.token !== undefined ? ` (token ${e.token})` : ""}${e.reason ? ` · ${e.reason}` : ""}${e.message ? ` · ${e.message}` : ""}</li>`)}
+            ${[...events]
+              .reverse()
+              .slice(0, 60)
+              .map(
+                (e) =>
+                  html`<li key=${e.seq} data-kind=${e.kind}><time>${time(e.at)}</time> <b style=${{ color: kindColor(e.kind) }}>${e.kind}</b> ${e.task ?? ""}${e.token !== undefined ? ` (token ${e.token})` : ""}${e.reason ? ` · ${e.reason}` : ""}${e.message ? ` · ${e.message}` : ""}</li>`,
+              )}
           </ol>
         </section>
       </div>
     </main>
-    ${dialog?.kind === "confirm"
-      ? html`<${ConfirmDialog} title=${dialog.title} detail=${dialog.detail} onCancel=${() => setDialog(undefined)} onConfirm=${() => {
-          setDialog(undefined);
-          perform(dialog.run);
-        }} />`
-      : null}
-    ${dialog?.kind === "token"
-      ? html`<${TokenDialog} reason=${dialog.reason} onCancel=${() => setDialog(undefined)} onSave=${(token: string) => {
-          storeToken(token);
-          setDialog(undefined);
-          perform(dialog.retry);
-        }} />`
-      : null}
-    ${dialog?.kind === "submit"
-      ? html`<${SubmitDialog} handlers=${self?.handlers ?? []} onCancel=${() => setDialog(undefined)} onSubmit=${(v: SubmitValues) => submitTask(v)} />`
-      : null}
+    ${
+      dialog?.kind === "confirm"
+        ? html`<${ConfirmDialog} title=${dialog.title} detail=${dialog.detail} onCancel=${() => setDialog(undefined)} onConfirm=${() => {
+            setDialog(undefined);
+            perform(dialog.run);
+          }} />`
+        : null
+    }
+    ${
+      dialog?.kind === "token"
+        ? html`<${TokenDialog} reason=${dialog.reason} onCancel=${() => setDialog(undefined)} onSave=${(
+            token: string,
+          ) => {
+            storeToken(token);
+            setDialog(undefined);
+            perform(dialog.retry);
+          }} />`
+        : null
+    }
+    ${
+      dialog?.kind === "submit"
+        ? html`<${SubmitDialog} handlers=${self?.handlers ?? []} onCancel=${() => setDialog(undefined)} onSubmit=${(v: SubmitValues) => submitTask(v)} />`
+        : null
+    }
   </div>`;
 }
 

@@ -38,4 +38,14 @@ export interface Filters {
   q: string;
 }
 
-export const STATE_FILTERS = ["running", "unclaimed", "runnable", "sleeping", "paused", "fault", "completed", "failed", "killed"];
+export const STATE_FILTERS = [
+  "running",
+  "unclaimed",
+  "runnable",
+  "sleeping",
+  "paused",
+  "fault",
+  "completed",
+  "failed",
+  "killed",
+];

@@ -5,7 +5,17 @@ import { html } from "./html.ts";
 
 export type NodeAction = "freeze" | "unfreeze" | "balance";
 
-export function NodesPanel({ nodes, self, unclaimed, onAction }: { nodes: readonly NodeCount[]; self: SelfFigures; unclaimed: number; onAction(node: string, action: NodeAction): void }) {
+export function NodesPanel({
+  nodes,
+  self,
+  unclaimed,
+  onAction,
+}: {
+  nodes: readonly NodeCount[];
+  self: SelfFigures;
+  unclaimed: number;
+  onAction(node: string, action: NodeAction): void;
+}) {
   const owned = nodes.reduce((sum, n) => sum + n.tasks, 0);
   return html`<section class="panel" aria-labelledby="nodes-title">
     <h2 id="nodes-title">Nodes</h2>

@@ -20,7 +20,8 @@ interface Props {
 }
 
 export function TasksPanel(p: Props) {
-  const set = (key: keyof Filters) => (e: Event) => p.onFilters({ ...p.filters, [key]: (e.target as HTMLInputElement).value });
+  const set = (key: keyof Filters) => (e: Event) =>
+    p.onFilters({ ...p.filters, [key]: (e.target as HTMLInputElement).value });
   const total = p.page?.total ?? 0;
   const last = Math.min(total, p.offset + PAGE_SIZE);
   return html`<section class="panel" aria-labelledby="tasks-title">

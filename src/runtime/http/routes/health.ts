@@ -14,6 +14,9 @@ export const healthRoutes: Route[] = [
     handle: ({ services }) =>
       services.isReady()
         ? { status: 200, json: { status: "ready" } }
-        : { status: 503, json: { error: "not ready: the node has not yet registered with its coordinator and started watching" } },
+        : {
+            status: 503,
+            json: { error: "not ready: the node has not yet registered with its coordinator and started watching" },
+          },
   },
 ];

@@ -53,4 +53,6 @@ export function buildInfo(services: HttpServices): Info {
   return { frozen: services.consumer.frozen(), name: services.node, started: services.started.toISOString(), tasks };
 }
 
-export const infoRoutes: Route[] = [{ method: "GET", path: "/info", handle: ({ services }) => ({ status: 200, json: buildInfo(services) }) }];
+export const infoRoutes: Route[] = [
+  { method: "GET", path: "/info", handle: ({ services }) => ({ status: 200, json: buildInfo(services) }) },
+];

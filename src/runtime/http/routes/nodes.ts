@@ -11,7 +11,8 @@ import { selfFigures } from "../../console/figures.ts";
 import { asObject } from "../json.ts";
 import type { Route } from "../types.ts";
 
-const COMMAND_SHAPE = '{"command": "freeze" | "unfreeze" | "balance" | "stop_task", "parameters"?: {"task": "<id>"}} ("stop-task" = "stop_task"; "message" is accepted for "command")';
+const COMMAND_SHAPE =
+  '{"command": "freeze" | "unfreeze" | "balance" | "stop_task", "parameters"?: {"task": "<id>"}} ("stop-task" = "stop_task"; "message" is accepted for "command")';
 const COMMAND_FIELDS = ["command", "message", "parameters"] as const;
 
 export const nodeRoutes: Route[] = [

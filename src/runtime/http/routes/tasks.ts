@@ -21,9 +21,11 @@ import { asObject } from "../json.ts";
 import { applyTaskQuery, handlerOf, needsStoredState, parseTaskQuery, type TaskRow } from "../task-query.ts";
 import type { HttpServices, Route } from "../types.ts";
 
-const SUBMIT_SHAPE = '{"id": "<task id>", "props"?: {...}, "handler"?: "<handler name>"} or {"tasks": [{"id": ...}, ...]}';
+const SUBMIT_SHAPE =
+  '{"id": "<task id>", "props"?: {...}, "handler"?: "<handler name>"} or {"tasks": [{"id": ...}, ...]}';
 const SUBMIT_FIELDS = ["id", "props", "handler", "tasks"] as const;
-const COMMAND_SHAPE = '{"command": "pause" | "resume" | "sleep" | "kill", "until"?: "<RFC 3339 time or duration like 10m, for sleep>"} ("message" is accepted for "command")';
+const COMMAND_SHAPE =
+  '{"command": "pause" | "resume" | "sleep" | "kill", "until"?: "<RFC 3339 time or duration like 10m, for sleep>"} ("message" is accepted for "command")';
 const COMMAND_FIELDS = ["command", "message", "until"] as const;
 
 export const taskRoutes: Route[] = [
@@ -41,7 +43,15 @@ export const taskRoutes: Route[] = [
       const pool = everyState ? await withStates(services, rows) : rows;
       const { tasks, total } = applyTaskQuery(pool, query);
       const page = withSince(services, bare && !everyState ? await withStates(services, tasks) : tasks);
-      return { status: 200, json: { tasks: page, total, offset: query.offset, ...(query.limit === undefined ? {} : { limit: query.limit }) } };
+      return {
+        status: 200,
+        json: {
+          tasks: page,
+          total,
+          offset: query.offset,
+          ...(query.limit === undefined ? {} : { limit: query.limit }),
+        },
+      };
     },
   },
   {
@@ -51,10 +61,15 @@ export const taskRoutes: Route[] = [
     async handle({ operator, body }) {
       const b = asObject(await body(), SUBMIT_SHAPE, SUBMIT_FIELDS);
       if (b.tasks !== undefined) {
-        if (!Array.isArray(b.tasks)) throw new OperatorError("invalid", `tasks must be an array of {"id": ...} objects, got ${typeof b.tasks}`);
-        if (b.id !== undefined) throw new OperatorError("invalid", `send either {"id": ...} (one task) or {"tasks": [...]} (many), not both`);
+        if (!Array.isArray(b.tasks))
+          throw new OperatorError("invalid", `tasks must be an array of {"id": ...} objects, got ${typeof b.tasks}`);
+        if (b.id !== undefined)
+          throw new OperatorError("invalid", `send either {"id": ...} (one task) or {"tasks": [...]} (many), not both`);
         if (b.tasks.length > MAX_BULK_ITEMS) {
-          throw new OperatorError("invalid", `tasks has ${b.tasks.length} items; at most ${MAX_BULK_ITEMS} per request`);
+          throw new OperatorError(
+            "invalid",
+            `tasks has ${b.tasks.length} items; at most ${MAX_BULK_ITEMS} per request`,
+          );
         }
         const results = await operator.submitTasks(checkSubmissions(b.tasks, (i) => `tasks[${i}]`));
         return { status: 200, json: { results, ...countResults(results) } };
@@ -133,7 +148,11 @@ async function withStates(services: HttpServices, rows: TaskRow[]): Promise<Task
         const state = live?.state ?? (await read?.(row.id));
         if (state) {
           const view = toStateView(state);
-          enriched.state = { code: view.code, ...(view.until ? { until: view.until } : {}), ...(view.errors?.length ? { errors: view.errors.length } : {}) };
+          enriched.state = {
+            code: view.code,
+            ...(view.until ? { until: view.until } : {}),
+            ...(view.errors?.length ? { errors: view.errors.length } : {}),
+          };
         }
         if (live) enriched.since = live.since.toISOString();
       } catch {
