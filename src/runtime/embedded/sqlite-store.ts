@@ -34,6 +34,7 @@ import { migrate, rowSum } from "./schema.ts";
 import { prepareStatements, type StoreStatements } from "./statements.ts";
 import { checkRows, exportRows } from "./store-tools.ts";
 import { StoreDamagedError } from "./store-errors.ts";
+import type { CheckpointRecord, StoredTask } from "./store-types.ts";
 import { checkWal } from "./wal-check.ts";
 
 export const DATABASE_FILE = "metafora.db";
@@ -45,18 +46,7 @@ export const DATABASE_FILE = "metafora.db";
  */
 export const QUICK_CHECK_ABOVE = 64 * 1024 * 1024;
 
-/** A checkpoint as stored: the value as JSON text, the fencing token it was written under. */
-export interface CheckpointRecord {
-  readonly value: string;
-  readonly token: number;
-  /** RFC 3339. */
-  readonly at: string;
-}
-
-export interface StoredTask {
-  readonly id: string;
-  readonly props: TaskProps;
-}
+export type { CheckpointRecord, StoredTask } from "./store-types.ts";
 
 export interface StoreOpenOptions {
   /** Read only and without the open/closed bookkeeping (store check, store export). */
