@@ -46,16 +46,22 @@ function liftScopes(message: string, line: Record<string, unknown>): string {
   return rest;
 }
 
+/** A message's arguments: error stacks (printed apart) and everything else. */
+function splitErrors(args: readonly unknown[]): { errors: string[]; rest: unknown[] } {
+  const errors: string[] = [];
+  const rest: unknown[] = [];
+  for (const arg of args) {
+    if (arg instanceof Error) errors.push(arg.stack ?? `${arg.name}: ${arg.message}`);
+    else rest.push(arg);
+  }
+  return { errors, rest };
+}
+
 /** One JSON object per line: time, level, tag, node, task, handler, msg (+ error stacks under "error"). */
 export function jsonLineReporter(stream: { write(chunk: string): unknown }, node?: string): ConsolaReporter {
   return {
     log(obj: LogObject) {
-      const errors: string[] = [];
-      const rest: unknown[] = [];
-      for (const arg of obj.args) {
-        if (arg instanceof Error) errors.push(arg.stack ?? `${arg.name}: ${arg.message}`);
-        else rest.push(arg);
-      }
+      const { errors, rest } = splitErrors(obj.args);
       const line: Record<string, unknown> = {
         time: obj.date.toISOString(),
         level: levelName(obj.type),
@@ -132,12 +138,7 @@ const LEVEL_COLOR: Record<string, string> = {
 export function prettyReporter(stream: { write(chunk: string): unknown }, colors: boolean): ConsolaReporter {
   return {
     log(obj: LogObject) {
-      const errors: string[] = [];
-      const rest: unknown[] = [];
-      for (const arg of obj.args) {
-        if (arg instanceof Error) errors.push(arg.stack ?? `${arg.name}: ${arg.message}`);
-        else rest.push(arg);
-      }
+      const { errors, rest } = splitErrors(obj.args);
       const level = levelName(obj.type);
       const time = obj.date.toISOString();
       const tag = level.toUpperCase().padEnd(5);
