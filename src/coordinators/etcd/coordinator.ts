@@ -29,7 +29,7 @@ import { NodeCommandInbox } from "./node-commands.ts";
 import { ClaimOps } from "./claim-ops.ts";
 import { TaskView } from "./task-view.ts";
 import { retryDelay, sleep } from "./timing.ts";
-import { registerNode, restoreNodeMarker } from "./registration.ts";
+import { registerNode, restoreNodeMarker, onLease } from "./registration.ts";
 import { PrefixMirror, type MirrorEvent, type MirrorKv } from "./watch.ts";
 
 export interface EtcdCoordinatorOptions {
@@ -460,7 +460,7 @@ export class EtcdCoordinator implements Coordinator {
     const names: string[] = [];
     for (const kv of kvs) {
       const parsed = this.keys.parseNodeKey(kv.key);
-      if (parsed?.part === "marker") names.push(parsed.node);
+      if (parsed?.part === "marker" && onLease(kv)) names.push(parsed.node);
     }
     this.cluster.setNodes(names);
     this.inbox.snapshot(kvs);
@@ -470,7 +470,7 @@ export class EtcdCoordinator implements Coordinator {
     for (const ev of events) {
       const parsed = this.keys.parseNodeKey(ev.kv.key);
       if (parsed?.part !== "marker") continue;
-      if (ev.type === "put") this.cluster.addNode(parsed.node);
+      if (ev.type === "put") onLease(ev.kv) ? this.cluster.addNode(parsed.node) : this.cluster.removeNode(parsed.node);
       else {
         this.cluster.removeNode(parsed.node);
         if (parsed.node === this.node && this.state === "active") void this.reclaimName();

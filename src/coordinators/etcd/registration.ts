@@ -11,6 +11,7 @@ import type { Logger } from "../../types.ts";
 import type { EtcdConfig } from "./config.ts";
 import { encodeMetadata, type Keys } from "./keys.ts";
 import { NodeLease } from "./lease.ts";
+import type { MirrorKv } from "./watch.ts";
 
 /** Grant a lease and register the node name on it; NodeNameTakenError if the name is live. */
 export async function registerNode(
@@ -77,4 +78,12 @@ function hostName(): string {
   } catch {
     return "unknown";
   }
+}
+
+/**
+ * Every live node, Go's or ours, registers its marker on its lease. A marker without one (put by
+ * hand, left over) is no node: counting it would make live nodes hand tasks to nobody.
+ */
+export function onLease(kv: MirrorKv): boolean {
+  return kv.lease !== "0" && kv.lease !== "";
 }
