@@ -3,6 +3,7 @@
  * written, and the one-task-at-a-time form for clients whose single submit is already cheap.
  */
 import { describeError, TaskExistsError } from "./errors.ts";
+import { invalidTaskId } from "./ids.ts";
 import type { SubmitResult, TaskProps } from "./types.ts";
 
 /** A checked submission: props always present (a plain object). */
@@ -13,11 +14,11 @@ export interface CheckedSubmission {
 
 /**
  * Check every item of a bulk submit, so a bad item fails the call before any task is created.
- * `invalidId` returns why an id cannot be used (the coordinator's rule), or undefined.
+ * `invalidId` returns why an id cannot be used, or undefined (default: the one rule of ids.ts).
  */
 export function checkSubmissions(
   tasks: unknown,
-  invalidId: (id: unknown) => string | undefined = nonEmptyString,
+  invalidId: (id: unknown) => string | undefined = invalidTaskId,
 ): CheckedSubmission[] {
   if (!Array.isArray(tasks))
     throw new TypeError(`submitTasks expects an array of {id, props?}, got ${describeError(tasks)}`);
@@ -47,11 +48,6 @@ export function checkSubmissions(
     out.push({ id: taskId, props: (props ?? {}) as TaskProps });
   });
   return out;
-}
-
-function nonEmptyString(id: unknown): string | undefined {
-  if (typeof id !== "string" || id === "") return `task id must be a non-empty string, got ${describeError(id)}`;
-  return undefined;
 }
 
 /** Submit checked tasks one by one through `submit`; an id that is taken becomes "exists". */

@@ -1,5 +1,5 @@
 /**
- * Consumers on etcd coordinators: balancing (ref §7 T36–T38), lost claims (owner key deleted,
+ * Consumers on etcd coordinators: balancing (Go Metafora's tests T36–T38), lost claims (owner key deleted,
  * lease revoked from outside) and rejoining. Real etcd, real consumers, FairBalancer.
  */
 import { afterEach, expect, test } from "bun:test";

@@ -1,6 +1,6 @@
 /**
  * EtcdCoordinator and EtcdClient against a real etcd: behavioural equivalents of Go Metafora's
- * metcdv3 tests (ref §7 T29–T35, T39–T41, T45, T46), the wire format, fencing and claims.
+ * metcdv3 tests (Go Metafora's tests T29–T35, T39–T41, T45, T46), the wire format, fencing and claims.
  * The consumer is replaced by a RecordingContext; etcd and the coordinator are real.
  */
 import { afterEach, describe, expect, test } from "bun:test";

@@ -1,5 +1,5 @@
 /**
- * Wire-format interop with Go Metafora (ref §2.2–2.3): keys written exactly the way a Go node
+ * Wire-format interop with Go Metafora (docs/wire-format.md): keys written exactly the way a Go node
  * and client write them are read, claimed and released correctly, and the keys we write are
  * byte-for-byte what Go writes. Go's prefix-delete bug is not reproduced.
  */
@@ -24,7 +24,7 @@ afterAll(async () => {
 
 const GO_META = '{"host":"vm","created":"2026-11-22 14:30:01.81938155 +0000 UTC m=+0.005824162","node":"nodeA"}';
 
-/** The ref §2.2 dump of a live Go node "nodeA", written key by key as Go writes it. */
+/** The key dump of a live Go node "nodeA", written key by key as Go writes it. */
 async function writeGoNode(raw: Etcd3, ns: string): Promise<string> {
   const keys = new Keys(ns);
   const lease = await raw.leaseClient.leaseGrant({ TTL: 60 });
@@ -175,7 +175,7 @@ test("done and deleteTask remove exactly tasks/T and tasks/T/..., never siblings
   await c.done({ id: "t1", props: {} });
   expect((await client.tasks()).map((t) => t.id)).toEqual(["t10", "t1x", "u1", "u10"]);
   expect(await raw.getAll().prefix(keys.taskChildren("t1")).keys()).toEqual([]);
-  expect(await raw.get(keys.state("t1")).string()).toBe('{"state":"runnable"}'); // state is permanent (ref §2.9)
+  expect(await raw.get(keys.state("t1")).string()).toBe('{"state":"runnable"}'); // state is permanent (docs/wire-format.md)
   expect(await client.deleteTask("u1")).toBe(true);
   expect((await client.tasks()).map((t) => t.id)).toEqual(["t10", "t1x", "u10"]);
 });

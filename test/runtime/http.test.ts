@@ -173,7 +173,7 @@ describe("HTTP server on an open loopback node (no token)", () => {
     await api("DELETE", "/api/tasks/work:m");
   });
 
-  test("/info has the ref §1.11 shape plus token and handler; stateful tasks show state and modified", async () => {
+  test("/info has Go's info shape plus token and handler; stateful tasks show state and modified", async () => {
     await api("POST", "/api/tasks", { json: { id: "work:info", props: { a: 1 } } });
     await api("POST", "/api/tasks", { json: { id: "sm:info" } });
     await waitFor("both running", () => node.consumer.tasks().filter((t) => t.task.id.endsWith(":info")).length === 2);

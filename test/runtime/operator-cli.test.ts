@@ -2,7 +2,7 @@
  * Operator CLI (src/runtime/cli/operator-commands.ts), in process: cac parsing, output (tables and
  * --json), exit codes. Embedded mode goes through a real node's HTTP API (ops-fixture.ts);
  * etcd mode talks to a real etcd (startEtcd()). The compiled-binary end-to-end tests are in
- * D1's files; one test here goes through D1's createCli to check the wiring.
+ * cli.ts; one test here goes through createCli to check the wiring.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { cac } from "cac";
@@ -33,7 +33,7 @@ interface Run {
   err: string;
 }
 
-/** Run one operator command with a config built from `env` (as D1's loader would). */
+/** Run one operator command with a config built from `env` (as the config loader would). */
 async function runCli(args: string[], env: Record<string, string>, now = () => Date.now()): Promise<Run> {
   let out = "";
   let err = "";
@@ -394,7 +394,7 @@ describe("operator CLI against etcd (direct)", () => {
   });
 });
 
-describe("wiring through D1's createCli", () => {
+describe("wiring through createCli", () => {
   let node: OpsNode;
   beforeAll(async () => {
     node = await startOpsNode();

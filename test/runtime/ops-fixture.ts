@@ -1,7 +1,7 @@
 /**
  * A real node for the HTTP/CLI tests: a Consumer on a MemoryBroker with a plain and a stateful
  * handler (memory state store and task commands), metrics, and the HTTP server on
- * 127.0.0.1:0. Everything is the production code; only the wiring (D1's job in `run`) is here.
+ * 127.0.0.1:0. Everything is the production code; only the wiring (run.ts's job) is here.
  */
 import { Consumer } from "../../src/consumer/consumer.ts";
 import { MemoryBroker } from "../../src/coordinators/memory/broker.ts";

@@ -1,5 +1,5 @@
 /**
- * Interop with Go Metafora's JSON (ref §2.3): Go's own examples decode, ours have Go's shape,
+ * Interop with Go Metafora's JSON (docs/wire-format.md): Go's own examples decode, ours have Go's shape,
  * and times follow RFC 3339 with up to 9 fractional digits read.
  */
 import { describe, expect, test } from "bun:test";
@@ -50,7 +50,7 @@ describe("times", () => {
 });
 
 describe("state JSON", () => {
-  test("Go's observed examples (ref §2.3) decode", () => {
+  test("Go's observed examples decode", () => {
     const sleeping = decodeState(
       '{"state":"sleeping","until":"2026-11-22T14:40:02.540968101Z","errors":[{"timestamp":"2026-11-22T14:30:02.540336657Z","error":"boom"}]}',
     );

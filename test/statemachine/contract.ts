@@ -85,7 +85,7 @@ export function runnerContract(getEnv: () => MachineEnv): void {
         if (rule.from === "sleeping" || rule.from === "paused") await env().commands("node1").send(id, msg);
 
         if (rule.message === "release") {
-          // Go HEAD behaviour (since #181, ref §6 item 12): a release that changes nothing is
+          // Go HEAD behaviour (since its change to skip unchanged stores): a release that changes nothing is
           // NOT stored. Go's own TestRules expected a store here and hangs at HEAD.
           expect(await running.result).toBe("release");
           expect(store.count(id)).toBe(0);

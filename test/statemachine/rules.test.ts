@@ -1,4 +1,4 @@
-/** The transition table and apply semantics (ref §4.2), messages (T28) and the error policy (T19). */
+/** The transition table and apply semantics, messages (T28) and the error policy (T19). */
 import { describe, expect, test } from "bun:test";
 import { backoffDelay, DEFAULT_BACKOFF, defaultErrorPolicy } from "../../src/statemachine/error-policy.ts";
 import {

@@ -1,5 +1,5 @@
 /**
- * Balancers: ref §7 T1–T5 adapted, ref §3.2's worked examples, the inputs on which Go's
+ * Balancers: Go Metafora's tests T1–T5 adapted, Go's worked examples, the inputs on which Go's
  * FairBalancer loops forever, claim-time fairness, and the resource reporters (T18).
  */
 import { describe, expect, test } from "bun:test";
@@ -47,7 +47,7 @@ describe("DumbBalancer", () => {
   });
 });
 
-describe("FairBalancer (ref §3.2)", () => {
+describe("FairBalancer", () => {
   test("T2: one node {node1:5} with 5 local tasks: claims, releases nothing", () => {
     const b = new FairBalancer();
     b.init(context("node1", running(5), { node1: 5 }));

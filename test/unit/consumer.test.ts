@@ -1,5 +1,5 @@
 /**
- * The Consumer on the memory coordinator: ref §7 T8–T13 adapted to our semantics, plus lost
+ * The Consumer on the memory coordinator: Go Metafora's tests T8–T13 adapted to our semantics, plus lost
  * claims, suspend/resume, maxTasks, routing, node commands, periodic balance and shutdown.
  */
 import { afterEach, describe, expect, test } from "bun:test";

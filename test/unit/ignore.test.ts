@@ -1,4 +1,4 @@
-/** The ignore list (ref §1.8, T7), and its deadlock-free design (ref §6 item 11). */
+/** The ignore list (Go's T7), and its deadlock-free design (Go's monitor could deadlock). */
 import { expect, test } from "bun:test";
 import { IgnoreList } from "../../src/consumer/ignore-list.ts";
 import type { Task } from "../../src/types.ts";

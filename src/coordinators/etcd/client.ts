@@ -21,7 +21,7 @@ import { checkSubmissions, type CheckedSubmission } from "../../submit-batch.ts"
 import type { Client, Logger, NodeCommand, SubmitResult, TaskInfo, TaskProps, TaskSubmission } from "../../types.ts";
 import { parseEtcdConfig, type EtcdConfig, type EtcdConfigInput } from "./config.ts";
 import { connectEtcd } from "./connect.ts";
-import { decodeOwner, invalidNodeNameReason, invalidTaskIdReason, Keys } from "./keys.ts";
+import { decodeOwner, invalidNodeNameReason, Keys } from "./keys.ts";
 import { parseProps } from "./task-table.ts";
 
 export interface EtcdClientOptions {
@@ -133,7 +133,7 @@ export class EtcdClient implements Client {
    * failed round settles at least one task). The whole list is checked before anything is sent.
    */
   async submitTasks(tasks: readonly TaskSubmission[]): Promise<SubmitResult[]> {
-    const checked = checkSubmissions(tasks, invalidTaskIdReason);
+    const checked = checkSubmissions(tasks);
     const encoded = checked.map((t) => ({ id: t.id, json: encodeProps(t) }));
     const results = new Map<string, SubmitResult["result"]>();
     let next = 0;
