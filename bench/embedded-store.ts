@@ -19,7 +19,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { silentLogger } from "../src/log.ts";
-import { DurableMap } from "../src/runtime/embedded/durable-map.ts";
+import { DurableMap } from "./support/durable-map.ts";
 import { EmbeddedStore } from "../src/runtime/embedded/sqlite-store.ts";
 import { freePort } from "../test/support/ports.ts";
 import { metaforaBinary } from "../test/runtime/support/binary.ts";

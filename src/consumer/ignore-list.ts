@@ -59,11 +59,6 @@ export class IgnoreList {
     this.current.delete(id);
   }
 
-  /** Until when `id` is ignored (epoch ms), if it is. */
-  until(id: string): number | undefined {
-    return this.current.get(id)?.until;
-  }
-
   /** Ids currently ignored, in no particular order. */
   ids(): string[] {
     return [...this.current.keys()];

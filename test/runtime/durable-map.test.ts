@@ -5,7 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { silentLogger } from "../../src/log.ts";
 import type { Logger } from "../../src/types.ts";
-import { DurableMap, writeFileAtomic } from "../../src/runtime/embedded/durable-map.ts";
+import { writeFileAtomic } from "../../src/runtime/embedded/atomic-file.ts";
+import { DurableMap } from "../../bench/support/durable-map.ts";
 import { lockDataDir } from "../../src/runtime/embedded/data-dir-lock.ts";
 
 const dirs: string[] = [];

@@ -5,9 +5,7 @@
  * redaction, `metafora config` output, help text) is driven by this table, so a new setting is
  * one new row.
  */
-import { z } from "zod";
-import { normalizeNamespace } from "../../coordinators/etcd/keys.ts";
-import { nameExpectation, nameProblem, type NameKind } from "../../ids.ts";
+import type { z } from "zod";
 import { formatDuration } from "./duration.ts";
 import type { DeclarativeTask } from "./values.ts";
 import {

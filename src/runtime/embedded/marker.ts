@@ -7,7 +7,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { writeFileAtomic } from "./durable-map.ts";
+import { writeFileAtomic } from "./atomic-file.ts";
 import { StoreDamagedError } from "./store-errors.ts";
 
 export const MARKER_FILE = "store.json";

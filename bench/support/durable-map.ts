@@ -1,6 +1,7 @@
 /**
- * A string-keyed map of JSON values that survives kill -9 and power loss: the embedded
- * coordinator keeps its tasks and states in two of these under the data dir.
+ * The embedded coordinator's former store, kept as the baseline of bench/embedded-store.ts: a
+ * string-keyed map of JSON values that survives kill -9 and power loss (the coordinator now
+ * uses SQLite, see docs/embedded-store.md; journal-import.ts reads this format once).
  *
  * On disk: `<name>.snapshot.json` (the whole map, replaced atomically: write a temp file,
  * fsync, rename, fsync the folder) plus `<name>.journal.jsonl` (one line per change since the
@@ -22,12 +23,10 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
-  renameSync,
-  writeSync,
 } from "node:fs";
-import { Buffer } from "node:buffer";
 import { join } from "node:path";
-import type { Logger } from "../../types.ts";
+import { writeAll, writeFileAtomic } from "../../src/runtime/embedded/atomic-file.ts";
+import type { Logger } from "../../src/types.ts";
 
 type Entry = { op: "set"; k: string; v: unknown } | { op: "del"; k: string };
 
@@ -189,40 +188,5 @@ export class DurableMap<V = unknown> {
   /** Folder holding the files (for messages). */
   get folder(): string {
     return this.dir;
-  }
-}
-
-/** Replace `path` with `text` so that a reader sees either the old or the new file, never a mix. */
-export function writeFileAtomic(path: string, text: string, sync = true): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, "w");
-  try {
-    writeAll(fd, text);
-    if (sync) fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-  if (sync) fsyncDir(join(path, ".."));
-}
-
-/** writeSync may write less than asked; loop until every byte is down. */
-function writeAll(fd: number, text: string): void {
-  const bytes = Buffer.from(text, "utf8");
-  let offset = 0;
-  while (offset < bytes.length) offset += writeSync(fd, bytes, offset, bytes.length - offset);
-}
-
-function fsyncDir(dir: string): void {
-  // Makes the rename itself durable. Some platforms refuse fsync on a directory: then the
-  // rename is as durable as the OS makes it, which is the best available.
-  let fd: number | undefined;
-  try {
-    fd = openSync(dir, "r");
-    fsyncSync(fd);
-  } catch {
-    // not supported here
-  } finally {
-    if (fd !== undefined) closeSync(fd);
   }
 }
