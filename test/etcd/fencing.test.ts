@@ -55,9 +55,16 @@ function exposing(): { handler: Handler; contexts: HandlerContext[]; finish(r: H
   };
 }
 
-function node(ns: string, name: string, handler: Handler, leaseTtl = 3): Consumer {
+function node(ns: string, name: string, handler: Handler, leaseTtl = 3, claimConcurrency = 1): Consumer {
   const coordinator = makeCoordinator({ etcd, namespace: ns, node: name, cleanup, config: { leaseTtl } });
-  const consumer = new Consumer({ coordinator, node: name, handler, balanceEvery: Infinity, log: silentLogger });
+  const consumer = new Consumer({
+    coordinator,
+    node: name,
+    handler,
+    balanceEvery: Infinity,
+    claimConcurrency,
+    log: silentLogger,
+  });
   cleanup.add(consumer, (c) => c.shutdown({ timeout: 5000 }));
   return consumer;
 }
@@ -94,6 +101,34 @@ test("a checkpoint by a stale owner is rejected; the next owner reads the last f
   b.finish("done");
   await waitFor("the task to be deleted", async () => (await raw.get(keys.task("c1")).string()) === null);
   expect(await raw.get(keys.checkpoint("c1")).string()).toBeNull();
+}, 30_000);
+
+test("claims won in shared transactions hand every task its own checkpoint", async () => {
+  const ns = uniqueNamespace("batch-checkpoint");
+  const keys = new Keys(ns);
+  const raw = rawClient(etcd, cleanup);
+  const client = makeClient(etcd, ns, cleanup);
+  const TASKS = 150; // several claim transactions of up to 64 claims each
+  const ids = Array.from({ length: TASKS }, (_, i) => `b${String(i).padStart(3, "0")}`);
+  await client.submitTasks(ids.map((id) => ({ id })));
+  // Every other task has a checkpoint naming itself; the rest have none.
+  await Promise.all(
+    ids.filter((_, i) => i % 2 === 0).map((id) => raw.put(keys.checkpoint(id)).value(JSON.stringify({ id }))),
+  );
+  const seen = new Map<string, unknown>();
+  const handler: Handler = {
+    run: (task, ctx) => {
+      seen.set(task.id, ctx.lastCheckpoint);
+      return new Promise<HandlerResult>((resolve) =>
+        ctx.signal.addEventListener("abort", () => resolve("release"), { once: true }),
+      );
+    },
+  };
+  await node(ns, "batch", handler, 3, 256).start();
+  await waitFor("every task running", () => seen.size === TASKS, { timeout: 20_000 });
+  ids.forEach((id, i) => {
+    expect(seen.get(id)).toEqual(i % 2 === 0 ? { id } : undefined);
+  });
 }, 30_000);
 
 test("the etcd fences: a checkpoint, a state write and a command take with an old token change nothing", async () => {

@@ -8,12 +8,18 @@
  */
 import { Buffer } from "node:buffer";
 import { setImmediate } from "node:timers";
-import { Range, type Etcd3, type ICompare, type IRequestOp } from "etcd3";
+import { Range, type Etcd3, type ICompare, type IRequestOp, type IResponseOp } from "etcd3";
 import { ClaimLostError, errorLine } from "../../errors.ts";
 import type { Logger } from "../../types.ts";
 import type { Keys } from "./keys.ts";
 import type { NodeLease } from "./lease.ts";
 import { retryDelay, sleep } from "./timing.ts";
+
+/** The checkpoint value in a claim transaction's range response (undefined: none stored). */
+function checkpointIn(response: IResponseOp | undefined): string | undefined {
+  const kv = response?.response_range?.kvs[0];
+  return kv ? kv.value.toString() : undefined;
+}
 
 export interface ClaimOpsOptions {
   readonly etcd: Etcd3;
@@ -30,7 +36,10 @@ export interface ClaimOpsOptions {
   isHeld(id: string): boolean;
 }
 
-/** Claims per transaction: two compares each, within etcd's default --max-txn-ops of 128. */
+/**
+ * Claims per transaction: two compares and two operations (owner put, checkpoint read) each,
+ * within etcd's default --max-txn-ops of 128 (the limit applies to each list on its own).
+ */
 export const CLAIM_BATCH = 64;
 /**
  * Claim transactions in flight at once. One at a time leaves etcd idle for a round trip
@@ -43,10 +52,23 @@ const MIN_SPLIT_BATCH = 16;
 /** Releases per transaction, likewise. */
 const RELEASE_BATCH = 64;
 
+/**
+ * A won claim: its fencing token and the task's checkpoint as it stood when the claim won (read
+ * in the claim's own transaction, so no later write can slip in between). `checkpoint` is
+ * `UNKNOWN_CHECKPOINT` in the rare case the claim is recognised after the fact (a retried
+ * transaction that had already won): then it has to be read.
+ */
+export interface ClaimWin {
+  readonly token: number;
+  readonly checkpoint: string | undefined | typeof UNKNOWN_CHECKPOINT;
+}
+
+export const UNKNOWN_CHECKPOINT: unique symbol = Symbol("checkpoint not read");
+
 interface PendingClaim {
   readonly id: string;
   readonly lease: NodeLease;
-  readonly resolve: (token: number | undefined) => void;
+  readonly resolve: (win: ClaimWin | undefined) => void;
 }
 
 interface PendingRelease {
@@ -65,13 +87,14 @@ export class ClaimOps {
   constructor(private readonly o: ClaimOpsOptions) {}
 
   /**
-   * Claim a task on `lease`; resolves the fencing token (the owner key's create revision), or
-   * undefined when someone else owns it, it does not exist, or etcd did not answer.
+   * Claim a task on `lease`; resolves the fencing token (the owner key's create revision) and
+   * the checkpoint, or undefined when someone else owns it, it does not exist, or etcd did not
+   * answer.
    * Claims asked for in the same event-loop turn share a transaction (up to CLAIM_BATCH), and
    * up to CLAIM_TXNS_IN_FLIGHT transactions are pipelined. One claim alone is exactly
-   * Go's claim transaction (docs/wire-format.md).
+   * Go's claim transaction (docs/wire-format.md), plus a read of the checkpoint key.
    */
-  claim(id: string, lease: NodeLease): Promise<number | undefined> {
+  claim(id: string, lease: NodeLease): Promise<ClaimWin | undefined> {
     return new Promise((resolve) => {
       this.claimQueue.push({ id, lease, resolve });
       this.scheduleClaimFlush();
@@ -209,21 +232,25 @@ export class ClaimOps {
     }
   }
 
-  /** Go's claim (docs/wire-format.md): owner absent AND task present → owner on our lease. */
-  private async claimOne(id: string, lease: NodeLease): Promise<number | undefined> {
+  /**
+   * Go's claim (docs/wire-format.md): owner absent AND task present → owner on our lease; the
+   * same transaction reads the checkpoint.
+   */
+  private async claimOne(id: string, lease: NodeLease): Promise<ClaimWin | undefined> {
     try {
       const res = await this.o.etcd.kv.txn(
         {
           compare: this.claimConditions(id),
-          success: [this.ownerPut(id, lease)],
+          success: [this.ownerPut(id, lease), this.checkpointRead(id)],
           failure: [{ request_range: { key: Buffer.from(this.o.keys.owner(id)) } }],
         },
         this.callOptions(),
       );
-      if (res.succeeded) return Number(res.header.revision);
+      if (res.succeeded) return { token: Number(res.header.revision), checkpoint: checkpointIn(res.responses[1]) };
       // etcd3 retries failed requests; an earlier attempt of this very claim may have won.
       const kv = res.responses[0]?.response_range?.kvs[0];
-      if (kv && kv.lease === lease.id && kv.value.toString() === this.o.ownerValue) return Number(kv.create_revision);
+      if (kv && kv.lease === lease.id && kv.value.toString() === this.o.ownerValue)
+        return { token: Number(kv.create_revision), checkpoint: UNKNOWN_CHECKPOINT };
     } catch (err) {
       this.o.log.debug(`claim of ${id} failed: ${errorLine(err)}`);
       // The txn may have landed even though we got no answer: check later, release if so.
@@ -251,7 +278,8 @@ export class ClaimOps {
         res = await this.o.etcd.kv.txn(
           {
             compare: remaining.flatMap((c) => this.claimConditions(c.id)),
-            success: remaining.map((c) => this.ownerPut(c.id, lease)),
+            // Put and checkpoint read per claim: 2 × CLAIM_BATCH ops, etcd's default limit.
+            success: remaining.flatMap((c) => [this.ownerPut(c.id, lease), this.checkpointRead(c.id)]),
             failure: remaining.flatMap((c) => [
               { request_range: { key: Buffer.from(this.o.keys.owner(c.id)) } },
               { request_range: { key: Buffer.from(this.o.keys.task(c.id)), count_only: true } },
@@ -268,7 +296,8 @@ export class ClaimOps {
         return;
       }
       if (res.succeeded) {
-        for (const c of remaining) c.resolve(Number(res.header.revision));
+        const token = Number(res.header.revision);
+        remaining.forEach((c, i) => c.resolve({ token, checkpoint: checkpointIn(res.responses[2 * i + 1]) }));
         return;
       }
       const next: PendingClaim[] = [];
@@ -277,7 +306,7 @@ export class ClaimOps {
         const taskExists = Number(res.responses[2 * i + 1]?.response_range?.count ?? 0) > 0;
         if (owner) {
           const ours = owner.lease === lease.id && owner.value.toString() === this.o.ownerValue;
-          c.resolve(ours ? Number(owner.create_revision) : undefined);
+          c.resolve(ours ? { token: Number(owner.create_revision), checkpoint: UNKNOWN_CHECKPOINT } : undefined);
         } else if (!taskExists) c.resolve(undefined);
         else next.push(c);
       });
@@ -305,6 +334,10 @@ export class ClaimOps {
       { key: Buffer.from(this.o.keys.owner(id)), target: "Version", result: "Equal", version: 0 },
       { key: Buffer.from(this.o.keys.task(id)), target: "Version", result: "Greater", version: 0 },
     ];
+  }
+
+  private checkpointRead(id: string): IRequestOp {
+    return { request_range: { key: Buffer.from(this.o.keys.checkpoint(id)) } };
   }
 
   private ownerPut(id: string, lease: NodeLease): IRequestOp {

@@ -26,7 +26,7 @@ import { connectEtcd } from "./connect.ts";
 import { encodeOwner, Keys } from "./keys.ts";
 import { leaseTiming, type NodeLease, toEpoch } from "./lease.ts";
 import { NodeCommandInbox } from "./node-commands.ts";
-import { ClaimOps } from "./claim-ops.ts";
+import { ClaimOps, type ClaimWin, UNKNOWN_CHECKPOINT } from "./claim-ops.ts";
 import { TaskView } from "./task-view.ts";
 import { retryDelay, sleep } from "./timing.ts";
 import { registerNode, restoreNodeMarker, onLease } from "./registration.ts";
@@ -60,9 +60,6 @@ export interface EtcdCoordinatorEvents {
   /** A claim of this node ended without the consumer asking (owner key deleted or changed, task deleted). */
   lost: { taskId: string; reason: "lost" | "deleted" };
 }
-
-/** How long a claim waits for the watch to catch up before reading the checkpoint key instead. */
-const CHECKPOINT_WATCH_WAIT_MS = 1000;
 
 export type EtcdCoordinatorState = "new" | "starting" | "active" | "suspended" | "closing" | "closed";
 
@@ -398,32 +395,26 @@ export class EtcdCoordinator implements Coordinator {
     // view only delays this node: the owner's delete event announces the task again.)
     if (view.table.get(id)?.owner) return undefined;
     view.claiming.add(id);
-    let token: number | undefined;
+    let win: ClaimWin | undefined;
     try {
-      token = await this.ops.claim(id, lease);
+      win = await this.ops.claim(id, lease);
     } finally {
       view.claiming.delete(id);
     }
-    if (token === undefined) return undefined;
+    if (win === undefined) return undefined;
+    const { token } = win;
     if (lease !== this.lease || this.state !== "active") return undefined; // the old lease is being revoked
     if (view.endedAlready(id, token)) return undefined; // the watch saw it deleted or replaced already
     view.claims.set(id, token);
-    const checkpoint = await this.checkpointAfterClaim(id, token);
+    const checkpoint = win.checkpoint === UNKNOWN_CHECKPOINT ? await this.readCheckpoint(id) : win.checkpoint;
     // The claim may have ended while we looked (lease trouble, owner key deleted): then it is
     // reported lost to no one, so say it was not won.
     if (view.claims.get(id) !== token) return undefined;
     return checkpoint === undefined ? { token } : { token, checkpoint };
   }
 
-  /**
-   * The checkpoint a claim at `token` starts from, without a GET for tasks that have none:
-   * once the watch has applied every revision before the claim, the table knows whether a
-   * checkpoint exists (only an owner writes one, and no one else can while we hold the claim).
-   * The watch usually gets there within a round trip; if not, or if there is one, read it.
-   */
-  private async checkpointAfterClaim(id: string, token: number): Promise<string | undefined> {
-    const caughtUp = await this.view.whenApplied(token - 1, CHECKPOINT_WATCH_WAIT_MS);
-    if (caughtUp && !this.view.table.get(id)?.checkpointRevision) return undefined;
+  /** The checkpoint of a claim won without reading it (a retried claim transaction). */
+  private async readCheckpoint(id: string): Promise<string | undefined> {
     try {
       return await this.ops.readCheckpoint(id);
     } catch (err) {

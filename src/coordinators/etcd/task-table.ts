@@ -26,8 +26,6 @@ export interface TaskRecord {
   /** Mod revision of the props key (to warn once per malformed value). */
   propsRevision: number;
   owner: OwnerRecord | undefined;
-  /** Mod revision of `tasks/T/checkpoint`, 0 when there is none (the value is not kept here). */
-  checkpointRevision: number;
 }
 
 export type ParsedProps = { ok: true; props: TaskProps } | { ok: false; error: string };
@@ -88,7 +86,6 @@ export class TaskTable {
       if (parsed.part === "task") this.setExists(parsed.id, true);
       else if (parsed.part === "props") this.setProps(parsed.id, kv.value, kv.modRevision);
       else if (parsed.part === "owner") this.setOwner(parsed.id, ownerRecord(kv));
-      else if (parsed.part === "checkpoint") this.setCheckpoint(parsed.id, kv.modRevision);
     }
   }
 
@@ -123,13 +120,6 @@ export class TaskTable {
     });
   }
 
-  /** A checkpoint key was written (its mod revision) or deleted (0). */
-  setCheckpoint(id: string, revision: number): void {
-    this.update(id, (r) => {
-      r.checkpointRevision = revision;
-    });
-  }
-
   /** Tasks owned by `node` (valid owner values only). */
   ownerCount(node: string): number {
     return this.owners.get(node) ?? 0;
@@ -143,13 +133,13 @@ export class TaskTable {
   private update(id: string, mutate: (r: TaskRecord) => void): void {
     let record = this.records.get(id);
     if (!record) {
-      record = { id, exists: false, propsRaw: undefined, propsRevision: 0, owner: undefined, checkpointRevision: 0 };
+      record = { id, exists: false, propsRaw: undefined, propsRevision: 0, owner: undefined };
       this.records.set(id, record);
     }
     this.count(record, -1);
     mutate(record);
     this.count(record, +1);
-    if (!record.exists && record.propsRaw === undefined && !record.owner && record.checkpointRevision === 0)
+    if (!record.exists && record.propsRaw === undefined && !record.owner)
       this.records.delete(id);
   }
 

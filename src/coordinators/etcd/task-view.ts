@@ -57,8 +57,6 @@ export class TaskView {
   private delayedTimer: ReturnType<typeof setTimeout> | undefined;
   private delayedAt = Infinity;
   private readonly warned = new Set<string>();
-  /** Callers waiting for the view to have applied a revision (see whenApplied). */
-  private readonly waiters = new Set<{ revision: number; resolve: (reached: boolean) => void }>();
 
   constructor(private readonly o: TaskViewOptions) {}
 
@@ -70,30 +68,6 @@ export class TaskView {
   /** A claim that won at `token` but that the watch has already seen end. */
   endedAlready(id: string, token: number): boolean {
     return this.revision >= token && this.table.get(id)?.owner?.createRevision !== token;
-  }
-
-  /**
-   * Resolves true once the view has applied `revision` (everything up to it is in the table),
-   * false after `timeoutMs`.
-   */
-  whenApplied(revision: number, timeoutMs: number): Promise<boolean> {
-    if (this.revision >= revision) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const waiter = {
-        revision,
-        resolve: (reached: boolean): void => {
-          clearTimeout(timer);
-          this.waiters.delete(waiter);
-          resolve(reached);
-        },
-      };
-      const timer = setTimeout(() => waiter.resolve(false), timeoutMs);
-      this.waiters.add(waiter);
-    });
-  }
-
-  private wakeWaiters(): void {
-    for (const w of [...this.waiters]) if (this.revision >= w.revision) w.resolve(true);
   }
 
   snapshot(kvs: readonly MirrorKv[], revision: number): void {
@@ -139,7 +113,6 @@ export class TaskView {
     // same task at the same moment and most claims would lose. Rendezvous order keeps their
     // attempts disjoint.
     this.announceRanked(claimable);
-    this.wakeWaiters();
   }
 
   events(events: readonly MirrorEvent[]): void {
@@ -151,12 +124,11 @@ export class TaskView {
       if (part === "task") this.onTaskKey(id, ev);
       else if (part === "props") this.onPropsKey(id, ev);
       else if (part === "owner") this.onOwnerKey(id, ev);
-      else if (part === "checkpoint") this.table.setCheckpoint(id, ev.type === "put" ? ev.kv.modRevision : 0);
-      // tasks/T/commands belongs to the state machine's listener.
+      // tasks/T/checkpoint is read with the claim; tasks/T/commands belongs to the state
+      // machine's listener.
     }
     // A response can carry many tasks at once (a batch release, an expired lease). Every node
     // gets the same list; announcing it in rendezvous order keeps their claims apart.
-    this.wakeWaiters();
     if (this.toAnnounce.size === 0) return;
     const ids = [...this.toAnnounce];
     this.toAnnounce.clear();
