@@ -10,26 +10,15 @@
  * reports compaction only as an anonymous error.
  */
 import { Buffer } from "node:buffer";
-import { Range, type Etcd3, type IDuplexStream, type IKeyValue, type IWatchRequest, type IWatchResponse } from "etcd3";
+import { Range, type Etcd3 } from "etcd3";
 import { describeError, errorLine } from "../../errors.ts";
 import type { Logger } from "../../types.ts";
 import { closeStream } from "./lease.ts";
 import { retryDelay, sleep } from "./timing.ts";
+import type { DecodedWatchResponse, MirrorEvent, MirrorKv } from "./wire/kv-decode.ts";
+import { openWatchStream, rangeDecoded, type WatchStream } from "./wire/raw-calls.ts";
 
-export interface MirrorKv {
-  readonly key: string;
-  readonly value: string;
-  readonly createRevision: number;
-  readonly modRevision: number;
-  /** Lease id (decimal string), "0" when none. */
-  readonly lease: string;
-}
-
-export interface MirrorEvent {
-  readonly type: "put" | "delete";
-  /** For deletes only key and modRevision are meaningful. */
-  readonly kv: MirrorKv;
-}
+export type { MirrorEvent, MirrorKv } from "./wire/kv-decode.ts";
 
 export interface MirrorListener {
   /** Everything under the prefix at `revision`: the first listing, or a relist after trouble. */
@@ -66,20 +55,6 @@ export interface PrefixMirrorOptions {
    * changes (and compact them away) in the gap the watch must cover.
    */
   readonly afterList?: (revision: number) => Promise<void>;
-}
-
-type WatchStream = IDuplexStream<IWatchRequest, IWatchResponse>;
-
-const decoder = new TextDecoder();
-
-function toKv(kv: IKeyValue): MirrorKv {
-  return {
-    key: decoder.decode(kv.key),
-    value: kv.value ? decoder.decode(kv.value) : "",
-    createRevision: Number(kv.create_revision ?? 0),
-    modRevision: Number(kv.mod_revision ?? 0),
-    lease: kv.lease ?? "0",
-  };
 }
 
 export class PrefixMirror {
@@ -176,26 +151,25 @@ export class PrefixMirror {
     const { etcd, requestTimeout } = this.options;
     const pageSize = this.options.pageSize ?? 2000;
     let start = this.range.start;
-    let revision: string | undefined;
+    let revision: number | undefined;
     for (;;) {
-      const res = await etcd.kv.range(
-        { key: start, range_end: this.range.end, limit: pageSize, ...(revision ? { revision } : {}) },
+      const res = await rangeDecoded(
+        etcd,
+        { key: start, range_end: this.range.end, limit: pageSize, ...(revision ? { revision: String(revision) } : {}) },
         { deadline: Date.now() + requestTimeout },
       );
-      if (this.closed) return Number(res.header.revision);
-      revision ??= res.header.revision;
-      const page: MirrorKv[] = new Array(res.kvs.length);
-      for (let i = 0; i < res.kvs.length; i++) page[i] = toKv(res.kvs[i]!);
-      onPage(page);
+      if (this.closed) return res.revision;
+      revision ??= res.revision;
+      onPage(res.kvs);
       const last = res.kvs[res.kvs.length - 1];
       if (!res.more || !last) break;
-      start = Buffer.concat([last.key, Buffer.from([0])]);
+      start = Buffer.concat([Buffer.from(last.key), Buffer.from([0])]);
     }
-    return Number(revision);
+    return revision;
   }
 
   private async openWatch(fromRevision: number): Promise<void> {
-    const stream = await this.options.etcd.watchClient.watch();
+    const stream = await openWatchStream(this.options.etcd);
     if (this.closed) {
       closeStream(stream);
       return;
@@ -223,23 +197,19 @@ export class PrefixMirror {
     });
   }
 
-  private onResponse(res: IWatchResponse): void {
+  private onResponse(res: DecodedWatchResponse): void {
     if (res.canceled) {
-      const compacted = res.compact_revision && res.compact_revision !== "0";
       this.resync(
-        compacted
-          ? `compacted: etcd history starts at revision ${res.compact_revision}`
-          : `watch canceled by etcd: ${res.cancel_reason || "no reason given"}`,
+        res.compactRevision > 0
+          ? `compacted: etcd history starts at revision ${res.compactRevision}`
+          : `watch canceled by etcd: ${res.cancelReason || "no reason given"}`,
       );
       return;
     }
-    if (res.created || !res.events || res.events.length === 0) return;
-    const events: MirrorEvent[] = [];
-    for (const ev of res.events) {
-      const kv = toKv(ev.kv);
-      if (kv.modRevision <= this.snapshotRevision) continue; // already in the snapshot
-      events.push({ type: String(ev.type).toLowerCase() === "delete" ? "delete" : "put", kv });
-    }
+    if (res.created || res.events.length === 0) return;
+    let events: MirrorEvent[] = res.events;
+    if (events[0]!.kv.modRevision <= this.snapshotRevision)
+      events = events.filter((ev) => ev.kv.modRevision > this.snapshotRevision); // already in the snapshot
     const last = events[events.length - 1];
     if (!last) return;
     this.revision = Math.max(this.revision, last.kv.modRevision);

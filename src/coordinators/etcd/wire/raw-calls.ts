@@ -1,0 +1,174 @@
+/**
+ * The watch stream and the listing call, made on etcd3's own connections (same hosts, TLS,
+ * auth token and failover) but decoded by kv-decode.ts instead of etcd3's generic protobuf
+ * conversion. Every node receives every change of the namespace's tasks; decoding is most of
+ * what a node spends its CPU on in a big cluster.
+ *
+ * etcd3 does not expose its connection pool in its types, so it is looked up at runtime; when
+ * it is not there (another etcd3 version) the calls fall back to etcd3's public API and convert
+ * its objects, which is slower but the same.
+ */
+import type { Buffer } from "node:buffer";
+import {
+  EtcdInvalidAuthTokenError,
+  castGrpcError,
+  type Etcd3,
+  type IKeyValue,
+  type IRangeRequest,
+  type IWatchRequest,
+  type IWatchResponse,
+} from "etcd3";
+import { type DecodedRangeResponse, type DecodedWatchResponse, decodeRangeResponse, decodeWatchResponse } from "./kv-decode.ts";
+import type { MirrorEvent, MirrorKv } from "./kv-decode.ts";
+
+/** The part of a duplex gRPC stream the mirror uses. */
+export interface WatchStream {
+  on(event: "data", listener: (res: DecodedWatchResponse) => void): this;
+  on(event: "error", listener: (err: Error) => void): this;
+  on(event: "end", listener: () => void): this;
+  write(req: IWatchRequest): unknown;
+  end(): void;
+  cancel(): void;
+}
+
+type Serialize = (value: unknown) => Buffer;
+type Deserialize = (bytes: Buffer) => unknown;
+
+interface GrpcClient {
+  makeBidiStreamRequest(
+    method: string,
+    serialize: Serialize,
+    deserialize: Deserialize,
+    metadata: unknown,
+    options?: object,
+  ): WatchStream;
+  makeUnaryRequest(
+    method: string,
+    serialize: Serialize,
+    deserialize: Deserialize,
+    argument: unknown,
+    metadata: unknown,
+    options: object,
+    callback: (err: Error | null, res?: unknown) => void,
+  ): unknown;
+}
+
+interface ConnectionPool {
+  withConnection<T>(
+    service: string,
+    fn: (c: { resource: unknown; client: GrpcClient; metadata: unknown }) => Promise<T> | T,
+  ): Promise<T>;
+  markFailed(resource: unknown, error: Error): void;
+}
+
+function connectionPool(etcd: Etcd3): ConnectionPool | undefined {
+  const pool = (etcd as unknown as { pool?: Partial<ConnectionPool> }).pool;
+  return pool && typeof pool.withConnection === "function" && typeof pool.markFailed === "function"
+    ? (pool as ConnectionPool)
+    : undefined;
+}
+
+/** etcd3's own request encoder for a method (requests are few and small; responses are not). */
+function requestSerializer(client: GrpcClient, method: string): Serialize | undefined {
+  const service = (client.constructor as { service?: Record<string, { requestSerialize?: Serialize }> }).service;
+  const serialize = service?.[method]?.requestSerialize;
+  return typeof serialize === "function" ? serialize : undefined;
+}
+
+const decoder = new TextDecoder();
+
+/** etcd3's KeyValue object → the mirror's record (the fallback path). */
+export function toMirrorKv(kv: IKeyValue): MirrorKv {
+  return {
+    key: decoder.decode(kv.key),
+    value: kv.value ? decoder.decode(kv.value) : "",
+    createRevision: Number(kv.create_revision ?? 0),
+    modRevision: Number(kv.mod_revision ?? 0),
+    lease: kv.lease ?? "0",
+  };
+}
+
+function fromEtcd3Watch(res: IWatchResponse): DecodedWatchResponse {
+  const events: MirrorEvent[] = (res.events ?? []).map((ev) => ({
+    type: String(ev.type).toLowerCase() === "delete" ? "delete" : "put",
+    kv: toMirrorKv(ev.kv),
+  }));
+  return {
+    revision: Number(res.header?.revision ?? 0),
+    watchId: Number(res.watch_id ?? 0),
+    created: Boolean(res.created),
+    canceled: Boolean(res.canceled),
+    compactRevision: Number(res.compact_revision ?? 0),
+    cancelReason: res.cancel_reason ?? "",
+    events,
+  };
+}
+
+/** Open a watch stream whose "data" events are already decoded. */
+export async function openWatchStream(etcd: Etcd3): Promise<WatchStream> {
+  const pool = connectionPool(etcd);
+  if (pool) {
+    const stream = await pool.withConnection("Watch", ({ resource, client, metadata }) => {
+      const serialize = requestSerializer(client, "Watch");
+      if (!serialize) return undefined;
+      const s = client.makeBidiStreamRequest("/etcdserverpb.Watch/Watch", serialize, decodeWatchResponse, metadata, {});
+      // As etcd3 does: a stream that fails while still open marks the host failed (failover).
+      s.on("error", (err) => (s as { writable?: boolean }).writable && pool.markFailed(resource, err));
+      return s;
+    });
+    if (stream) return stream;
+  }
+  return adaptEtcd3Watch(await etcd.watchClient.watch());
+}
+
+type Etcd3WatchStream = Awaited<ReturnType<Etcd3["watchClient"]["watch"]>>;
+
+/** etcd3's watch stream, its responses converted (the fallback path). */
+function adaptEtcd3Watch(inner: Etcd3WatchStream): WatchStream {
+  const adapted = {
+    on(event: "data" | "error" | "end", listener: (arg: never) => void): WatchStream {
+      if (event === "data")
+        inner.on("data", (res: IWatchResponse) => (listener as (r: DecodedWatchResponse) => void)(fromEtcd3Watch(res)));
+      else if (event === "error") inner.on("error", listener as (err: Error) => void);
+      else inner.on("end", listener as () => void);
+      return adapted;
+    },
+    write: (req: IWatchRequest) => inner.write(req),
+    end: () => inner.end(),
+    cancel: () => (inner as { cancel?: () => void }).cancel?.(),
+  } as WatchStream;
+  return adapted;
+}
+
+/** One page of a range request, decoded into mirror records. */
+export async function rangeDecoded(
+  etcd: Etcd3,
+  req: IRangeRequest,
+  options: { deadline: number },
+): Promise<DecodedRangeResponse> {
+  const pool = connectionPool(etcd);
+  if (pool) {
+    try {
+      const res = await pool.withConnection("KV", ({ client, metadata }) => {
+        const serialize = requestSerializer(client, "Range");
+        if (!serialize) return undefined;
+        return new Promise<DecodedRangeResponse>((resolve, reject) => {
+          client.makeUnaryRequest("/etcdserverpb.KV/Range", serialize, decodeRangeResponse, req, metadata, options, (err, res) =>
+            err ? reject(castGrpcError(err)) : resolve(res as DecodedRangeResponse),
+          );
+        });
+      });
+      if (res) return res;
+    } catch (err) {
+      // An expired auth token: etcd3's own call re-authenticates; anything else is the caller's.
+      if (!(err instanceof EtcdInvalidAuthTokenError)) throw err;
+    }
+  }
+  const res = await etcd.kv.range(req, options);
+  return {
+    revision: Number(res.header.revision),
+    kvs: res.kvs.map(toMirrorKv),
+    more: Boolean(res.more),
+    count: Number(res.count ?? 0),
+  };
+}
