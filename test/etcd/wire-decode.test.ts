@@ -20,7 +20,14 @@ const RangeResponse = root.lookupType("etcdserverpb.RangeResponse");
 const text = fc.string({ unit: "grapheme", maxLength: 40 });
 const revision = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER });
 const leaseId = fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n });
-const kv = fc.record({ key: text, value: text, createRevision: revision, modRevision: revision, version: revision, lease: leaseId });
+const kv = fc.record({
+  key: text,
+  value: text,
+  createRevision: revision,
+  modRevision: revision,
+  version: revision,
+  lease: leaseId,
+});
 type Kv = typeof kv extends fc.Arbitrary<infer T> ? T : never;
 
 const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -41,13 +48,20 @@ const expected = (k: Kv) => ({
   modRevision: k.modRevision,
   lease: k.lease.toString(),
 });
-const header = (rev: number) => ({ cluster_id: long(123456789), member_id: long(2n ** 64n - 5n), revision: long(rev), raft_term: long(7) });
+const header = (rev: number) => ({
+  cluster_id: long(123456789),
+  member_id: long(2n ** 64n - 5n),
+  revision: long(rev),
+  raft_term: long(7),
+});
 
 test("watch responses decode to exactly what etcd's schema encodes", () => {
   fc.assert(
     fc.property(
       revision,
-      fc.array(fc.record({ type: fc.constantFrom(0, 1), kv, prev: fc.option(kv, { nil: undefined }) }), { maxLength: 8 }),
+      fc.array(fc.record({ type: fc.constantFrom(0, 1), kv, prev: fc.option(kv, { nil: undefined }) }), {
+        maxLength: 8,
+      }),
       fc.boolean(),
       fc.boolean(),
       revision,
@@ -85,7 +99,12 @@ test("watch responses decode to exactly what etcd's schema encodes", () => {
 test("range responses decode to exactly what etcd's schema encodes", () => {
   fc.assert(
     fc.property(revision, fc.array(kv, { maxLength: 12 }), fc.boolean(), revision, (rev, kvs, more, count) => {
-      const message = RangeResponse.fromObject({ header: header(rev), kvs: kvs.map(kvMessage), more, count: long(count) });
+      const message = RangeResponse.fromObject({
+        header: header(rev),
+        kvs: kvs.map(kvMessage),
+        more,
+        count: long(count),
+      });
       const decoded = decodeRangeResponse(Buffer.from(RangeResponse.encode(message).finish()));
       expect(decoded).toEqual({ revision: rev, kvs: kvs.map(expected), more, count });
     }),
@@ -96,7 +115,9 @@ test("range responses decode to exactly what etcd's schema encodes", () => {
 test("a truncated or malformed response is an error, never a silent partial read", () => {
   const message = WatchResponse.fromObject({
     header: header(9),
-    events: [{ type: 0, kv: kvMessage({ key: "k", value: "v", createRevision: 1, modRevision: 2, version: 1, lease: 5n }) }],
+    events: [
+      { type: 0, kv: kvMessage({ key: "k", value: "v", createRevision: 1, modRevision: 2, version: 1, lease: 5n }) },
+    ],
   });
   const full = Buffer.from(WatchResponse.encode(message).finish());
   for (let cut = 1; cut < full.length; cut++) {

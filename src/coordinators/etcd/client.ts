@@ -22,6 +22,7 @@ import type { Client, Logger, NodeCommand, SubmitResult, TaskInfo, TaskProps, Ta
 import { parseEtcdConfig, type EtcdConfig, type EtcdConfigInput } from "./config.ts";
 import { connectEtcd } from "./connect.ts";
 import { decodeOwner, invalidNodeNameReason, Keys } from "./keys.ts";
+import { FIRST_PAGE_KEYS, nextPageSize } from "./listing-pages.ts";
 import { parseProps } from "./task-table.ts";
 
 export interface EtcdClientOptions {
@@ -290,7 +291,8 @@ export class EtcdClient implements Client {
   }
 
   /** All keys under a prefix, paginated, every page at the first page's revision. */
-  private async listAll(prefix: string, pageSize = 1000): Promise<IKeyValue[]> {
+  private async listAll(prefix: string): Promise<IKeyValue[]> {
+    let pageSize = FIRST_PAGE_KEYS;
     const range = Range.prefix(prefix);
     const out: IKeyValue[] = [];
     let start = range.start;
@@ -301,7 +303,8 @@ export class EtcdClient implements Client {
         this.callOptions,
       );
       revision ??= res.header.revision;
-      out.push(...res.kvs);
+      for (const kv of res.kvs) out.push(kv);
+      pageSize = nextPageSize(pageSize, res.kvs);
       const last = res.kvs[res.kvs.length - 1];
       if (!res.more || !last) return out;
       start = Buffer.concat([last.key, Buffer.from([0])]);

@@ -4,7 +4,8 @@
  */
 import type { Buffer } from "node:buffer";
 import { readFileSync } from "node:fs";
-import { Etcd3, type IOptions } from "etcd3";
+import { ConsecutiveBreaker, circuitBreaker, handleWhen, noop } from "cockatiel";
+import { Etcd3, isRecoverableError, type IOptions } from "etcd3";
 import { ConfigError } from "../../errors.ts";
 import type { EtcdConfig } from "./config.ts";
 
@@ -20,6 +21,16 @@ function readPem(field: string, path: string): Buffer {
 export function etcdOptions(config: EtcdConfig): IOptions {
   const options: IOptions = {
     hosts: config.endpoints,
+    faultHandling: {
+      // etcd3's default breaker refuses every call to a host for 5 s after 3 failures in a row.
+      // With one endpoint that turns a slow second of etcd into 5 s in which no keepalive,
+      // release or revoke can even be tried, so every node's lease goes in doubt at once. With
+      // several endpoints a failing host is worth skipping, but for a second, not five.
+      host: () =>
+        config.endpoints.length > 1
+          ? circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(3) })
+          : noop,
+    },
     // Unary calls get the request timeout; streams (watch, keepalive) live until closed.
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + config.requestTimeout }),
     grpcOptions: {

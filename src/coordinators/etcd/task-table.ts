@@ -139,8 +139,7 @@ export class TaskTable {
     this.count(record, -1);
     mutate(record);
     this.count(record, +1);
-    if (!record.exists && record.propsRaw === undefined && !record.owner)
-      this.records.delete(id);
+    if (!record.exists && record.propsRaw === undefined && !record.owner) this.records.delete(id);
   }
 
   private count(r: TaskRecord, sign: 1 | -1): void {

@@ -14,6 +14,7 @@ import { Range, type Etcd3 } from "etcd3";
 import { describeError, errorLine } from "../../errors.ts";
 import type { Logger } from "../../types.ts";
 import { closeStream } from "./lease.ts";
+import { FIRST_PAGE_KEYS, nextPageSize } from "./listing-pages.ts";
 import { retryDelay, sleep } from "./timing.ts";
 import type { DecodedWatchResponse, MirrorEvent, MirrorKv } from "./wire/kv-decode.ts";
 import { openWatchStream, rangeDecoded, type WatchStream } from "./wire/raw-calls.ts";
@@ -46,7 +47,7 @@ export interface PrefixMirrorOptions {
   readonly log: Logger;
   /** Deadline for each listing page, ms. */
   readonly requestTimeout: number;
-  /** Keys per listing page (default 2000). */
+  /** Keys per listing page; by default pages start small and grow (see nextPageSize). */
   readonly pageSize?: number;
   /** Called whenever the mirror relists, with why (for metrics and tests). */
   readonly onResync?: (reason: string) => void;
@@ -149,7 +150,7 @@ export class PrefixMirror {
   /** List the prefix page by page, every page at the first page's revision; resolves that revision. */
   private async list(onPage: (kvs: MirrorKv[]) => void): Promise<number> {
     const { etcd, requestTimeout } = this.options;
-    const pageSize = this.options.pageSize ?? 2000;
+    let pageSize = this.options.pageSize ?? FIRST_PAGE_KEYS;
     let start = this.range.start;
     let revision: number | undefined;
     for (;;) {
@@ -161,6 +162,7 @@ export class PrefixMirror {
       if (this.closed) return res.revision;
       revision ??= res.revision;
       onPage(res.kvs);
+      if (this.options.pageSize === undefined) pageSize = nextPageSize(pageSize, res.kvs);
       const last = res.kvs[res.kvs.length - 1];
       if (!res.more || !last) break;
       start = Buffer.concat([Buffer.from(last.key), Buffer.from([0])]);

@@ -18,7 +18,12 @@ import {
   type IWatchRequest,
   type IWatchResponse,
 } from "etcd3";
-import { type DecodedRangeResponse, type DecodedWatchResponse, decodeRangeResponse, decodeWatchResponse } from "./kv-decode.ts";
+import {
+  type DecodedRangeResponse,
+  type DecodedWatchResponse,
+  decodeRangeResponse,
+  decodeWatchResponse,
+} from "./kv-decode.ts";
 import type { MirrorEvent, MirrorKv } from "./kv-decode.ts";
 
 /** The part of a duplex gRPC stream the mirror uses. */
@@ -153,8 +158,14 @@ export async function rangeDecoded(
         const serialize = requestSerializer(client, "Range");
         if (!serialize) return undefined;
         return new Promise<DecodedRangeResponse>((resolve, reject) => {
-          client.makeUnaryRequest("/etcdserverpb.KV/Range", serialize, decodeRangeResponse, req, metadata, options, (err, res) =>
-            err ? reject(castGrpcError(err)) : resolve(res as DecodedRangeResponse),
+          client.makeUnaryRequest(
+            "/etcdserverpb.KV/Range",
+            serialize,
+            decodeRangeResponse,
+            req,
+            metadata,
+            options,
+            (err, res) => (err ? reject(castGrpcError(err)) : resolve(res as DecodedRangeResponse)),
           );
         });
       });
