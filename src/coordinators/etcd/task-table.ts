@@ -101,23 +101,32 @@ export class TaskTable {
     return this.records.size;
   }
 
+  // Every watch event lands in one of these three: no closure, no allocation unless a record
+  // is new, and counts touched only when what they count changes.
+
   setExists(id: string, exists: boolean): void {
-    this.update(id, (r) => {
+    const r = this.record(id);
+    if (r.exists !== exists) {
+      this.count(r, -1);
       r.exists = exists;
-    });
+      this.count(r, +1);
+    }
+    this.dropIfEmpty(r);
   }
 
   setProps(id: string, raw: string | undefined, revision: number): void {
-    this.update(id, (r) => {
-      r.propsRaw = raw;
-      r.propsRevision = revision;
-    });
+    const r = this.record(id);
+    r.propsRaw = raw;
+    r.propsRevision = revision;
+    this.dropIfEmpty(r);
   }
 
   setOwner(id: string, owner: OwnerRecord | undefined): void {
-    this.update(id, (r) => {
-      r.owner = owner;
-    });
+    const r = this.record(id);
+    this.count(r, -1);
+    r.owner = owner;
+    this.count(r, +1);
+    this.dropIfEmpty(r);
   }
 
   /** Tasks owned by `node` (valid owner values only). */
@@ -130,16 +139,17 @@ export class TaskTable {
     return this.unclaimed;
   }
 
-  private update(id: string, mutate: (r: TaskRecord) => void): void {
+  private record(id: string): TaskRecord {
     let record = this.records.get(id);
     if (!record) {
       record = { id, exists: false, propsRaw: undefined, propsRevision: 0, owner: undefined };
       this.records.set(id, record);
     }
-    this.count(record, -1);
-    mutate(record);
-    this.count(record, +1);
-    if (!record.exists && record.propsRaw === undefined && !record.owner) this.records.delete(id);
+    return record;
+  }
+
+  private dropIfEmpty(record: TaskRecord): void {
+    if (!record.exists && record.propsRaw === undefined && !record.owner) this.records.delete(record.id);
   }
 
   private count(r: TaskRecord, sign: 1 | -1): void {

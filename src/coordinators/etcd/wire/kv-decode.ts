@@ -6,7 +6,7 @@
  * (etcdserverpb and mvccpb), stable since v3.0.
  */
 import type { Buffer } from "node:buffer";
-import { ProtoReader, WIRE_LENGTH_DELIMITED, WIRE_VARINT } from "./proto-reader.ts";
+import { InternCache, ProtoReader, WIRE_LENGTH_DELIMITED, WIRE_VARINT } from "./proto-reader.ts";
 
 export interface MirrorKv {
   readonly key: string;
@@ -45,8 +45,14 @@ export interface DecodedRangeResponse {
 /** mvccpb.Event.EventType */
 const EVENT_DELETE = 1;
 
-/** Each node's lease id repeats on thousands of owner keys: keep one string per id. */
-let lastLeaseText = "0";
+/**
+ * Owner values and lease ids repeat on thousands of keys (one of each per node): decoded once,
+ * and found again by their bytes, so the events of a big claim or release allocate no new
+ * strings for them (allocation, and the garbage collections it brings, is most of a busy
+ * node's decoding cost).
+ */
+const ownerValues = new InternCache();
+const leases = new InternCache();
 
 function decodeKv(r: ProtoReader): MirrorKv {
   let key = "";
@@ -67,13 +73,12 @@ function decodeKv(r: ProtoReader): MirrorKv {
         modRevision = r.varint();
         break;
       case (5 << 3) | WIRE_LENGTH_DELIMITED:
-        value = r.string();
+        // Owner values repeat; props are per task (interning them would only churn the cache).
+        value = key.endsWith("/owner") ? r.internedString(ownerValues) : r.string();
         break;
-      case (6 << 3) | WIRE_VARINT: {
-        const text = r.int64Decimal();
-        lease = text === lastLeaseText ? lastLeaseText : (lastLeaseText = text);
+      case (6 << 3) | WIRE_VARINT:
+        lease = r.internedInt64Decimal(leases);
         break;
-      }
       default:
         r.skip(tag & 7);
     }

@@ -13,6 +13,35 @@ export const WIRE_LENGTH_DELIMITED = 2;
 export const WIRE_FIXED32 = 5;
 
 const TWO_32 = 4294967296;
+const INTERN_MAX_BYTES = 64;
+
+/** A few recent (bytes → string) pairs, most recent first, replaced round-robin. */
+export class InternCache {
+  private readonly bytes: Uint8Array[] = [];
+  private readonly texts: string[] = [];
+  private next = 0;
+
+  constructor(private readonly capacity = 16) {}
+
+  lookup(buf: Uint8Array, start: number, len: number): string | undefined {
+    const all = this.bytes;
+    outer: for (let i = 0; i < all.length; i++) {
+      const b = all[i]!;
+      if (b.length !== len) continue;
+      for (let j = 0; j < len; j++) if (b[j] !== buf[start + j]) continue outer;
+      return this.texts[i];
+    }
+    return undefined;
+  }
+
+  add(buf: Uint8Array, start: number, len: number, text: string): string {
+    const slot = this.next;
+    this.next = (this.next + 1) % this.capacity;
+    this.bytes[slot] = buf.slice(start, start + len);
+    this.texts[slot] = text;
+    return text;
+  }
+}
 
 export class ProtoReader {
   pos: number;
@@ -97,6 +126,40 @@ export class ProtoReader {
     const start = this.pos;
     this.pos += len;
     return len === 0 ? "" : this.buf.toString("utf8", start, start + len);
+  }
+
+  /**
+   * Like string(), but a value equal to one in `cache` returns the cached string without
+   * making a new one (compared byte by byte, nothing allocated). For values that repeat across
+   * thousands of keys (owner values: one per node).
+   */
+  internedString(cache: InternCache): string {
+    const len = this.length();
+    const start = this.pos;
+    this.pos += len;
+    if (len === 0) return "";
+    if (len > INTERN_MAX_BYTES) return this.buf.toString("utf8", start, start + len);
+    return (
+      cache.lookup(this.buf, start, len) ??
+      cache.add(this.buf, start, len, this.buf.toString("utf8", start, start + len))
+    );
+  }
+
+  /** int64Decimal() through a cache of the raw varint bytes (lease ids repeat on every owner key). */
+  internedInt64Decimal(cache: InternCache): string {
+    const start = this.pos;
+    const buf = this.buf;
+    let last = start;
+    while (last < this.end && buf[last]! >= 0x80) last++;
+    if (last >= this.end) return this.int64Decimal(); // truncated: let it throw
+    const len = last + 1 - start;
+    const hit = len <= INTERN_MAX_BYTES ? cache.lookup(buf, start, len) : undefined;
+    if (hit !== undefined) {
+      this.pos = start + len;
+      return hit;
+    }
+    const text = this.int64Decimal();
+    return len <= INTERN_MAX_BYTES ? cache.add(buf, start, len, text) : text;
   }
 
   /** A nested message: a reader over its bytes (this reader moves past them). */
