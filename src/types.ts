@@ -156,6 +156,12 @@ export interface CoordinatorContext {
   announce(task: Task, rank?: number): void;
   /** A task this node may have been told about no longer exists or is owned elsewhere. */
   withdraw(taskId: string): void;
+  /**
+   * Announced tasks still waiting for a claim attempt here (optional). A coordinator that
+   * ranks announcements can hold back those of later ranks while this many wait: they would
+   * only be tried after the earlier ones anyway.
+   */
+  pendingClaims?(): number;
   /** A node command addressed to this node, delivered in submission order. */
   command(cmd: NodeCommand): void;
   /** This node no longer holds the claim on a running task. The consumer stops it. */

@@ -104,10 +104,16 @@ export class ClaimLoop {
     this.scheduleDrain();
   }
 
+  /** Announced tasks waiting for a claim attempt. */
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
   /** The coordinator says this task is no longer claimable. */
   withdraw(taskId: string): void {
-    this.pending.delete(taskId);
-    this.held.delete(taskId);
+    // Called for every task another node claims: skip the lookups that cannot find anything.
+    if (this.pending.size > 0) this.pending.delete(taskId);
+    if (this.held.size > 0) this.held.delete(taskId);
     this.ignore.forgetWithdrawn(taskId);
   }
 

@@ -136,6 +136,7 @@ export class Consumer {
       log: scopedLogger(this.coordinator.name, opts.log),
       announce: (task, rank) => this.claims.announce(task, rank),
       withdraw: (taskId) => this.claims.withdraw(taskId),
+      pendingClaims: () => this.claims.pendingCount,
       command: (cmd) => dispatchNodeCommand(commands, cmd),
       lost: (taskId, reason) => this.running.lost(taskId, reason),
       suspend: (deadline) => this.suspend(deadline),

@@ -51,6 +51,7 @@ export class IgnoreList {
    * fail. Back-off entries stay: a failing task must not bounce between nodes without delay.
    */
   forgetWithdrawn(id: string): void {
+    if (this.current.size === 0) return; // the common case, on every withdrawal: no lookup
     if (this.current.get(id)?.dropOnWithdraw) this.current.delete(id);
   }
 

@@ -104,6 +104,9 @@ export async function startEtcd(): Promise<EtcdServer> {
     };
     proc.stdout?.on("data", keep);
     proc.stderr?.on("data", keep);
+    // SHOW_ETCD_LOG=1: etcd's own log on our stderr too, for benchmarks and debugging (not an
+    // ETCD_* name: etcd reads those as its flags).
+    if (process.env.SHOW_ETCD_LOG) proc.stderr?.on("data", (chunk: Buffer) => process.stderr.write(chunk));
     proc.on("exit", () => live.delete(proc));
     await waitHealthy(url, proc, () => output);
   };

@@ -45,7 +45,9 @@ export function rendezvousOrder(ids: readonly string[], self: string, nodes: rea
 
 /** The same, grouped: element r holds the ids for which self ranks r-th (some may be empty). */
 export function rendezvousRanks(ids: readonly string[], self: string, nodes: readonly string[]): string[][] {
-  if (ids.length < 2) return [[...ids]];
+  // One id is ranked too: a lone released or submitted task is tried first by the node that
+  // ranks it first, not raced for by every node at once (each lost race is a transaction).
+  if (ids.length === 0) return [[]];
   const others = nodes.filter((n) => n !== self).map((n) => fnv1a("\u0000", fnv1a(n, FNV_OFFSET)));
   const selfSeed = fnv1a("\u0000", fnv1a(self, FNV_OFFSET));
   const buckets: { id: string; weight: number }[][] = Array.from({ length: others.length + 1 }, () => []);

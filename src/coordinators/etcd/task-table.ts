@@ -102,31 +102,32 @@ export class TaskTable {
   }
 
   // Every watch event lands in one of these three: no closure, no allocation unless a record
-  // is new, and counts touched only when what they count changes.
+  // is new, and counts touched only when what they count changes. Each returns the record as
+  // it is now (undefined once empty), which saves the caller another lookup.
 
-  setExists(id: string, exists: boolean): void {
+  setExists(id: string, exists: boolean): Readonly<TaskRecord> | undefined {
     const r = this.record(id);
     if (r.exists !== exists) {
       this.count(r, -1);
       r.exists = exists;
       this.count(r, +1);
     }
-    this.dropIfEmpty(r);
+    return this.dropIfEmpty(r);
   }
 
-  setProps(id: string, raw: string | undefined, revision: number): void {
+  setProps(id: string, raw: string | undefined, revision: number): Readonly<TaskRecord> | undefined {
     const r = this.record(id);
     r.propsRaw = raw;
     r.propsRevision = revision;
-    this.dropIfEmpty(r);
+    return this.dropIfEmpty(r);
   }
 
-  setOwner(id: string, owner: OwnerRecord | undefined): void {
+  setOwner(id: string, owner: OwnerRecord | undefined): Readonly<TaskRecord> | undefined {
     const r = this.record(id);
     this.count(r, -1);
     r.owner = owner;
     this.count(r, +1);
-    this.dropIfEmpty(r);
+    return this.dropIfEmpty(r);
   }
 
   /** Tasks owned by `node` (valid owner values only). */
@@ -148,8 +149,11 @@ export class TaskTable {
     return record;
   }
 
-  private dropIfEmpty(record: TaskRecord): void {
-    if (!record.exists && record.propsRaw === undefined && !record.owner) this.records.delete(record.id);
+  /** The record, or undefined when it held nothing any more and was dropped. */
+  private dropIfEmpty(record: TaskRecord): TaskRecord | undefined {
+    if (record.exists || record.propsRaw !== undefined || record.owner) return record;
+    this.records.delete(record.id);
+    return undefined;
   }
 
   private count(r: TaskRecord, sign: 1 | -1): void {

@@ -26,7 +26,14 @@ import { rendezvousRanks } from "./rendezvous.ts";
  * reaches a task it ranks second for only after the node that ranks it first has had its turn.
  */
 const RANK_DELAY_MS = 150;
-import { ownerRecord, parseProps, TaskTable } from "./task-table.ts";
+/**
+ * While more than this many announced tasks wait for this node's claim workers, due groups of
+ * later ranks wait one more RANK_DELAY_MS: the consumer tries lower ranks first, so they would
+ * only sit in its queue (and be withdrawn again as other nodes claim them). In a bulk submit
+ * of 100,000 tasks on 10 nodes that is 90,000 announcements and withdrawals per node saved.
+ */
+const HOLD_BACK_PENDING = 1024;
+import { ownerRecord, parseProps, type TaskRecord, TaskTable } from "./task-table.ts";
 import type { MirrorEvent, MirrorKv, SnapshotSink } from "./watch.ts";
 
 export interface TaskViewOptions {
@@ -153,8 +160,7 @@ export class TaskView {
 
   private onTaskKey(id: string, ev: MirrorEvent): void {
     if (ev.type === "put") {
-      this.table.setExists(id, true);
-      if (!this.table.get(id)?.owner) this.toAnnounce.add(id);
+      if (!this.table.setExists(id, true)?.owner) this.toAnnounce.add(id);
       return;
     }
     this.table.setExists(id, false);
@@ -173,12 +179,12 @@ export class TaskView {
   }
 
   private onOwnerKey(id: string, ev: MirrorEvent): void {
-    const token = this.claims.get(id);
+    const token = this.claims.size > 0 ? this.claims.get(id) : undefined;
     if (ev.type === "delete") {
       const previous = this.table.get(id)?.owner;
-      this.table.setOwner(id, undefined);
+      const record = this.table.setOwner(id, undefined);
       if (token !== undefined && previous?.createRevision === token) this.loseClaim(id, "lost");
-      if (this.table.get(id)?.exists) this.toAnnounce.add(id);
+      if (record?.exists) this.toAnnounce.add(id);
       return;
     }
     const owner = ownerRecord(ev.kv);
@@ -219,7 +225,7 @@ export class TaskView {
 
   private announceIfClaimable(id: string, rank = 0): void {
     const record = this.table.get(id);
-    if (record?.exists && !record.owner) this.announce(id, rank);
+    if (record?.exists && !record.owner) this.announce(record, rank);
   }
 
   /** One timer for the earliest delayed group (each rank's queue is in due order). */
@@ -237,8 +243,20 @@ export class TaskView {
     this.delayedTimer = undefined;
     this.delayedAt = Infinity;
     const now = Date.now();
+    const busy = (this.o.context()?.pendingClaims?.() ?? 0) > HOLD_BACK_PENDING;
     for (const queue of this.delayed) {
-      while (queue && queue.length > 0 && queue[0]!.due <= now) {
+      if (!queue || queue.length === 0 || queue[0]!.due > now) continue;
+      if (busy) {
+        // The due groups of this rank wait another step; raising every earlier due time to
+        // the same instant keeps the queue in due order.
+        const later = now + RANK_DELAY_MS;
+        for (const group of queue) {
+          if (group.due >= later) break;
+          group.due = later;
+        }
+        continue;
+      }
+      while (queue.length > 0 && queue[0]!.due <= now) {
         const group = queue.shift()!;
         for (const id of group.ids) this.announceIfClaimable(id, group.rank);
       }
@@ -254,9 +272,8 @@ export class TaskView {
     this.delayed.length = 0;
   }
 
-  private announce(id: string, rank = 0): void {
-    const record = this.table.get(id);
-    if (!record) return;
+  private announce(record: Readonly<TaskRecord>, rank = 0): void {
+    const id = record.id;
     const props = parseProps(record.propsRaw);
     if (!props.ok) {
       this.warnOnce(
