@@ -45,6 +45,8 @@ const consumer = new Consumer({
   coordinator,
   node,
   balanceEvery: Infinity,
+  // SCALE_REBALANCE=0: no membership-driven rebalancing (to tell its cost from the join's).
+  ...(process.env.SCALE_REBALANCE === "0" ? { rebalance: { enabled: false } } : {}),
   claimConcurrency: Number(concurrency),
   log,
   handler: {
