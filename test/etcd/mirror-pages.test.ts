@@ -62,3 +62,60 @@ test("a listing of many keys arrives page by page, consistent at the first page'
     mirror.close();
   }
 });
+
+test("a big burst of watch events reaches the listener in slices, in order, with the event loop free in between", async () => {
+  const conn = etcd.client();
+  const received: number[] = [];
+  const revisions: number[] = [];
+  let slices = 0;
+  let biggest = 0;
+  let ticks = 0;
+  let ticksSeenBetweenSlices = 0;
+  let lastTicks = 0;
+  const mirror = new PrefixMirror({
+    etcd: conn,
+    prefix: "/burst/",
+    log: silentLogger,
+    requestTimeout: 5000,
+    eventsPerTurn: 50,
+    listener: {
+      snapshot: () => {},
+      events: (evs) => {
+        slices++;
+        biggest = Math.max(biggest, evs.length);
+        if (ticks > lastTicks) ticksSeenBetweenSlices++;
+        lastTicks = ticks;
+        for (const ev of evs) {
+          received.push(Number(ev.kv.key.slice("/burst/k".length)));
+          revisions.push(ev.kv.modRevision);
+        }
+      },
+    },
+  });
+  const ticker = setInterval(() => ticks++, 0);
+  try {
+    await mirror.start();
+    // 1,280 keys in 20 transactions of 64, all sent at once: responses of many events each.
+    const TOTAL = 1280;
+    await Promise.all(
+      Array.from({ length: TOTAL / 64 }, (_, t) =>
+        conn.kv.txn({
+          compare: [],
+          success: Array.from({ length: 64 }, (_, j) => ({
+            request_put: { key: Buffer.from(`/burst/k${t * 64 + j}`), value: Buffer.from("v") },
+          })),
+        }),
+      ),
+    );
+    await waitFor("every event", () => received.length === TOTAL, { timeout: 10_000 });
+    expect(biggest).toBeLessThanOrEqual(50);
+    expect(slices).toBeGreaterThanOrEqual(TOTAL / 50);
+    // Each key exactly once, in revision order across every slice.
+    expect(new Set(received).size).toBe(TOTAL);
+    expect(revisions).toEqual([...revisions].sort((a, b) => a - b));
+    expect(ticksSeenBetweenSlices).toBeGreaterThan(0);
+  } finally {
+    clearInterval(ticker);
+    mirror.close();
+  }
+});

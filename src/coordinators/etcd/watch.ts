@@ -10,6 +10,7 @@
  * reports compaction only as an anonymous error.
  */
 import { Buffer } from "node:buffer";
+import { setImmediate } from "node:timers";
 import { Range, type Etcd3 } from "etcd3";
 import { describeError, errorLine } from "../../errors.ts";
 import type { Logger } from "../../types.ts";
@@ -49,6 +50,8 @@ export interface PrefixMirrorOptions {
   readonly requestTimeout: number;
   /** Keys per listing page; by default pages start small and grow (see nextPageSize). */
   readonly pageSize?: number;
+  /** Events handed to the listener per event-loop turn (default EVENTS_PER_TURN). */
+  readonly eventsPerTurn?: number;
   /** Called whenever the mirror relists, with why (for metrics and tests). */
   readonly onResync?: (reason: string) => void;
   /**
@@ -57,6 +60,9 @@ export interface PrefixMirrorOptions {
    */
   readonly afterList?: (revision: number) => Promise<void>;
 }
+
+/** Watch events handed to the listener per event-loop turn. */
+const EVENTS_PER_TURN = 2000;
 
 export class PrefixMirror {
   /** Highest revision reflected in what the listener has been told. */
@@ -69,9 +75,16 @@ export class PrefixMirror {
   private pendingReason: string | undefined;
   private closed = false;
   private readonly range: Range;
+  /** Received events not yet handed to the listener (see drain), oldest first. */
+  private readonly backlog: MirrorEvent[][] = [];
+  private backlogOffset = 0;
+  private drainScheduled = false;
+
+  private readonly eventsPerTurn: number;
 
   constructor(private readonly options: PrefixMirrorOptions) {
     this.range = Range.prefix(options.prefix);
+    this.eventsPerTurn = Math.max(1, options.eventsPerTurn ?? EVENTS_PER_TURN);
   }
 
   /** First listing and watch. Rejects when etcd cannot be listed (the caller decides). */
@@ -212,14 +225,64 @@ export class PrefixMirror {
     let events: MirrorEvent[] = res.events;
     if (events[0]!.kv.modRevision <= this.snapshotRevision)
       events = events.filter((ev) => ev.kv.modRevision > this.snapshotRevision); // already in the snapshot
-    const last = events[events.length - 1];
-    if (!last) return;
-    this.revision = Math.max(this.revision, last.kv.modRevision);
-    this.options.listener.events(events);
+    if (events.length === 0) return;
+    if (this.backlog.length === 0 && events.length <= this.eventsPerTurn) this.deliver(events);
+    else {
+      this.backlog.push(events);
+      this.scheduleDrain();
+    }
+  }
+
+  /**
+   * Hand queued events to the listener, at most EVENTS_PER_TURN per event-loop turn, in order.
+   * A slow watcher gets up to a thousand revisions per response from etcd (64,000 events when
+   * each revision is a batch of claims); applied in one go they kept a node's event loop busy
+   * long enough to miss its own keepalive answers. In slices, timers and I/O run in between.
+   */
+  private drain(): void {
+    this.drainScheduled = false;
+    let budget = this.eventsPerTurn;
+    while (budget > 0 && this.backlog.length > 0) {
+      const head = this.backlog[0]!;
+      const take = Math.min(budget, head.length - this.backlogOffset);
+      const slice = take === head.length ? head : head.slice(this.backlogOffset, this.backlogOffset + take);
+      this.backlogOffset += take;
+      budget -= take;
+      if (this.backlogOffset >= head.length) {
+        this.backlog.shift();
+        this.backlogOffset = 0;
+      }
+      this.deliver(slice);
+    }
+    if (this.backlog.length > 0) this.scheduleDrain();
+  }
+
+  private scheduleDrain(): void {
+    if (this.drainScheduled) return;
+    this.drainScheduled = true;
+    const generation = this.generation;
+    setImmediate(() => {
+      if (generation === this.generation) this.drain();
+      else this.drainScheduled = false;
+    });
+  }
+
+  private deliver(events: MirrorEvent[]): void {
+    this.revision = Math.max(this.revision, events[events.length - 1]!.kv.modRevision);
+    try {
+      this.options.listener.events(events);
+    } catch (err) {
+      // Never let a listener bug escape into grpc's stream (etcd3 would rethrow it).
+      this.options.log.error(`watch of ${this.options.prefix} failed handling a response: ${describeError(err)}`);
+    }
   }
 
   private dropWatch(): void {
     this.generation++;
+    // Events not yet applied belong to the old watch: the next listing supersedes them.
+    this.backlog.length = 0;
+    this.backlogOffset = 0;
+    this.drainScheduled = false;
     const stream = this.stream;
     this.stream = undefined;
     if (stream) closeStream(stream);
