@@ -43,14 +43,6 @@ export function etcdOptions(config: EtcdConfig): IOptions {
       // a silent watch stream would otherwise miss changes. etcd accepts pings every 5 s+.
       "grpc.keepalive_time_ms": 30_000,
       "grpc.keepalive_timeout_ms": 10_000,
-      // One connection per service (KV, Watch, Lease, ...) instead of one shared by all: a
-      // node busy with a burst of watch events is slow to read that stream, and on a shared
-      // connection the lease keepalive answers queued behind its data, unread, until the node
-      // declared its own lease in doubt.
-      "grpc.use_local_subchannel_pool": 1,
-      // HTTP/2 flow-control window: at the default 64 KiB, a watch delivering 100,000 events
-      // stops every 64 KiB until the node has read them and granted more.
-      "grpc-node.flow_control_window": 4 * 1024 * 1024,
     },
   };
   const tls = config.tls;
