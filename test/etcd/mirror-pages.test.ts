@@ -119,3 +119,35 @@ test("a big burst of watch events reaches the listener in slices, in order, with
     mirror.close();
   }
 });
+
+test("without etcd3's connection pool (another etcd3 version) the mirror lists and watches through etcd3's API", async () => {
+  const conn = etcd.client();
+  await conn.put("/fallback/a").value("1");
+  // The same client with its pool hidden: the raw calls must take the public-API path.
+  const hidden = Object.create(conn, { pool: { value: undefined } }) as typeof conn;
+  const listed: MirrorKv[] = [];
+  const events: string[] = [];
+  const mirror = new PrefixMirror({
+    etcd: hidden,
+    prefix: "/fallback/",
+    log: silentLogger,
+    requestTimeout: 5000,
+    listener: {
+      snapshot: (kvs) => listed.push(...kvs),
+      events: (evs) => {
+        for (const ev of evs) events.push(`${ev.type} ${ev.kv.key}=${ev.kv.value}`);
+      },
+    },
+  });
+  try {
+    await mirror.start();
+    expect(listed.map((kv) => [kv.key, kv.value])).toEqual([["/fallback/a", "1"]]);
+    expect(listed[0]!.createRevision).toBeGreaterThan(0);
+    await conn.put("/fallback/b").value("2");
+    await conn.delete().key("/fallback/a");
+    await waitFor("both changes through the watch", () => events.length === 2, { timeout: 10_000 });
+    expect(events).toEqual(["put /fallback/b=2", "delete /fallback/a="]);
+  } finally {
+    mirror.close();
+  }
+});
