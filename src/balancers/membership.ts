@@ -28,22 +28,9 @@ export interface RebalanceOptions {
   window?: number;
   /** ... in at most this many slices. Default 5. */
   steps?: number;
-  /**
-   * At most this many releases per slice. A bigger excess gets more slices at the same
-   * interval (window / (steps - 1)), so handing thousands of tasks to a joining node does not
-   * land on etcd and on every node's watch at once. Default 100.
-   */
-  maxPerStep?: number;
 }
 
-export const REBALANCE_DEFAULTS = {
-  debounce: 500,
-  jitter: 1000,
-  driftEvery: 5000,
-  window: 2000,
-  steps: 5,
-  maxPerStep: 100,
-} as const;
+export const REBALANCE_DEFAULTS = { debounce: 500, jitter: 1000, driftEvery: 5000, window: 2000, steps: 5 } as const;
 
 /** One finished rebalance that released something. */
 export interface RebalanceReport {
@@ -77,7 +64,7 @@ export function resolveRebalanceOptions(opts: RebalanceOptions | false | undefin
   const o = opts ?? {};
   if (typeof o !== "object")
     throw new ConfigError(`Consumer option "rebalance" must be an object or false, got ${typeof o}`);
-  const ms = (name: "debounce" | "jitter" | "driftEvery" | "window", infinite: boolean): number => {
+  const ms = (name: keyof typeof REBALANCE_DEFAULTS, infinite: boolean): number => {
     const v = o[name] ?? REBALANCE_DEFAULTS[name];
     if (typeof v !== "number" || Number.isNaN(v) || v < 0 || (!infinite && !Number.isFinite(v))) {
       throw new ConfigError(
@@ -89,11 +76,7 @@ export function resolveRebalanceOptions(opts: RebalanceOptions | false | undefin
   const steps = o.steps ?? REBALANCE_DEFAULTS.steps;
   if (!Number.isInteger(steps) || steps < 1)
     throw new ConfigError(`rebalance option "steps" must be an integer >= 1, got ${String(o.steps)}`);
-  const maxPerStep = o.maxPerStep ?? REBALANCE_DEFAULTS.maxPerStep;
-  if (!Number.isInteger(maxPerStep) || maxPerStep < 1)
-    throw new ConfigError(`rebalance option "maxPerStep" must be an integer >= 1, got ${String(o.maxPerStep)}`);
   return {
-    maxPerStep,
     enabled: o.enabled ?? true,
     debounce: ms("debounce", false),
     jitter: ms("jitter", false),
@@ -263,9 +246,9 @@ export class MembershipRebalancer {
         this.host.log.debug(`rebalance (${describeTrigger(trigger)}): within the fair share, nothing to release`);
       return [];
     }
-    const interval = this.opts.steps > 1 ? this.opts.window / (this.opts.steps - 1) : 0;
-    const steps = Math.min(Math.max(this.opts.steps, Math.ceil(first.length / this.opts.maxPerStep)), first.length);
+    const steps = Math.min(this.opts.steps, first.length);
     const perStep = Math.ceil(first.length / steps);
+    const interval = steps > 1 ? this.opts.window / (steps - 1) : 0;
     const released: string[] = [];
     let batch = first;
     for (let step = 0; step < steps && !this.closed; step++) {

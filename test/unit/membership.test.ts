@@ -114,28 +114,6 @@ describe("MembershipRebalancer", () => {
     r.close();
   });
 
-  test("a big excess is released in slices of at most maxPerStep, at the same interval", async () => {
-    const stopped = new Set<string>();
-    const excess = Array.from({ length: 50 }, (_, i) => `t${i}`);
-    const { stops, r } = rig(
-      { rebalance: () => excess.filter((id) => !stopped.has(id)) },
-      { debounce: 0, jitter: 0, window: 60, steps: 4, maxPerStep: 10, driftEvery: Infinity },
-    );
-    r.start();
-    const run = r.run({ kind: "drift" });
-    for (let slice = 1; slice <= 5; slice++) {
-      await waitFor(`slice ${slice}`, () => stops.length === slice);
-      for (const id of stops[slice - 1]!.ids) stopped.add(id);
-    }
-    const released = await run;
-    expect(stops.map((s) => s.ids.length)).toEqual([10, 10, 10, 10, 10]);
-    expect(released).toHaveLength(50);
-    // 4 intervals of 60 / (4 - 1) = 20 ms: the slices are paced, not sent at once.
-    expect(stops[4]!.at - stops[0]!.at).toBeGreaterThanOrEqual(75);
-    expect(() => resolveRebalanceOptions({ maxPerStep: 0 })).toThrow(/maxPerStep/);
-    r.close();
-  });
-
   test("the drift check asks the balancer periodically; nothing is reported when nothing moves", async () => {
     const { triggers, reports, r } = rig({ rebalance: () => [] }, { jitter: 0, driftEvery: 20 });
     r.start();
