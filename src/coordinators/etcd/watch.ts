@@ -261,9 +261,9 @@ export class PrefixMirror {
     if (this.drainScheduled) return;
     this.drainScheduled = true;
     const generation = this.generation;
+    // A drain scheduled for a dropped watch does nothing (dropWatch already reset the flag).
     setImmediate(() => {
       if (generation === this.generation) this.drain();
-      else this.drainScheduled = false;
     });
   }
 
