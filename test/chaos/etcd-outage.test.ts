@@ -7,7 +7,8 @@ import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
 import { startEtcd, type EtcdServer } from "../support/etcd.ts";
 import { sleep, waitFor } from "../support/wait.ts";
 import { RunLedger, startNode, type TestNode } from "../etcd/cluster.ts";
-import { Cleanup, makeClient, makeCoordinator, RecordingContext, uniqueNamespace } from "../etcd/helpers.ts";
+import { Cleanup, makeClient, makeCoordinator, rawClient, RecordingContext, uniqueNamespace } from "../etcd/helpers.ts";
+import { Keys } from "../../src/coordinators/etcd/keys.ts";
 
 let etcd: EtcdServer;
 const cleanup = new Cleanup();
@@ -93,6 +94,44 @@ test("etcd paused longer than the TTL: handlers stop by the recorded deadline, w
   );
   expect(nodes.every((n) => n.consumer.state === "running")).toBe(true);
   expect(ledger.overlaps).toEqual([]);
+});
+
+test("etcd silent for less than the stop point: the node makes no claim until a keepalive is confirmed again, and its handlers never stop", async () => {
+  const ns = uniqueNamespace("doubt");
+  // TTL 15 s: margin 3 s, doubt after 6 s without a confirmed keepalive, suspension after 9 s.
+  const c = makeCoordinator({ etcd, namespace: ns, node: "n", cleanup, config: { leaseTtl: 15 } });
+  const ctx = new RecordingContext("n");
+  const order: string[] = [];
+  let doubtAt = 0;
+  c.on("doubt", () => {
+    doubtAt = Date.now();
+    order.push("doubt");
+  });
+  c.on("reassured", () => order.push("reassured"));
+  c.on("suspended", () => order.push("suspended"));
+  await c.init(ctx);
+  const client = makeClient(etcd, ns, cleanup);
+  await client.submitTask("held");
+  await client.submitTask("later");
+  const held = await waitFor("a claim", () => c.claim({ id: "held", props: {} }));
+  const lease = c.stats().leaseId;
+
+  etcd.pause();
+  await waitFor("the lease to be in doubt", () => doubtAt > 0, { timeout: 15_000 });
+  // Asked during the doubt, the claim waits for it to end instead of adding to etcd's load.
+  const later = c.claim({ id: "later", props: {} }).then((claim) => {
+    order.push("claimed");
+    return claim;
+  });
+  await waitFor("the claim to wait for the doubt to end", () => c.stats().claimsWaiting === 1);
+  etcd.resume();
+  expect(await later).toBeDefined();
+  expect(order).toEqual(["doubt", "reassured", "claimed"]);
+  expect(ctx.suspends).toEqual([]); // handlers never told to stop
+  expect(c.stats().leaseId).toBe(lease);
+  expect(c.stats().state).toBe("active");
+  const owner = await rawClient(etcd, cleanup).get(new Keys(ns).owner("held")).exec();
+  expect(Number(owner.kvs[0]?.create_revision)).toBe(held.token); // the running claim stood throughout
 });
 
 test("etcd killed and restarted on its data dir while tasks run: nodes survive and every task runs exactly once", async () => {

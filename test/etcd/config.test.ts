@@ -85,20 +85,31 @@ test("connection options: auth, TLS files, unreadable files named", () => {
   ).toThrow(/tls\.ca: cannot read .*missing\.pem/);
 });
 
-test("lease timing: margin max(1 s, TTL/5), keepalive every (TTL − margin)/4, trouble after half the safe window", () => {
+test("lease timing: margin max(1 s, TTL/5), keepalive every (TTL − margin)/4, doubt after half the safe window, trouble a stop budget before its end", () => {
   expect(leaseTiming(10)).toEqual({
     ttlMs: 10_000,
     marginMs: 2000,
     safeMs: 8000,
     keepaliveEveryMs: 2000,
     overdueAfterMs: 4000,
+    suspendAfterMs: 6000,
   });
+  expect(leaseTiming(30)).toEqual({
+    ttlMs: 30_000,
+    marginMs: 6000,
+    safeMs: 24_000,
+    keepaliveEveryMs: 6000,
+    overdueAfterMs: 12_000,
+    suspendAfterMs: 18_000,
+  });
+  // Short leases: no room for a doubt phase, trouble at once.
   expect(leaseTiming(3)).toEqual({
     ttlMs: 3000,
     marginMs: 1000,
     safeMs: 2000,
     keepaliveEveryMs: 500,
     overdueAfterMs: 1000,
+    suspendAfterMs: 1000,
   });
   const one = leaseTiming(1);
   expect(one.safeMs).toBeGreaterThan(0);

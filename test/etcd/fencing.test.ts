@@ -165,6 +165,7 @@ test("the etcd fences: a checkpoint, a state write and a command take with an ol
     activeLease: () => undefined,
     alive: () => true,
     isHeld: () => true,
+    mayHaveLanded: () => undefined,
   });
   await ops.checkpoint("f1", current, '{"ok":true}');
   expect(await rejection(ops.checkpoint("f1", old, '{"stale":true}'))).toBeInstanceOf(ClaimLostError);

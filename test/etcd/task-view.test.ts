@@ -21,6 +21,7 @@ function listing(ids: readonly string[]): MirrorKv[] {
 
 function view(pending: () => number) {
   const announced = new Map<string, number>();
+  const orphans: [string, number][] = [];
   const context: CoordinatorContext = {
     node: "a",
     log: silentLogger,
@@ -37,11 +38,11 @@ function view(pending: () => number) {
     node: "a",
     log: silentLogger,
     context: () => context,
-    orphan: () => {},
+    orphan: (id, createRevision) => orphans.push([id, createRevision]),
     lost: () => {},
     liveNodes: () => nodes,
   });
-  return { v, announced };
+  return { v, announced, orphans };
 }
 
 const ids = Array.from({ length: 200 }, (_, i) => `t${i}`);
@@ -67,5 +68,44 @@ test("later ranks wait while the consumer has more than enough to try, and come 
   await staysFalse("a second-rank announcement", () => announced.size > first.length, 600);
   pending = 0;
   await waitFor("the second rank once the queue drained", () => announced.size === ids.length);
+  v.close();
+});
+
+const ownerPut = (id: string, node: string, revision: number) => ({
+  type: "put" as const,
+  kv: { key: keys.owner(id), value: JSON.stringify({ node }), createRevision: revision, modRevision: revision, lease: "7" },
+});
+
+test("after a suspension every claimable task is announced again from the table, claimed ones not", async () => {
+  const { v, announced } = view(() => 0);
+  v.snapshot(listing(ids), ids.length);
+  await waitFor("every rank announced", () => announced.size === ids.length);
+  v.events([ownerPut("t0", "b", 1000), ownerPut("t1", "a", 1001)]);
+  v.claims.set("t1", 1001);
+  announced.clear();
+  v.reannounce();
+  await waitFor("every claimable task announced again", () => announced.size === ids.length - 2);
+  expect(announced.has("t0")).toBe(false);
+  expect(announced.has("t1")).toBe(false);
+  v.close();
+});
+
+test("a claim without an answer whose owner key the watch showed during the claim is released as an orphan", () => {
+  const { v, orphans } = view(() => 0);
+  v.snapshot(listing(["x", "y"]), 2);
+  // The owner events arrive while the claims are in flight: not orphans then.
+  v.claiming.add("x");
+  v.claiming.add("y");
+  v.events([ownerPut("x", "a", 10), ownerPut("y", "b", 11)]);
+  expect(orphans).toEqual([]);
+  v.claiming.delete("x");
+  v.claiming.delete("y");
+  v.claimMayHaveLanded("x");
+  v.claimMayHaveLanded("y"); // someone else's: not ours to release
+  expect(orphans).toEqual([["x", 10]]);
+  // Held by a later claim of ours: not an orphan either.
+  v.claims.set("x", 10);
+  v.claimMayHaveLanded("x");
+  expect(orphans).toEqual([["x", 10]]);
   v.close();
 });

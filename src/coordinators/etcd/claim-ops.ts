@@ -34,6 +34,11 @@ export interface ClaimOpsOptions {
   alive(): boolean;
   /** The coordinator holds or is making a claim on this task: not an orphan. */
   isHeld(id: string): boolean;
+  /**
+   * A claim transaction got no answer; it may have won. Called a second after, when the watch
+   * has usually shown its owner key (and if not yet, the event itself reveals the orphan).
+   */
+  mayHaveLanded(id: string): void;
 }
 
 /**
@@ -49,6 +54,8 @@ export const CLAIM_BATCH = 64;
 export const CLAIM_TXNS_IN_FLIGHT = 4;
 /** A queue is split over several transactions only into batches at least this big. */
 const MIN_SPLIT_BATCH = 16;
+/** How long after an unanswered claim transaction the view is asked whether it won. */
+const LANDED_CHECK_AFTER_MS = 1000;
 /** Releases per transaction, likewise. */
 const RELEASE_BATCH = 64;
 
@@ -168,20 +175,15 @@ export class ClaimOps {
     return this.ownerFence(id, token);
   }
 
-  /** An owner key with our name that no claim of ours accounts for: delete it. */
-  async releaseIfOrphan(id: string, createRevision?: number): Promise<void> {
+  /**
+   * An owner key with our name that no claim of ours accounts for (seen by the watch at this
+   * create revision): delete it, fenced by that revision, so a newer claim is never touched.
+   */
+  async releaseIfOrphan(id: string, createRevision: number): Promise<void> {
     if (!this.o.alive() || this.o.isHeld(id)) return;
-    try {
-      const res = await this.o.etcd.kv.range({ key: Buffer.from(this.o.keys.owner(id)) }, this.callOptions());
-      const kv = res.kvs[0];
-      if (!kv || kv.value.toString() !== this.o.ownerValue) return;
-      const rev = Number(kv.create_revision);
-      if ((createRevision !== undefined && rev !== createRevision) || this.o.isHeld(id)) return;
-      this.o.log.info(`releasing a claim on ${id} that this node holds but does not run`);
-      await this.deleteOwner(id, rev);
-    } catch (err) {
-      this.o.log.debug(`orphan check of ${id} failed: ${errorLine(err)}`);
-    }
+    this.o.log.info(`releasing a claim on ${id} that this node holds but does not run`);
+    // Through the release queue: orphans come in bunches (a batch of claims without an answer).
+    await this.release(id, createRevision);
   }
 
   // ---------------------------------------------------------------------------------------
@@ -254,7 +256,7 @@ export class ClaimOps {
     } catch (err) {
       this.o.log.debug(`claim of ${id} failed: ${errorLine(err)}`);
       // The txn may have landed even though we got no answer: check later, release if so.
-      setTimeout(() => void this.releaseIfOrphan(id), 1000);
+      this.checkLandedLater([id]);
     }
     return undefined;
   }
@@ -289,10 +291,8 @@ export class ClaimOps {
         );
       } catch (err) {
         this.o.log.debug(`claim of ${remaining.length} tasks failed: ${errorLine(err)}`);
-        for (const c of remaining) {
-          setTimeout(() => void this.releaseIfOrphan(c.id), 1000);
-          c.resolve(undefined);
-        }
+        this.checkLandedLater(remaining.map((c) => c.id));
+        for (const c of remaining) c.resolve(undefined);
         return;
       }
       if (res.succeeded) {
@@ -327,6 +327,19 @@ export class ClaimOps {
       return;
     }
     for (const c of remaining) c.resolve(await this.claimOne(c.id, c.lease));
+  }
+
+  /**
+   * After a claim transaction without an answer: ask the watch's view, not etcd. A read per
+   * claim here was a flood of unary calls exactly when etcd was too slow to answer (hundreds
+   * of claims time out together), which made it slower still.
+   */
+  private checkLandedLater(ids: string[]): void {
+    const timer = setTimeout(() => {
+      if (!this.o.alive()) return;
+      for (const id of ids) this.o.mayHaveLanded(id);
+    }, LANDED_CHECK_AFTER_MS);
+    (timer as { unref?: () => void }).unref?.();
   }
 
   private claimConditions(id: string): ICompare[] {

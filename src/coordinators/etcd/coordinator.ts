@@ -9,9 +9,11 @@
  *    command inbox. No per-task GETs.
  *  - Claim = one txn (owner absent AND task present → owner on our lease); its revision is the
  *    fencing token. Release and done are fenced by that token.
- *  - Lease trouble (keepalives unconfirmed, lease gone, event loop stalled) → suspend: the
- *    consumer stops every handler by the recorded deadline; then the old lease is revoked and
- *    the node rejoins with a new one.
+ *  - Lease in doubt (keepalives unconfirmed for a while, deadline still ahead) → new claims
+ *    wait; a confirmed keepalive lets them go on, handlers never noticed.
+ *  - Lease trouble (keepalives unconfirmed too long, lease gone, event loop stalled) → suspend:
+ *    the consumer stops every handler by the recorded deadline; then the old lease is revoked
+ *    and the node rejoins with a new one.
  */
 import type { Etcd3 } from "etcd3";
 import { ClaimLostError, ConfigError, describeError, NodeNameTakenError, errorLine } from "../../errors.ts";
@@ -51,6 +53,10 @@ export interface EtcdCoordinatorEvents {
   keepalive: { latencyMs: number; deadline: number };
   /** Largest event-loop lag over the last ~second. */
   loopLag: { maxMs: number };
+  /** No keepalive confirmed for a while: new claims wait; handlers run on (until `suspendAt`, epoch ms, at the latest). */
+  doubt: { reason: string; leaseId: string; suspendAt: number };
+  /** A keepalive was confirmed again during a doubt: claims go on. */
+  reassured: { leaseId: string; doubtMs: number };
   /** Claims can no longer be vouched for: every handler must stop by `deadline` (epoch ms). */
   suspended: { reason: string; deadline: number; leaseId: string };
   /** Rejoined with a new lease; claiming again. */
@@ -75,6 +81,8 @@ export interface EtcdCoordinatorStats {
   readonly knownTasks: number;
   readonly suspensions: number;
   readonly resyncs: number;
+  /** Claims waiting for the lease to be confirmed again (in doubt). */
+  readonly claimsWaiting: number;
 }
 
 export class EtcdCoordinator implements Coordinator {
@@ -101,6 +109,9 @@ export class EtcdCoordinator implements Coordinator {
   /** While suspended: the claim deadline recorded then (performance.now() ms). */
   private suspendedDeadline = 0;
   private suspensions = 0;
+  /** While the lease is in doubt: claims wait for this; resolved when the doubt ends either way. */
+  private doubtEnded: { promise: Promise<void>; resolve: () => void } | undefined;
+  private claimsWaiting = 0;
   private resyncs = 0;
   private closing: Promise<void> | undefined;
   /** Lease trouble reported before init made the node active; handled right after. */
@@ -136,6 +147,7 @@ export class EtcdCoordinator implements Coordinator {
       activeLease: () => (this.state === "active" ? this.lease : undefined),
       alive: () => !this.isClosing(),
       isHeld: (id) => this.view.isHeld(id),
+      mayHaveLanded: (id) => this.view.claimMayHaveLanded(id),
     });
     this.cluster = new EtcdClusterView(this.node, () => this.view.table);
     this.client = new EtcdClient(this.etcd, this.keys.ns, {
@@ -180,6 +192,7 @@ export class EtcdCoordinator implements Coordinator {
       knownTasks: this.view.table.size,
       suspensions: this.suspensions,
       resyncs: this.resyncs,
+      claimsWaiting: this.claimsWaiting,
     };
   }
 
@@ -234,6 +247,7 @@ export class EtcdCoordinator implements Coordinator {
     this.closing ??= (async () => {
       if (this.state === "closed") return;
       this.state = "closing";
+      this.endDoubt();
       await this.teardown();
       this.state = "closed";
     })();
@@ -278,8 +292,36 @@ export class EtcdCoordinator implements Coordinator {
   private startLease(lease: NodeLease): void {
     lease.on("renewed", ({ latencyMs, deadline }) => this.events.emit("keepalive", { latencyMs, deadline }));
     lease.on("loopLag", (payload) => this.events.emit("loopLag", payload));
+    lease.on("doubt", ({ reason, suspendAt }) => this.onLeaseDoubt(lease, reason, suspendAt));
+    lease.on("reassured", ({ doubtMs }) => {
+      if (lease !== this.lease) return;
+      this.log.info(`lease ${lease.id} confirmed again after ${Math.round(doubtMs)} ms in doubt; claiming again`);
+      this.events.emit("reassured", { leaseId: lease.id, doubtMs });
+      this.endDoubt();
+    });
     lease.on("trouble", ({ reason, deadlineMonotonic }) => this.onLeaseTrouble(lease, reason, deadlineMonotonic));
     lease.start();
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Lease in doubt: new claims wait
+
+  private onLeaseDoubt(lease: NodeLease, reason: string, suspendAt: number): void {
+    if (lease !== this.lease || this.doubtEnded) return;
+    let resolve = (): void => {};
+    const promise = new Promise<void>((r) => (resolve = r));
+    this.doubtEnded = { promise, resolve };
+    this.log.warn(
+      `lease ${lease.id} in doubt (${reason}): no new claims until a keepalive is confirmed; ` +
+        `handlers run on, and stop if none is by ${new Date(suspendAt).toISOString()}`,
+    );
+    this.events.emit("doubt", { reason, leaseId: lease.id, suspendAt });
+  }
+
+  private endDoubt(): void {
+    const doubt = this.doubtEnded;
+    this.doubtEnded = undefined;
+    doubt?.resolve();
   }
 
   // ---------------------------------------------------------------------------------------
@@ -294,6 +336,7 @@ export class EtcdCoordinator implements Coordinator {
     }
     if (lease !== this.lease || this.state !== "active") return;
     this.state = "suspended";
+    this.endDoubt(); // claims waiting on it give up: the node is not active any more
     this.suspendedDeadline = deadlineMono;
     this.suspensions++;
     this.log.warn(
@@ -359,7 +402,7 @@ export class EtcdCoordinator implements Coordinator {
       this.log.error(`consumer resume failed: ${describeError(err)}`);
     }
     // Announce everything claimable again (announcements during the suspension were ignored).
-    this.tasksMirror?.resync("rejoined with a new lease");
+    this.view.reannounce();
   }
 
   // ---------------------------------------------------------------------------------------
@@ -394,6 +437,14 @@ export class EtcdCoordinator implements Coordinator {
     // Already claimed as far as the watch has seen: save etcd the doomed transaction. (A stale
     // view only delays this node: the owner's delete event announces the task again.)
     if (view.table.get(id)?.owner) return undefined;
+    // Lease in doubt: a claim now could outlive what the node can vouch for, and adds to the
+    // load that is probably why etcd is slow. Wait until the doubt ends either way.
+    while (this.doubtEnded) {
+      this.claimsWaiting++;
+      await this.doubtEnded.promise.finally(() => this.claimsWaiting--);
+      if (lease !== this.lease || this.state !== "active" || view.isHeld(id) || view.table.get(id)?.owner)
+        return undefined;
+    }
     view.claiming.add(id);
     let win: ClaimWin | undefined;
     try {

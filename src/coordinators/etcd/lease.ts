@@ -12,9 +12,14 @@
  * resumed with a new time) must neither extend nor shorten a claim. Epoch values are derived
  * at the moment they are read, for display.
  *
- * Keepalives go out every (TTL − margin)/4; when none has been confirmed for (TTL − margin)/2,
- * or the event loop stalled for longer than the margin, the lease is "in trouble": the
- * coordinator suspends (handlers must stop by the deadline) and later rejoins with a new lease.
+ * Keepalives go out every (TTL − margin)/4. When none has been confirmed for (TTL − margin)/2,
+ * the lease is "in doubt": the node stops making new claims but its handlers run on, since the
+ * deadline is still ahead; a confirmation ends the doubt. When still none is confirmed by
+ * deadline − stop budget (stop budget = max(margin, (TTL − margin)/4)), or the event loop
+ * stalled for longer than the margin, the lease is "in trouble": the coordinator suspends
+ * (handlers must stop by the deadline) and later rejoins with a new lease. The doubt phase is
+ * what keeps a few slow seconds of an overloaded etcd from stopping every task of every node,
+ * and the revokes and re-claims that follow from making it slower still.
  * We keep alive ourselves instead of using etcd3's Lease class because it dates renewals by
  * when the answer arrived and only reports loss after 2 × TTL.
  */
@@ -38,8 +43,10 @@ export interface LeaseTiming {
   /** TTL − margin: how long after a confirmed renewal the node's claims are vouched for. */
   readonly safeMs: number;
   readonly keepaliveEveryMs: number;
-  /** With no confirmed renewal for this long, the lease is in trouble. */
+  /** With no confirmed renewal for this long, the lease is in doubt: no new claims. */
   readonly overdueAfterMs: number;
+  /** With no confirmed renewal for this long, the lease is in trouble: stop every handler. */
+  readonly suspendAfterMs: number;
 }
 
 export function leaseTiming(ttlSeconds: number): LeaseTiming {
@@ -47,12 +54,20 @@ export function leaseTiming(ttlSeconds: number): LeaseTiming {
   // At most half the TTL, so a 1 s lease (some etcd configurations grant it) still leaves time.
   const marginMs = Math.min(Math.max(1000, ttlMs / 5), ttlMs / 2);
   const safeMs = ttlMs - marginMs;
-  return { ttlMs, marginMs, safeMs, keepaliveEveryMs: safeMs / 4, overdueAfterMs: safeMs / 2 };
+  const overdueAfterMs = safeMs / 2;
+  // What handlers get to stop in before the deadline (and the margin after it before etcd can expire the lease).
+  const stopBudgetMs = Math.max(marginMs, safeMs / 4);
+  const suspendAfterMs = Math.max(overdueAfterMs, safeMs - stopBudgetMs);
+  return { ttlMs, marginMs, safeMs, keepaliveEveryMs: safeMs / 4, overdueAfterMs, suspendAfterMs };
 }
 
 export interface NodeLeaseEvents {
   /** A keepalive was confirmed. */
   renewed: { latencyMs: number; renewedAt: number; deadline: number };
+  /** No renewal confirmed for `overdueAfterMs`: make no new claims until one is (or trouble). */
+  doubt: { reason: string; deadline: number; suspendAt: number };
+  /** A renewal was confirmed while in doubt: claims are vouched for again. */
+  reassured: { doubtMs: number };
   /** Emitted once: renewals can no longer be vouched for. */
   trouble: { reason: string; deadline: number; deadlineMonotonic: number };
   /** Largest event-loop lag over the last ~second. */
@@ -71,6 +86,8 @@ export class NodeLease {
   private opening = false;
   private stopped = false;
   private troubled = false;
+  /** performance.now() when the current doubt began, or undefined. */
+  private doubtSince: number | undefined;
   private keepaliveTimer: ReturnType<typeof setInterval> | undefined;
   private lagReportTimer: ReturnType<typeof setInterval> | undefined;
   private readonly lag: LoopLagMonitor;
@@ -126,6 +143,11 @@ export class NodeLease {
   /** Epoch ms of the last confirmed renewal (by send time; for display). */
   lastRenewedAt(): number {
     return toEpoch(this.lastRenewal);
+  }
+
+  /** No renewal confirmed for a while: the node should make no new claims. */
+  get inDoubt(): boolean {
+    return this.doubtSince !== undefined;
   }
 
   /** Latency of the last confirmed keepalive, ms. */
@@ -233,6 +255,11 @@ export class NodeLease {
       renewedAt: toEpoch(sentAt),
       deadline: this.claimDeadline(),
     });
+    if (this.doubtSince !== undefined && !this.troubled && now - this.lastRenewal <= this.timing.overdueAfterMs) {
+      const doubtMs = now - this.doubtSince;
+      this.doubtSince = undefined;
+      this.events.emit("reassured", { doubtMs });
+    }
   }
 
   private onStreamClosed(stream: KeepAliveStream, err?: Error): void {
@@ -256,9 +283,17 @@ export class NodeLease {
       this.raiseTrouble(`event loop stalled for ${Math.round(lagMs)} ms (safety margin ${this.timing.marginMs} ms)`);
       return;
     }
-    const age = Math.round(performance.now() - this.lastRenewal);
-    if (age > this.timing.overdueAfterMs) {
+    const now = performance.now();
+    const age = Math.round(now - this.lastRenewal);
+    if (age > this.timing.suspendAfterMs) {
       this.raiseTrouble(`no keepalive confirmed for ${age} ms (lease TTL ${this.ttlSeconds} s)`);
+    } else if (age > this.timing.overdueAfterMs && this.doubtSince === undefined) {
+      this.doubtSince = now;
+      this.events.emit("doubt", {
+        reason: `no keepalive confirmed for ${age} ms (lease TTL ${this.ttlSeconds} s)`,
+        deadline: this.claimDeadline(),
+        suspendAt: toEpoch(this.lastRenewal + this.timing.suspendAfterMs),
+      });
     }
   }
 

@@ -122,6 +122,29 @@ export class TaskView {
     this.announceRanked(claimable);
   }
 
+  /**
+   * Announce every claimable task again, from the table: after a suspension, during which the
+   * consumer ignored announcements. The watch kept the table current meanwhile, so this needs
+   * no listing (at 100,000 tasks a relist by every suspended node at once is itself a load
+   * that makes etcd slow enough for the next suspension).
+   */
+  reannounce(): void {
+    const claimable: string[] = [];
+    for (const record of this.table.all()) if (record.exists && !record.owner) claimable.push(record.id);
+    this.announceRanked(claimable);
+  }
+
+  /**
+   * A claim whose transaction got no answer may have won all the same. The watch tells: once
+   * its owner event is applied, an owner key with our name that no claim accounts for is an
+   * orphan. An event applied while the claim was still in flight was not treated as one, so
+   * look at the table again.
+   */
+  claimMayHaveLanded(id: string): void {
+    const owner = this.table.get(id)?.owner;
+    if (owner?.node === this.o.node && !this.isHeld(id)) this.o.orphan(id, owner.createRevision);
+  }
+
   events(events: readonly MirrorEvent[]): void {
     for (const ev of events) {
       if (ev.kv.modRevision > this.revision) this.revision = ev.kv.modRevision;
