@@ -151,3 +151,49 @@ test("without etcd3's connection pool (another etcd3 version) the mirror lists a
     mirror.close();
   }
 });
+
+test("a listing page that does not come in time is asked for again at the same revision, without starting the listing over", async () => {
+  const conn = etcd.client();
+  for (let i = 0; i < 250; i++) await conn.put(`/retry/k${String(i).padStart(3, "0")}`).value("v");
+  let listings = 0;
+  const seen: string[] = [];
+  let resumeTimer: ReturnType<typeof setTimeout> | undefined;
+  const mirror = new PrefixMirror({
+    etcd: conn,
+    prefix: "/retry/",
+    log: silentLogger,
+    requestTimeout: 400,
+    pageSize: 100,
+    listener: {
+      snapshot: () => {
+        throw new Error("the streamed form must be used");
+      },
+      beginSnapshot: () => {
+        listings++;
+        return {
+          page: (kvs: readonly MirrorKv[]) => {
+            for (const kv of kvs) seen.push(kv.key);
+            // etcd goes silent after the first page for longer than a page's deadline.
+            if (seen.length === 100) {
+              etcd.pause();
+              resumeTimer = setTimeout(() => etcd.resume(), 700);
+            }
+          },
+          commit: () => {},
+        };
+      },
+      events: () => {},
+    },
+  });
+  try {
+    await mirror.start(); // the initial listing does not fail
+    expect(listings).toBe(1);
+    expect(seen.length).toBe(250);
+    expect(new Set(seen).size).toBe(250);
+  } finally {
+    clearTimeout(resumeTimer);
+    etcd.resume();
+    mirror.close();
+    conn.close();
+  }
+});

@@ -56,6 +56,8 @@ export const CLAIM_TXNS_IN_FLIGHT = 4;
 const MIN_SPLIT_BATCH = 16;
 /** How long after an unanswered claim transaction the view is asked whether it won. */
 const LANDED_CHECK_AFTER_MS = 1000;
+/** Longest pause between background retries of a release or done. */
+const BACKGROUND_RETRY_MAX_MS = 30_000;
 /** Releases per transaction, likewise. */
 const RELEASE_BATCH = 64;
 
@@ -435,19 +437,26 @@ export class ClaimOps {
     }
   }
 
+  /**
+   * Until it lands, the lease changes (its revoke has ended the claim then) or the node closes.
+   * Never given up: an owner key left on a live lease blocks its task for as long as the node
+   * lives, and a busy etcd can refuse for minutes (it did, for 28 attempts in a row, in a
+   * 100,000-task cluster on two cores). Pauses double up to BACKGROUND_RETRY_MAX_MS.
+   */
   private async retryInBackground(what: string, op: () => Promise<void>): Promise<void> {
     const lease = this.o.activeLease();
-    for (let attempt = 2; attempt < 30; attempt++) {
-      await sleep(retryDelay(attempt));
+    for (let attempt = 2; ; attempt++) {
+      const pause = Math.min(BACKGROUND_RETRY_MAX_MS, retryDelay(attempt) * 2 ** Math.max(0, attempt - 4));
+      await sleep(pause * (0.75 + Math.random() * 0.5)); // jittered: many batches fail together
       // Once the lease changed, the old lease's revoke has already ended the claim.
       if (!this.o.alive() || this.o.activeLease() !== lease) return;
       try {
         await op();
+        if (attempt >= 10) this.o.log.info(`could ${what} at last (attempt ${attempt})`);
         return;
       } catch (err) {
-        this.o.log.debug(`could not ${what} yet: ${errorLine(err)}`);
+        this.o.log[attempt % 10 === 0 ? "warn" : "debug"](`could not ${what} yet (attempt ${attempt}): ${errorLine(err)}`);
       }
     }
-    this.o.log.error(`gave up trying to ${what}`);
   }
 }

@@ -11,7 +11,7 @@
  */
 import { Buffer } from "node:buffer";
 import { setImmediate } from "node:timers";
-import { Range, type Etcd3 } from "etcd3";
+import { GRPCOutOfRangeError, Range, type Etcd3 } from "etcd3";
 import { describeError, errorLine } from "../../errors.ts";
 import type { Logger } from "../../types.ts";
 import { closeStream } from "./lease.ts";
@@ -60,6 +60,11 @@ export interface PrefixMirrorOptions {
    */
   readonly afterList?: (revision: number) => Promise<void>;
 }
+
+/** Attempts per listing page before the listing as a whole fails (and starts over). */
+const PAGE_ATTEMPTS = 4;
+/** A page asked for again is halved, down to this many keys. */
+const MIN_RETRY_PAGE_KEYS = 1000;
 
 /** Watch events handed to the listener per event-loop turn. */
 const EVENTS_PER_TURN = 2000;
@@ -167,11 +172,28 @@ export class PrefixMirror {
     let start = this.range.start;
     let revision: number | undefined;
     for (;;) {
-      const res = await rangeDecoded(
-        etcd,
-        { key: start, range_end: this.range.end, limit: pageSize, ...(revision ? { revision: String(revision) } : {}) },
-        { deadline: Date.now() + requestTimeout },
-      );
+      let res;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          res = await rangeDecoded(
+            etcd,
+            { key: start, range_end: this.range.end, limit: pageSize, ...(revision ? { revision: String(revision) } : {}) },
+            { deadline: Date.now() + requestTimeout },
+          );
+          break;
+        } catch (err) {
+          // A page that did not come in time is asked for again, at the same revision and
+          // smaller, rather than throwing away the pages already applied: at 100,000 tasks a
+          // relist from the start is the very load that made etcd slow. Out of range (the
+          // revision was compacted meanwhile) cannot succeed: the listing starts over.
+          if (this.closed || attempt >= PAGE_ATTEMPTS || err instanceof GRPCOutOfRangeError) throw err;
+          if (this.options.pageSize === undefined) pageSize = Math.max(MIN_RETRY_PAGE_KEYS, Math.floor(pageSize / 2));
+          this.options.log.debug(
+            `listing page of ${this.options.prefix} failed (attempt ${attempt}), asking again for ${pageSize} keys: ${errorLine(err)}`,
+          );
+          await sleep(retryDelay(attempt));
+        }
+      }
       if (this.closed) return res.revision;
       revision ??= res.revision;
       onPage(res.kvs);
