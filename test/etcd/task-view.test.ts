@@ -73,7 +73,13 @@ test("later ranks wait while the consumer has more than enough to try, and come 
 
 const ownerPut = (id: string, node: string, revision: number) => ({
   type: "put" as const,
-  kv: { key: keys.owner(id), value: JSON.stringify({ node }), createRevision: revision, modRevision: revision, lease: "7" },
+  kv: {
+    key: keys.owner(id),
+    value: JSON.stringify({ node }),
+    createRevision: revision,
+    modRevision: revision,
+    lease: "7",
+  },
 });
 
 test("after a suspension every claimable task is announced again from the table, claimed ones not", async () => {

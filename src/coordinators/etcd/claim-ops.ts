@@ -455,7 +455,9 @@ export class ClaimOps {
         if (attempt >= 10) this.o.log.info(`could ${what} at last (attempt ${attempt})`);
         return;
       } catch (err) {
-        this.o.log[attempt % 10 === 0 ? "warn" : "debug"](`could not ${what} yet (attempt ${attempt}): ${errorLine(err)}`);
+        this.o.log[attempt % 10 === 0 ? "warn" : "debug"](
+          `could not ${what} yet (attempt ${attempt}): ${errorLine(err)}`,
+        );
       }
     }
   }

@@ -177,7 +177,12 @@ export class PrefixMirror {
         try {
           res = await rangeDecoded(
             etcd,
-            { key: start, range_end: this.range.end, limit: pageSize, ...(revision ? { revision: String(revision) } : {}) },
+            {
+              key: start,
+              range_end: this.range.end,
+              limit: pageSize,
+              ...(revision ? { revision: String(revision) } : {}),
+            },
             { deadline: Date.now() + requestTimeout },
           );
           break;
