@@ -65,7 +65,7 @@ export interface NodeLeaseEvents {
   /** A keepalive was confirmed. */
   renewed: { latencyMs: number; renewedAt: number; deadline: number };
   /** No renewal confirmed for `overdueAfterMs`: make no new claims until one is (or trouble). */
-  doubt: { reason: string; deadline: number; suspendAt: number };
+  doubt: { reason: string; suspendAt: number };
   /** A renewal was confirmed while in doubt: claims are vouched for again. */
   reassured: { doubtMs: number };
   /** Emitted once: renewals can no longer be vouched for. */
@@ -143,11 +143,6 @@ export class NodeLease {
   /** Epoch ms of the last confirmed renewal (by send time; for display). */
   lastRenewedAt(): number {
     return toEpoch(this.lastRenewal);
-  }
-
-  /** No renewal confirmed for a while: the node should make no new claims. */
-  get inDoubt(): boolean {
-    return this.doubtSince !== undefined;
   }
 
   /** Latency of the last confirmed keepalive, ms. */
@@ -291,7 +286,6 @@ export class NodeLease {
       this.doubtSince = now;
       this.events.emit("doubt", {
         reason: `no keepalive confirmed for ${age} ms (lease TTL ${this.ttlSeconds} s)`,
-        deadline: this.claimDeadline(),
         suspendAt: toEpoch(this.lastRenewal + this.timing.suspendAfterMs),
       });
     }
