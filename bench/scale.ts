@@ -119,6 +119,17 @@ class ScaleNode {
   }
 }
 
+/** SCALE_TRACE=1: every 250 ms, what each node runs (stop with clearInterval). */
+function traceRunning(): ReturnType<typeof setInterval> | undefined {
+  if (!process.env.SCALE_TRACE) return undefined;
+  const t0 = performance.now();
+  return setInterval(
+    () =>
+      console.log(`    +${fmt(performance.now() - t0)}: ${nodes.map((n) => (n.alive ? n.running : "-")).join(" ")}`),
+    250,
+  );
+}
+
 const total = (nodes: readonly ScaleNode[]): number => nodes.reduce((n, x) => n + (x.alive ? x.running : 0), 0);
 const rate = (n: number, ms: number): number => Math.round((n / ms) * 1000);
 
@@ -240,16 +251,14 @@ try {
     500,
   );
   console.log(`  watch:     every node saw every task ${fmt(seen)} after the submit returned`);
+  // Memory with every task mirrored and none running: the running tasks' own cost is what grows after.
+  const mirrored = await Promise.all(nodes.map((n) => n.stats(true)));
+  beforeClaims = mirrored;
 
   const claimRequests0 = await etcdRequestCounts(etcd);
   const u0 = performance.now();
   for (const n of nodes) n.send("unfreeze");
-  const trace = process.env.SCALE_TRACE
-    ? setInterval(
-        () => console.log(`    +${fmt(performance.now() - u0)}: ${nodes.map((n) => n.running).join(" ")}`),
-        250,
-      )
-    : undefined;
+  const trace = traceRunning();
   const claimMs = await until("every task running", () => total(nodes) === TASKS, 300_000, 5).catch((err: Error) => {
     throw new Error(
       `${err.message}; running then: ${nodes.map((n) => n.running).join(" / ")} = ${total(nodes)} of ${TASKS}`,
@@ -285,10 +294,19 @@ try {
       `the machine has 2 cores, shared with etcd and whatever else runs)`,
   );
   const rss = loaded.map((s) => s.rss);
+  const kib = (values: number[]): string =>
+    `${(Math.min(...values) / 1024).toFixed(1)}–${(Math.max(...values) / 1024).toFixed(1)} KiB`;
   const perTask = loaded.map((s, i) => (s.rss - idle[i]!.rss) / Math.max(1, s.running));
+  const heapPerRunning = loaded.map((s, i) => (s.heapUsed - mirrored[i]!.heapUsed) / Math.max(1, s.running));
+  const rssPerRunning = loaded.map((s, i) => (s.rss - mirrored[i]!.rss) / Math.max(1, s.running));
+  const heapPerMirrored = mirrored.map((s, i) => (s.heapUsed - idle[i]!.heapUsed) / TASKS);
   console.log(
     `  memory:    RSS per node ${mib(Math.min(...rss))}–${mib(Math.max(...rss))} (idle ${mib(idle[0]!.rss)}); heap ${mib(Math.min(...loaded.map((s) => s.heapUsed)))}–${mib(Math.max(...loaded.map((s) => s.heapUsed)))}; ` +
-      `RSS growth per running task ${(Math.min(...perTask) / 1024).toFixed(1)}–${(Math.max(...perTask) / 1024).toFixed(1)} KiB (each node also mirrors all ${TASKS} tasks)`,
+      `RSS growth per running task ${kib(perTask)} (each node also mirrors all ${TASKS} tasks)`,
+  );
+  console.log(
+    `  per task:  running (after GC, from all mirrored to all running): heap ${kib(heapPerRunning)}, RSS ${kib(rssPerRunning)} (goal <= 4 KiB); ` +
+      `mirrored, not running: heap ${kib(heapPerMirrored)} per task`,
   );
   console.log(`  etcd db:   ${mib(await dbSize(etcd))} (includes the ceiling's ${CEILING_TASKS} deleted tasks)`);
 
@@ -337,7 +355,13 @@ try {
     const victim = [...nodes].sort((a, b) => b.running - a.running)[0]!;
     const held = victim.running;
     await victim.signal("SIGKILL");
-    const failMs = await until("the killed node's tasks running elsewhere", () => total(nodes) === TASKS, 120_000, 5);
+    const trace = traceRunning();
+    const failMs = await until(
+      "the killed node's tasks running elsewhere",
+      () => total(nodes) === TASKS,
+      120_000,
+      5,
+    ).finally(() => clearInterval(trace));
     console.log(
       `  failover:  SIGKILL of ${victim.name} holding ${held}: all running elsewhere after ${fmt(failMs)} = TTL + ${fmt(failMs - TTL * 1000)} (goal TTL + 1 s)`,
     );
@@ -349,7 +373,13 @@ try {
     const handed = leaver.running;
     const exited = leaver.signal("SIGTERM");
     const others = nodes.filter((n) => n !== leaver);
-    const handMs = await until("the stopped node's tasks running elsewhere", () => total(others) === TASKS, 120_000, 5);
+    const trace = traceRunning();
+    const handMs = await until(
+      "the stopped node's tasks running elsewhere",
+      () => total(others) === TASKS,
+      120_000,
+      5,
+    ).finally(() => clearInterval(trace));
     await exited;
     console.log(
       `  handoff:   SIGTERM to ${leaver.name} holding ${handed}: all running elsewhere after ${fmt(handMs)} (goal 1 s)`,

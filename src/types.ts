@@ -211,6 +211,12 @@ export interface Coordinator {
   readonly cluster: ClusterState;
   /** A client on the same broker, for handlers. */
   readonly client: Client;
+  /**
+   * A graceful shutdown has begun: the consumer claims nothing more and is about to release
+   * everything. Optional; a coordinator can tell the other nodes, so they stop counting this
+   * one for shares and claim order before its releases reach them.
+   */
+  leaving?(): void;
   /** Stop watching and deregister. Does not release tasks: the consumer did that. */
   close(): Promise<void>;
 }

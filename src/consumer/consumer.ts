@@ -307,6 +307,11 @@ export class Consumer {
       this.balancing.close();
       this.claims.ignore.close();
       this.claims.clear();
+      try {
+        this.coordinator.leaving?.();
+      } catch (err) {
+        this.log.error(`${this.coordinator.name}: leaving() failed: ${describeError(err)}`);
+      }
       this.running.stopAll("shutdown");
 
       await Promise.race([

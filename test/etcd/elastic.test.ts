@@ -18,7 +18,8 @@ import { Consumer } from "../../src/consumer/consumer.ts";
 import type { Handler, HandlerResult } from "../../src/types.ts";
 import { startEtcd, type EtcdServer } from "../support/etcd.ts";
 import { sleep, waitFor } from "../support/wait.ts";
-import { CapturingLogger, Cleanup, makeClient, rawClient, uniqueNamespace } from "./helpers.ts";
+import { NodeNameTakenError } from "../../src/errors.ts";
+import { CapturingLogger, Cleanup, RecordingContext, makeClient, rawClient, uniqueNamespace } from "./helpers.ts";
 
 const TTL = 3;
 const FAIR = { claimDefer: [20, 60] as [number, number], claimDeferLimit: 3000 };
@@ -370,3 +371,64 @@ test("a node registered in Go's format counts in the share: ours hand it tasks a
   }
   expect(c.ledger.overlaps).toEqual([]);
 }, 60_000);
+
+test("a node shutting down is dropped from the others' shares and claim order before it hands anything back", async () => {
+  const ns = uniqueNamespace("elastic-leaving");
+  const log = new CapturingLogger();
+  const make = (name: string) =>
+    new EtcdCoordinator({ endpoints: [etcd.endpoint], namespace: ns, node: name, leaseTtl: TTL }, { log });
+  // n1's handlers take a while to stop, so its shutdown has a window in which it still runs
+  // every task: the others must already count it out then.
+  const running = new Set<string>();
+  const slowStop: Handler = {
+    run: (task, ctx) =>
+      new Promise<HandlerResult>((resolve) => {
+        running.add(task.id);
+        ctx.signal.addEventListener(
+          "abort",
+          () =>
+            setTimeout(() => {
+              running.delete(task.id);
+              resolve("release");
+            }, 1500),
+          { once: true },
+        );
+      }),
+  };
+  const c1 = make("n1");
+  const n1 = new Consumer({ coordinator: c1, node: "n1", handler: slowStop, balanceEvery: Infinity, log });
+  cleanup.add(n1, (c) => c.shutdown({ timeout: 5000 }));
+  await n1.start();
+  await makeClient(etcd, ns, cleanup).submitTasks(Array.from({ length: 20 }, (_, i) => ({ id: `t${i}` })));
+  await waitFor("n1 to run all 20 tasks", () => running.size === 20);
+
+  const c2 = make("n2");
+  cleanup.add(c2, (c) => c.close());
+  const ledger = new Ledger();
+  const n2 = new Consumer({
+    coordinator: c2,
+    node: "n2",
+    handler: ledger.handler("n2"),
+    balanceEvery: Infinity,
+    rebalance: false,
+    log,
+  });
+  cleanup.add(n2, (c) => c.shutdown({ timeout: 5000 }));
+  await n2.start();
+  await waitFor("n2 to see n1 with its 20 tasks", () => c2.cluster.nodeTaskCounts().get("n1") === 20);
+  expect(c2.cluster.liveNodes()).toEqual(["n1", "n2"]);
+
+  const stopped = n1.shutdown({ timeout: 5000 });
+  await waitFor("n2 to count n1 out", () => !c2.cluster.liveNodes().includes("n1"), { timeout: 1000 });
+  // Counted out while n1 still runs (and owns) every one of its tasks.
+  expect(running.size).toBe(20);
+  expect([...c2.cluster.nodeTaskCounts().keys()]).toEqual(["n2"]);
+  // Its name stays taken until its lease ends: a second n1 cannot register meanwhile.
+  const twin = make("n1");
+  await expect(twin.init(new RecordingContext("n1"))).rejects.toBeInstanceOf(NodeNameTakenError);
+  await twin.close();
+
+  expect((await stopped).clean).toBe(true);
+  await waitFor("n2 to run all 20 tasks", () => ledger.on("n2") === 20, { timeout: 10_000 });
+  expect(ledger.overlaps).toEqual([]);
+}, 30_000);

@@ -4,7 +4,7 @@
  * ranks are held back while the consumer still has plenty of announced tasks to try.
  */
 import { expect, test } from "bun:test";
-import { Keys } from "../../src/coordinators/etcd/keys.ts";
+import { encodeOwner, Keys } from "../../src/coordinators/etcd/keys.ts";
 import { rendezvousRanks } from "../../src/coordinators/etcd/rendezvous.ts";
 import { TaskView } from "../../src/coordinators/etcd/task-view.ts";
 import type { MirrorKv } from "../../src/coordinators/etcd/watch.ts";
@@ -113,5 +113,40 @@ test("a claim without an answer whose owner key the watch showed during the clai
   v.claims.set("x", 10);
   v.claimMayHaveLanded("x");
   expect(orphans).toEqual([["x", 10]]);
+  v.close();
+});
+
+test("a freed task is ranked without the node that gave it up: at once when that was another node, last when it was this one", async () => {
+  const { v, announced } = view(() => 0);
+  // Every task owned: half by b (among them all that b ranks first for), half by a.
+  const ownerOf = (id: string): string => (second.includes(id) || first.indexOf(id) % 2 === 0 ? "b" : "a");
+  const kvs = listing(ids);
+  ids.forEach((id, i) =>
+    kvs.push({
+      key: keys.owner(id),
+      value: encodeOwner(ownerOf(id)),
+      createRevision: 500 + i,
+      modRevision: 500 + i,
+      lease: "7",
+    }),
+  );
+  v.snapshot(kvs, 1000);
+  expect(announced.size).toBe(0);
+  // Every owner key deleted in one response (b's lease ended, a released its own).
+  v.events(
+    ids.map((id, i) => ({
+      type: "delete" as const,
+      kv: { key: keys.owner(id), value: "", createRevision: 0, modRevision: 1001 + i, lease: "0" },
+    })),
+  );
+  const fromB = ids.filter((id) => ownerOf(id) === "b");
+  const fromA = ids.filter((id) => ownerOf(id) === "a");
+  expect(fromA.length).toBeGreaterThan(0);
+  // b's tasks: a is the only node left to rank, so all of them at once, b's first-ranked ones included.
+  expect([...announced.keys()].sort()).toEqual([...fromB].sort());
+  for (const id of fromB) expect(announced.get(id)).toBe(0);
+  // a's own: after a rank delay, as the last rank, although a ranks some of them first.
+  await waitFor("a's own released tasks to be announced", () => announced.size === ids.length);
+  for (const id of fromA) expect(announced.get(id)).toBe(1);
   v.close();
 });

@@ -2,12 +2,18 @@
  * The cluster as this node's watches see it: live nodes (registration markers under nodes/)
  * and how many tasks each owns (owner keys under tasks/). Nothing here is polled; both halves
  * are kept current by the coordinator's watches, so balancers may ask as often as they like.
+ *
+ * A node whose marker says it is leaving (a graceful shutdown has begun) is not counted: its
+ * tasks are about to come free, and counting it would make the others defer to it, or leave
+ * to it the tasks it ranks first for, while it only hands tasks back. Its marker still keeps
+ * its name taken until its lease ends.
  */
 import type { ClusterState } from "../../types.ts";
 import type { TaskTable } from "./task-table.ts";
 
 export class EtcdClusterView implements ClusterState {
   private nodes = new Set<string>();
+  private leaving = new Set<string>();
   private readonly listeners = new Set<() => void>();
   /** liveNodes() is asked for on every claim decision: kept until the node set changes. */
   private sorted: string[] | undefined;
@@ -17,23 +23,34 @@ export class EtcdClusterView implements ClusterState {
     private readonly table: () => TaskTable,
   ) {}
 
-  /** Replace the live node set (from a listing of nodes/). */
-  setNodes(names: Iterable<string>): void {
-    const next = new Set(names);
-    const same = next.size === this.nodes.size && [...next].every((n) => this.nodes.has(n));
-    this.nodes = next;
+  /** Replace the live node set (from a listing of nodes/): name → leaving. */
+  setNodes(entries: Iterable<readonly [name: string, leaving: boolean]>): void {
+    const nodes = new Set<string>();
+    const leaving = new Set<string>();
+    for (const [name, isLeaving] of entries) {
+      nodes.add(name);
+      if (isLeaving) leaving.add(name);
+    }
+    const same = (a: Set<string>, b: Set<string>): boolean => a.size === b.size && [...a].every((n) => b.has(n));
+    const unchanged = same(nodes, this.nodes) && same(leaving, this.leaving);
+    this.nodes = nodes;
+    this.leaving = leaving;
     this.sorted = undefined;
-    if (!same) this.changed();
+    if (!unchanged) this.changed();
   }
 
-  addNode(name: string): void {
-    if (this.nodes.has(name)) return;
+  /** A marker was put: a node registered, or (leaving) said it is shutting down. */
+  addNode(name: string, leaving = false): void {
+    if (this.nodes.has(name) && this.leaving.has(name) === leaving) return;
     this.nodes.add(name);
+    if (leaving) this.leaving.add(name);
+    else this.leaving.delete(name);
     this.sorted = undefined;
     this.changed();
   }
 
   removeNode(name: string): void {
+    this.leaving.delete(name);
     if (!this.nodes.delete(name)) return;
     this.sorted = undefined;
     this.changed();
@@ -55,14 +72,16 @@ export class EtcdClusterView implements ClusterState {
     }
   }
 
-  /** Live node names, sorted. This node counts as live while it runs. */
+  /** Live node names, sorted, leaving ones left out. This node counts as live while it runs. */
   liveNodes(): string[] {
     return [...this.liveNodesShared()];
   }
 
   /** The same, shared (callers must not change it). */
   private liveNodesShared(): readonly string[] {
-    this.sorted ??= [...new Set([...this.nodes, this.self])].sort();
+    this.sorted ??= [...new Set([...this.nodes, this.self])]
+      .filter((n) => n === this.self || !this.leaving.has(n))
+      .sort();
     return this.sorted;
   }
 

@@ -25,14 +25,20 @@ import { EtcdClient } from "./client.ts";
 import { EtcdClusterView } from "./cluster.ts";
 import { parseEtcdConfig, type EtcdConfig, type EtcdConfigInput } from "./config.ts";
 import { connectEtcd } from "./connect.ts";
-import { encodeOwner, Keys } from "./keys.ts";
+import { encodeOwner, Keys, markerSaysLeaving } from "./keys.ts";
 import { leaseTiming, type NodeLease, toEpoch } from "./lease.ts";
 import { NodeCommandInbox } from "./node-commands.ts";
 import { ClaimOps, type ClaimWin, UNKNOWN_CHECKPOINT } from "./claim-ops.ts";
 import { TaskView } from "./task-view.ts";
 import { retryDelay, sleep } from "./timing.ts";
-import { registerNode, restoreNodeMarker, onLease } from "./registration.ts";
+import { markNodeLeaving, registerNode, restoreNodeMarker, onLease } from "./registration.ts";
 import { PrefixMirror, type MirrorEvent, type MirrorKv } from "./watch.ts";
+
+/**
+ * Longest a release waits for the leaving mark at shutdown. The mark only speeds the handoff
+ * up; a slow etcd must not hold releases back for a whole request timeout.
+ */
+const LEAVING_MARK_TIMEOUT_MS = 1000;
 
 export interface EtcdCoordinatorOptions {
   /** Use this connection instead of opening one from the config; close() leaves it open. */
@@ -114,6 +120,8 @@ export class EtcdCoordinator implements Coordinator {
   private claimsWaiting = 0;
   private resyncs = 0;
   private closing: Promise<void> | undefined;
+  /** Set once shutdown began: the write of the leaving marker, settled either way. */
+  private leavingMarked: Promise<void> | undefined;
   /** Lease trouble reported before init made the node active; handled right after. */
   private earlyTrouble: { reason: string; deadline: number; deadlineMonotonic: number } | undefined;
 
@@ -240,6 +248,23 @@ export class EtcdCoordinator implements Coordinator {
       this.state = "closed";
       throw err;
     }
+  }
+
+  /**
+   * Shutdown has begun: mark the node marker leaving (docs/wire-format.md). Releases wait for
+   * that write (at most LEAVING_MARK_TIMEOUT_MS), so the other nodes see this node leave
+   * before they see its tasks come free: then they neither defer to it nor wait out the claim
+   * order that ranks it first.
+   */
+  leaving(): void {
+    const lease = this.lease;
+    if (this.leavingMarked || this.state !== "active" || !lease) return;
+    this.leavingMarked = markNodeLeaving(this.etcd, this.keys, this.node, lease.id, LEAVING_MARK_TIMEOUT_MS).then(
+      (marked) => {
+        if (!marked) this.log.debug("node marker not on this lease any more; leaving without marking it");
+      },
+      (err) => this.log.debug(`could not mark the node leaving: ${errorLine(err)}`),
+    );
   }
 
   /** Stop watching, revoke the lease (bounded), close the connection if we opened it. Never hangs. */
@@ -482,6 +507,7 @@ export class EtcdCoordinator implements Coordinator {
     }
     this.view.claims.delete(task.id);
     if (this.isClosing()) return; // the lease revoke ends the claim
+    if (this.leavingMarked) await this.leavingMarked;
     await this.ops.release(task.id, token);
   }
 
@@ -499,12 +525,12 @@ export class EtcdCoordinator implements Coordinator {
   // nodes/ mirror
 
   private onNodesSnapshot(kvs: MirrorKv[]): void {
-    const names: string[] = [];
+    const nodes: [string, boolean][] = [];
     for (const kv of kvs) {
       const parsed = this.keys.parseNodeKey(kv.key);
-      if (parsed?.part === "marker" && onLease(kv)) names.push(parsed.node);
+      if (parsed?.part === "marker" && onLease(kv)) nodes.push([parsed.node, markerSaysLeaving(kv.value)]);
     }
-    this.cluster.setNodes(names);
+    this.cluster.setNodes(nodes);
     this.inbox.snapshot(kvs);
   }
 
@@ -512,7 +538,10 @@ export class EtcdCoordinator implements Coordinator {
     for (const ev of events) {
       const parsed = this.keys.parseNodeKey(ev.kv.key);
       if (parsed?.part !== "marker") continue;
-      if (ev.type === "put") onLease(ev.kv) ? this.cluster.addNode(parsed.node) : this.cluster.removeNode(parsed.node);
+      if (ev.type === "put")
+        onLease(ev.kv)
+          ? this.cluster.addNode(parsed.node, markerSaysLeaving(ev.kv.value))
+          : this.cluster.removeNode(parsed.node);
       else {
         this.cluster.removeNode(parsed.node);
         if (parsed.node === this.node && this.state === "active") void this.reclaimName();

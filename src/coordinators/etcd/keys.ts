@@ -154,6 +154,26 @@ export function encodeMetadata(host: string, node: string, created: Date = new D
   return goJson({ host, created: goLike, node });
 }
 
+/**
+ * The node marker of a node whose graceful shutdown has begun: the metadata plus
+ * `"leaving":true` (docs/wire-format.md). Go reads no field of it; our nodes stop counting
+ * the node for shares and claim order.
+ */
+export function encodeLeavingMarker(host: string, node: string): string {
+  return `${encodeMetadata(host, node).slice(0, -1)},"leaving":true}`;
+}
+
+/** Whether a node marker's value says the node is leaving. Never throws. */
+export function markerSaysLeaving(value: string): boolean {
+  if (!value.includes('"leaving"')) return false;
+  try {
+    const v: unknown = JSON.parse(value);
+    return typeof v === "object" && v !== null && (v as { leaving?: unknown }).leaving === true;
+  } catch {
+    return false;
+  }
+}
+
 /** Why a task id cannot be used, or undefined when it can (the shared rule of src/ids.ts). */
 export function invalidTaskIdReason(id: unknown): string | undefined {
   return invalidTaskId(id);

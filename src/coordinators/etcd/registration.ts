@@ -9,7 +9,7 @@ import type { Etcd3, IRequestOp } from "etcd3";
 import { NodeNameTakenError } from "../../errors.ts";
 import type { Logger } from "../../types.ts";
 import type { EtcdConfig } from "./config.ts";
-import { encodeMetadata, type Keys } from "./keys.ts";
+import { encodeLeavingMarker, encodeMetadata, type Keys } from "./keys.ts";
 import { NodeLease } from "./lease.ts";
 import type { MirrorKv } from "./watch.ts";
 
@@ -65,6 +65,31 @@ export async function restoreNodeMarker(
     {
       compare: [{ key: marker, target: "Version", result: "Equal", version: 0 }],
       success: [{ request_put: { key: marker, value: Buffer.from(encodeMetadata(hostName(), node)), lease: leaseId } }],
+    },
+    { deadline: Date.now() + timeoutMs },
+  );
+  return res.succeeded;
+}
+
+/**
+ * Say in the node marker that this node is leaving (its graceful shutdown has begun), so the
+ * other nodes stop counting it before its releases reach them. Only while the marker is on
+ * our lease: a marker that is gone or someone else's is left alone. True when written.
+ */
+export async function markNodeLeaving(
+  etcd: Etcd3,
+  keys: Keys,
+  node: string,
+  leaseId: string,
+  timeoutMs: number,
+): Promise<boolean> {
+  const marker = Buffer.from(keys.node(node));
+  const res = await etcd.kv.txn(
+    {
+      compare: [{ key: marker, target: "Lease", result: "Equal", lease: leaseId }],
+      success: [
+        { request_put: { key: marker, value: Buffer.from(encodeLeavingMarker(hostName(), node)), lease: leaseId } },
+      ],
     },
     { deadline: Date.now() + timeoutMs },
   );

@@ -58,7 +58,8 @@ export class TaskView {
   readonly claiming = new Set<string>();
   /** Highest revision applied (snapshot or event). */
   revision = 0;
-  private readonly toAnnounce = new Set<string>();
+  /** Tasks to announce after the current response: id → the node whose claim just ended, if any. */
+  private readonly toAnnounce = new Map<string, string | undefined>();
   /** Delayed announcements per rank - 1, each queue in due order. */
   private readonly delayed: { due: number; rank: number; ids: string[] }[][] = [];
   private delayedTimer: ReturnType<typeof setTimeout> | undefined;
@@ -160,9 +161,17 @@ export class TaskView {
     // A response can carry many tasks at once (a batch release, an expired lease). Every node
     // gets the same list; announcing it in rendezvous order keeps their claims apart.
     if (this.toAnnounce.size === 0) return;
-    const ids = [...this.toAnnounce];
+    // Freed tasks are ranked without the node that just gave them up: it released them (to
+    // be run elsewhere: a rebalance, a shutdown) or its lease ended (it is dead, and its marker
+    // may vanish only in a later response). Ranked first, it would make every other node wait.
+    const byPrevious = new Map<string | undefined, string[]>();
+    for (const [id, previous] of this.toAnnounce) {
+      const group = byPrevious.get(previous);
+      if (group) group.push(id);
+      else byPrevious.set(previous, [id]);
+    }
     this.toAnnounce.clear();
-    this.announceRanked(ids);
+    for (const [previous, ids] of byPrevious) this.announceRanked(ids, previous);
   }
 
   /** Report a claim as ended (also used when a snapshot contradicts it). */
@@ -183,7 +192,7 @@ export class TaskView {
 
   private onTaskKey(id: string, ev: MirrorEvent): void {
     if (ev.type === "put") {
-      if (!this.table.setExists(id, true)?.owner) this.toAnnounce.add(id);
+      if (!this.table.setExists(id, true)?.owner && !this.toAnnounce.has(id)) this.toAnnounce.set(id, undefined);
       return;
     }
     this.table.setExists(id, false);
@@ -198,7 +207,8 @@ export class TaskView {
     }
     this.table.setProps(id, ev.kv.value, ev.kv.modRevision);
     const record = this.table.get(id);
-    if (record?.exists && !record.owner) this.toAnnounce.add(id); // props arrived after the task key
+    // Props arrived after the task key.
+    if (record?.exists && !record.owner && !this.toAnnounce.has(id)) this.toAnnounce.set(id, undefined);
   }
 
   private onOwnerKey(id: string, ev: MirrorEvent): void {
@@ -207,7 +217,7 @@ export class TaskView {
       const previous = this.table.get(id)?.owner;
       const record = this.table.setOwner(id, undefined);
       if (token !== undefined && previous?.createRevision === token) this.loseClaim(id, "lost");
-      if (record?.exists) this.toAnnounce.add(id);
+      if (record?.exists) this.toAnnounce.set(id, previous?.node);
       return;
     }
     const owner = ownerRecord(ev.kv);
@@ -227,13 +237,24 @@ export class TaskView {
   /**
    * Announce claimable tasks in rendezvous order among the live nodes: those this node ranks
    * first for now, the others RANK_DELAY_MS per rank later, if still claimable then. Without a
-   * list of live nodes, all at once in random order.
+   * list of live nodes, all at once in random order. `except` (the node that just gave these
+   * tasks up) is left out of the order; when that is this node, it comes last.
    */
-  private announceRanked(ids: string[]): void {
-    const nodes = this.o.liveNodes?.();
+  private announceRanked(ids: string[], except?: string): void {
+    let nodes = this.o.liveNodes?.();
     if (!nodes) {
       for (const id of shuffle(ids)) this.announceIfClaimable(id);
       return;
+    }
+    if (except !== undefined && nodes.includes(except)) {
+      if (except === this.o.node) {
+        const last = nodes.length - 1;
+        if (last > 0) {
+          (this.delayed[last - 1] ??= []).push({ due: Date.now() + last * RANK_DELAY_MS, rank: last, ids });
+          this.armDelayed();
+          return;
+        }
+      } else nodes = nodes.filter((n) => n !== except);
     }
     const ranks = rendezvousRanks(ids, this.o.node, nodes);
     for (const id of ranks[0] ?? []) this.announceIfClaimable(id, 0);
