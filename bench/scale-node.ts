@@ -8,6 +8,7 @@
  */
 import { EtcdCoordinator } from "../src/coordinators/etcd/coordinator.ts";
 import { Consumer } from "../src/consumer/consumer.ts";
+import { DumbBalancer } from "../src/balancers/dumb.ts";
 import { silentLogger } from "../src/log.ts";
 import type { HandlerResult, Logger } from "../src/types.ts";
 
@@ -48,6 +49,7 @@ const consumer = new Consumer({
   // SCALE_REBALANCE=0: no membership-driven rebalancing (to tell its cost from the join's).
   ...(process.env.SCALE_REBALANCE === "0" ? { rebalance: { enabled: false } } : {}),
   claimConcurrency: Number(concurrency),
+  ...(process.env.SCALE_DUMB ? { balancer: new DumbBalancer() } : {}),
   log,
   handler: {
     run: (_task, ctx) =>
@@ -92,5 +94,19 @@ process.stdin.on("data", (chunk: Buffer) => {
   }
 });
 process.on("SIGTERM", () => {
-  void consumer.shutdown({ timeout: 30_000 }).then((report) => process.exit(report.clean ? 0 : 1));
+  const t0 = performance.now();
+  // SCALE_TRACE=1: when the handlers had all stopped and when the shutdown (releases, revoke) ended.
+  if (process.env.SCALE_TRACE) {
+    const held = running;
+    let released = 0;
+    consumer.on("released", () => {
+      if (++released === held)
+        process.stderr.write(`${node}: all ${held} released ${Math.round(performance.now() - t0)} ms after SIGTERM\n`);
+    });
+  }
+  void consumer.shutdown({ timeout: 30_000 }).then((report) => {
+    if (process.env.SCALE_TRACE)
+      process.stderr.write(`${node}: shutdown done ${Math.round(performance.now() - t0)} ms after SIGTERM\n`);
+    process.exit(report.clean ? 0 : 1);
+  });
 });

@@ -132,7 +132,10 @@ export interface NodeCommand {
 export interface ClusterState {
   /** Running-task count per live node (nodes with no tasks appear with 0). */
   nodeTaskCounts(): ReadonlyMap<string, number>;
-  /** Tasks that exist and have no owner right now, as far as this node has seen. */
+  /**
+   * Tasks that exist and have no owner right now, as far as this node has seen; a coordinator
+   * that knows a node is leaving counts that node's tasks here too (they are about to come free).
+   */
   unclaimedCount(): number;
   /**
    * Subscribe to changes of the live node set (a node registered, left, or its lease ended).

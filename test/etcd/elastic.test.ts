@@ -423,12 +423,16 @@ test("a node shutting down is dropped from the others' shares and claim order be
   // Counted out while n1 still runs (and owns) every one of its tasks.
   expect(running.size).toBe(20);
   expect([...c2.cluster.nodeTaskCounts().keys()]).toEqual(["n2"]);
+  // Its tasks count as about to come free: n2's fair share is all 20, so it will not defer them.
+  expect(c2.cluster.unclaimedCount()).toBe(20);
   // Its name stays taken until its lease ends: a second n1 cannot register meanwhile.
   const twin = make("n1");
   await expect(twin.init(new RecordingContext("n1"))).rejects.toBeInstanceOf(NodeNameTakenError);
   await twin.close();
 
   expect((await stopped).clean).toBe(true);
+  // With every handler stopped, the last release ended the lease instead: one request for all.
+  expect(log.lines.map((l) => l.message)).toContainEqual(expect.stringMatching(/^handed off by revoking lease/));
   await waitFor("n2 to run all 20 tasks", () => ledger.on("n2") === 20, { timeout: 10_000 });
   expect(ledger.overlaps).toEqual([]);
 }, 30_000);

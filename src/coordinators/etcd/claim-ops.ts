@@ -119,6 +119,18 @@ export class ClaimOps {
   }
 
   /**
+   * Forget releases not sent yet (their promises resolve): the caller ends the lease, which
+   * deletes those owner keys anyway. Returns how many there were.
+   */
+  dropQueuedReleases(): number {
+    const dropped = this.releaseQueue.splice(0);
+    if (this.releaseFlush) clearTimeout(this.releaseFlush);
+    this.releaseFlush = undefined;
+    for (const entry of dropped) entry.resolve();
+    return dropped.length;
+  }
+
+  /**
    * The task finished: delete `tasks/T` and everything under `tasks/T/` (never the prefix
    * `tasks/T`, Go's bug), only while our claim stands or nobody holds one. A stale owner
    * (lost claim) leaves the task to its new owner.

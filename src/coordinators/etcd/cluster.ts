@@ -92,7 +92,15 @@ export class EtcdClusterView implements ClusterState {
     return counts;
   }
 
+  /**
+   * Tasks nobody owns, plus those of leaving nodes: they are about to come free, and counted
+   * as owned by no one the others would think themselves at their share already and defer
+   * the very tasks the leaver hands back.
+   */
   unclaimedCount(): number {
-    return this.table().unclaimedCount();
+    const table = this.table();
+    let count = table.unclaimedCount();
+    for (const node of this.leaving) if (node !== this.self) count += table.ownerCount(node);
+    return count;
   }
 }

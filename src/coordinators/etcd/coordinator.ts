@@ -122,6 +122,8 @@ export class EtcdCoordinator implements Coordinator {
   private closing: Promise<void> | undefined;
   /** Set once shutdown began: the write of the leaving marker, settled either way. */
   private leavingMarked: Promise<void> | undefined;
+  /** The lease revoke that handed off the last claims of a leaving node (never rejects). */
+  private handoff: Promise<void> | undefined;
   /** Lease trouble reported before init made the node active; handled right after. */
   private earlyTrouble: { reason: string; deadline: number; deadlineMonotonic: number } | undefined;
 
@@ -265,6 +267,28 @@ export class EtcdCoordinator implements Coordinator {
       },
       (err) => this.log.debug(`could not mark the node leaving: ${errorLine(err)}`),
     );
+  }
+
+  /**
+   * Revoke the lease while leaving, once no claim is left: releases still queued are dropped
+   * (the revoke deletes their owner keys). A revoke that fails leaves them to the lease's
+   * expiry, as after a crash; close() tries the revoke again.
+   */
+  private handOffByRevoke(): Promise<void> {
+    this.handoff ??= (async () => {
+      const lease = this.lease;
+      if (!lease) return;
+      const dropped = this.ops.dropQueuedReleases();
+      try {
+        await lease.revoke(this.config.requestTimeout);
+        this.log.debug(`handed off by revoking lease ${lease.id} (${dropped} queued releases covered)`);
+      } catch (err) {
+        this.log.warn(
+          `could not revoke lease ${lease.id} to hand off (${errorLine(err)}); its tasks come free when it expires, within ${lease.ttlSeconds} s`,
+        );
+      }
+    })();
+    return this.handoff;
   }
 
   /** Stop watching, revoke the lease (bounded), close the connection if we opened it. Never hangs. */
@@ -507,7 +531,13 @@ export class EtcdCoordinator implements Coordinator {
     }
     this.view.claims.delete(task.id);
     if (this.isClosing()) return; // the lease revoke ends the claim
-    if (this.leavingMarked) await this.leavingMarked;
+    if (this.leavingMarked) {
+      await this.leavingMarked;
+      // The last claim of a node that is leaving: end the lease instead, which deletes every
+      // owner key still queued for release in one request (the handoff of a node holding
+      // thousands of tasks would otherwise be a hundred fenced transactions).
+      if (this.view.claims.size === 0 && this.view.claiming.size === 0) return this.handOffByRevoke();
+    }
     await this.ops.release(task.id, token);
   }
 
@@ -544,7 +574,7 @@ export class EtcdCoordinator implements Coordinator {
           : this.cluster.removeNode(parsed.node);
       else {
         this.cluster.removeNode(parsed.node);
-        if (parsed.node === this.node && this.state === "active") void this.reclaimName();
+        if (parsed.node === this.node && this.state === "active" && !this.handoff) void this.reclaimName();
       }
     }
     this.inbox.events(events);
