@@ -436,3 +436,42 @@ test("a node shutting down is dropped from the others' shares and claim order be
   await waitFor("n2 to run all 20 tasks", () => ledger.on("n2") === 20, { timeout: 10_000 });
   expect(ledger.overlaps).toEqual([]);
 }, 30_000);
+
+test("a joining node is left out of the others' shares until it has listed the tasks", async () => {
+  const ns = uniqueNamespace("elastic-joining");
+  const log = new CapturingLogger();
+  const c1 = new EtcdCoordinator({ endpoints: [etcd.endpoint], namespace: ns, node: "n1", leaseTtl: TTL }, { log });
+  cleanup.add(c1, (c) => c.close());
+  await c1.init(new RecordingContext("n1"));
+  const raw = rawClient(etcd, cleanup);
+  const keys = new Keys(ns);
+  let seenWhileListing: string[] | undefined;
+  let markerWhileListing = null as string | null;
+  const c2 = new EtcdCoordinator(
+    { endpoints: [etcd.endpoint], namespace: ns, node: "n2", leaseTtl: TTL },
+    {
+      log,
+      testHooks: {
+        // Registered (its marker is in etcd) but still listing: n1 must not count it yet.
+        afterTaskList: async () => {
+          if (seenWhileListing) return;
+          markerWhileListing = await raw.get(keys.node("n2")).string();
+          await waitFor("n1 to see n2 registered, standing by", () => c1.cluster.standingBy().includes("n2"));
+          seenWhileListing = c1.cluster.liveNodes();
+        },
+      },
+    },
+  );
+  cleanup.add(c2, (c) => c.close());
+  await c2.init(new RecordingContext("n2"));
+  expect(markerWhileListing).toContain('"joining":true');
+  expect(seenWhileListing).toEqual(["n1"]);
+  // Listed: the marker is Go's plain metadata again, and n1 counts n2.
+  expect(Object.keys(JSON.parse((await raw.get(keys.node("n2")).string())!) as object)).toEqual([
+    "host",
+    "created",
+    "node",
+  ]);
+  await waitFor("n1 to count n2", () => c1.cluster.liveNodes().includes("n2"));
+  expect(c1.cluster.standingBy()).toEqual([]);
+}, 30_000);

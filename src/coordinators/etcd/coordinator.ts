@@ -25,13 +25,13 @@ import { EtcdClient } from "./client.ts";
 import { EtcdClusterView } from "./cluster.ts";
 import { parseEtcdConfig, type EtcdConfig, type EtcdConfigInput } from "./config.ts";
 import { connectEtcd } from "./connect.ts";
-import { encodeOwner, Keys, markerSaysLeaving } from "./keys.ts";
+import { encodeOwner, Keys, markerSaysStandby } from "./keys.ts";
 import { leaseTiming, type NodeLease, toEpoch } from "./lease.ts";
 import { NodeCommandInbox } from "./node-commands.ts";
 import { ClaimOps, type ClaimWin, UNKNOWN_CHECKPOINT } from "./claim-ops.ts";
 import { TaskView } from "./task-view.ts";
 import { retryDelay, sleep } from "./timing.ts";
-import { markNodeLeaving, registerNode, restoreNodeMarker, onLease } from "./registration.ts";
+import { markNode, registerNode, restoreNodeMarker, onLease } from "./registration.ts";
 import { PrefixMirror, type MirrorEvent, type MirrorKv } from "./watch.ts";
 
 /**
@@ -244,11 +244,49 @@ export class EtcdCoordinator implements Coordinator {
       const early = this.earlyTrouble;
       if (early) this.onLeaseTrouble(lease, early.reason, early.deadlineMonotonic);
       await this.tasksMirror.start();
+      await this.markReady(lease);
       this.log.info(`registered with lease ${lease.id} (TTL ${lease.ttlSeconds} s)`);
     } catch (err) {
       await this.teardown();
       this.state = "closed";
       throw err;
+    }
+  }
+
+  /**
+   * The node has its task table: rewrite the marker from "joining" to Go's plain metadata, so
+   * the others count this node for shares (and rebalance towards it). Tried a few times; if
+   * etcd keeps refusing, carried on in the background, since a node left "joining" would
+   * only ever get tasks nobody else claims first.
+   */
+  private async markReady(lease: NodeLease): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      if (lease !== this.lease || this.isClosing()) return;
+      try {
+        await markNode(this.etcd, this.keys, this.node, lease.id, "ready", this.config.requestTimeout);
+        return;
+      } catch (err) {
+        if (attempt === 2) {
+          this.log.warn(`could not mark the node ready yet (${errorLine(err)}); retrying in the background`);
+          void this.markReadyLater(lease);
+          return;
+        }
+        await sleep(retryDelay(attempt));
+      }
+    }
+  }
+
+  private async markReadyLater(lease: NodeLease): Promise<void> {
+    for (let attempt = 3; lease === this.lease && !this.isClosing(); attempt++) {
+      await sleep(Math.min(10_000, retryDelay(attempt)));
+      if (lease !== this.lease || this.isClosing()) return;
+      try {
+        await markNode(this.etcd, this.keys, this.node, lease.id, "ready", this.config.requestTimeout);
+        this.log.info("node marked ready");
+        return;
+      } catch (err) {
+        this.log.debug(`could not mark the node ready (attempt ${attempt}): ${errorLine(err)}`);
+      }
     }
   }
 
@@ -261,7 +299,7 @@ export class EtcdCoordinator implements Coordinator {
   leaving(): void {
     const lease = this.lease;
     if (this.leavingMarked || this.state !== "active" || !lease) return;
-    this.leavingMarked = markNodeLeaving(this.etcd, this.keys, this.node, lease.id, LEAVING_MARK_TIMEOUT_MS).then(
+    this.leavingMarked = markNode(this.etcd, this.keys, this.node, lease.id, "leaving", LEAVING_MARK_TIMEOUT_MS).then(
       (marked) => {
         if (!marked) this.log.debug("node marker not on this lease any more; leaving without marking it");
       },
@@ -452,6 +490,8 @@ export class EtcdCoordinator implements Coordinator {
     }
     // Announce everything claimable again (announcements during the suspension were ignored).
     this.view.reannounce();
+    // The table is current already: no listing to wait for before the others may count us.
+    void this.markReady(lease);
   }
 
   // ---------------------------------------------------------------------------------------
@@ -558,7 +598,7 @@ export class EtcdCoordinator implements Coordinator {
     const nodes: [string, boolean][] = [];
     for (const kv of kvs) {
       const parsed = this.keys.parseNodeKey(kv.key);
-      if (parsed?.part === "marker" && onLease(kv)) nodes.push([parsed.node, markerSaysLeaving(kv.value)]);
+      if (parsed?.part === "marker" && onLease(kv)) nodes.push([parsed.node, markerSaysStandby(kv.value)]);
     }
     this.cluster.setNodes(nodes);
     this.inbox.snapshot(kvs);
@@ -570,7 +610,7 @@ export class EtcdCoordinator implements Coordinator {
       if (parsed?.part !== "marker") continue;
       if (ev.type === "put")
         onLease(ev.kv)
-          ? this.cluster.addNode(parsed.node, markerSaysLeaving(ev.kv.value))
+          ? this.cluster.addNode(parsed.node, markerSaysStandby(ev.kv.value))
           : this.cluster.removeNode(parsed.node);
       else {
         this.cluster.removeNode(parsed.node);

@@ -155,20 +155,23 @@ export function encodeMetadata(host: string, node: string, created: Date = new D
 }
 
 /**
- * The node marker of a node whose graceful shutdown has begun: the metadata plus
- * `"leaving":true` (docs/wire-format.md). Go reads no field of it; our nodes stop counting
- * the node for shares and claim order.
+ * A node marker that says the node is not part of the cluster's shares yet or any more: the
+ * metadata plus `"joining":true` (registered, still listing the tasks) or `"leaving":true`
+ * (its graceful shutdown has begun); docs/wire-format.md. Go reads no field of it; our nodes
+ * leave such a node out of fair shares and claim order.
  */
-export function encodeLeavingMarker(host: string, node: string): string {
-  return `${encodeMetadata(host, node).slice(0, -1)},"leaving":true}`;
+export function encodeStandbyMarker(host: string, node: string, why: "joining" | "leaving"): string {
+  return `${encodeMetadata(host, node).slice(0, -1)},"${why}":true}`;
 }
 
-/** Whether a node marker's value says the node is leaving. Never throws. */
-export function markerSaysLeaving(value: string): boolean {
-  if (!value.includes('"leaving"')) return false;
+/** Whether a node marker's value says the node is joining or leaving. Never throws. */
+export function markerSaysStandby(value: string): boolean {
+  if (!value.includes('"leaving"') && !value.includes('"joining"')) return false;
   try {
     const v: unknown = JSON.parse(value);
-    return typeof v === "object" && v !== null && (v as { leaving?: unknown }).leaving === true;
+    if (typeof v !== "object" || v === null) return false;
+    const m = v as { leaving?: unknown; joining?: unknown };
+    return m.leaving === true || m.joining === true;
   } catch {
     return false;
   }

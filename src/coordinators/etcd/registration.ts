@@ -9,7 +9,7 @@ import type { Etcd3, IRequestOp } from "etcd3";
 import { NodeNameTakenError } from "../../errors.ts";
 import type { Logger } from "../../types.ts";
 import type { EtcdConfig } from "./config.ts";
-import { encodeLeavingMarker, encodeMetadata, type Keys } from "./keys.ts";
+import { encodeMetadata, encodeStandbyMarker, type Keys } from "./keys.ts";
 import { NodeLease } from "./lease.ts";
 import type { MirrorKv } from "./watch.ts";
 
@@ -24,16 +24,24 @@ export async function registerNode(
   const lease = await NodeLease.grant(etcd, config.leaseTtl, config.dialTimeout, log);
   const meta = Buffer.from(encodeMetadata(hostName(), node));
   const marker = Buffer.from(keys.node(node));
-  const put = (key: string | Buffer): IRequestOp => ({
-    request_put: { key: Buffer.from(key), value: meta, lease: lease.id },
+  const put = (key: string | Buffer, value = meta): IRequestOp => ({
+    request_put: { key: Buffer.from(key), value, lease: lease.id },
   });
+  // The marker says "joining" until the node has listed the tasks (markNode "ready"): the
+  // others do not rebalance towards a node that cannot claim yet.
+  const joining = Buffer.from(encodeStandbyMarker(hostName(), node, "joining"));
   let registered = false;
   try {
     const res = await etcd.kv.txn(
       {
         compare: [{ key: marker, target: "Version", result: "Equal", version: 0 }],
         // Go's order: namespace metadata, node marker, tasks metadata, commands metadata.
-        success: [put(keys.metadata), put(marker), put(keys.tasksMetadata), put(keys.nodeCommandsMetadata(node))],
+        success: [
+          put(keys.metadata),
+          put(marker, joining),
+          put(keys.tasksMetadata),
+          put(keys.nodeCommandsMetadata(node)),
+        ],
       },
       { deadline: Date.now() + config.dialTimeout },
     );
@@ -72,24 +80,25 @@ export async function restoreNodeMarker(
 }
 
 /**
- * Say in the node marker that this node is leaving (its graceful shutdown has begun), so the
- * other nodes stop counting it before its releases reach them. Only while the marker is on
- * our lease: a marker that is gone or someone else's is left alone. True when written.
+ * Rewrite the node marker: "ready" (Go's plain metadata: the node has listed the tasks and
+ * claims) or "leaving" (its graceful shutdown has begun, so the others stop counting it before
+ * its releases reach them). Only while the marker is on our lease: a marker that is gone or
+ * someone else's is left alone. True when written.
  */
-export async function markNodeLeaving(
+export async function markNode(
   etcd: Etcd3,
   keys: Keys,
   node: string,
   leaseId: string,
+  as: "ready" | "leaving",
   timeoutMs: number,
 ): Promise<boolean> {
   const marker = Buffer.from(keys.node(node));
+  const value = as === "ready" ? encodeMetadata(hostName(), node) : encodeStandbyMarker(hostName(), node, "leaving");
   const res = await etcd.kv.txn(
     {
       compare: [{ key: marker, target: "Lease", result: "Equal", lease: leaseId }],
-      success: [
-        { request_put: { key: marker, value: Buffer.from(encodeLeavingMarker(hostName(), node)), lease: leaseId } },
-      ],
+      success: [{ request_put: { key: marker, value: Buffer.from(value), lease: leaseId } }],
     },
     { deadline: Date.now() + timeoutMs },
   );
