@@ -9,7 +9,7 @@ import { Keys } from "../../src/coordinators/etcd/keys.ts";
 import type { Balancer, BalancerContext, ClusterState } from "../../src/types.ts";
 import { useEtcd } from "../support/use-etcd.ts";
 import { staysFalse, waitFor } from "../support/wait.ts";
-import { RunLedger, startNode } from "./cluster.ts";
+import { RunLedger, startNode, type TestNode } from "./cluster.ts";
 import { Cleanup, makeClient, rawClient, uniqueNamespace } from "./helpers.ts";
 
 const etcd = useEtcd();
@@ -19,14 +19,23 @@ afterEach(() => cleanup.run());
 const ids = (n: number, prefix = "task") =>
   Array.from({ length: n }, (_, i) => `${prefix}-${String(i).padStart(3, "0")}`);
 
+/**
+ * Wait until `by` counts `name` in its shares: a node is counted once it has listed the tasks
+ * and marked its registration ready, which the others see shortly after its start resolves.
+ */
+async function counts(by: TestNode, name: string): Promise<void> {
+  await waitFor(`${by.name} to count ${name}`, () => by.coordinator.cluster.nodeTaskCounts().has(name));
+}
+
 test("T36: a balance command to the busy node spreads 6 tasks 4|2; one sent to another name changes nothing", async () => {
   const ns = uniqueNamespace("t36");
   const ledger = new RunLedger();
   const client = makeClient(etcd, ns, cleanup);
-  await startNode(etcd, ns, "node1", ledger, cleanup);
+  const n1 = await startNode(etcd, ns, "node1", ledger, cleanup);
   for (const id of ids(6)) await client.submitTask(id);
   await waitFor("6 tasks on node1", () => ledger.runningOn("node1").length === 6);
   await startNode(etcd, ns, "node2", ledger, cleanup);
+  await counts(n1, "node2");
   await client.submitCommand("node3", balance());
   await staysFalse("tasks to move without a balance", () => ledger.runningOn("node2").length > 0, 500);
   await client.submitCommand("node1", balance());
@@ -71,6 +80,7 @@ test("T38: shutting down a node with a stuck task: 4|2, then 5|1 while it is stu
   for (const id of ids(6)) await client.submitTask(id);
   await waitFor("6 tasks on node1", () => ledger.runningOn("node1").length === 6);
   const n2 = await startNode(etcd, ns, "node2", ledger, cleanup);
+  await counts(n1, "node2");
   await n1.consumer.balanceNow();
   await waitFor("4|2", () => ledger.runningOn("node1").length === 4 && ledger.runningOn("node2").length === 2, {
     timeout: 5000,
@@ -164,6 +174,7 @@ test("a lease revoked from outside: handlers aborted within 1 s, the other node 
   );
   expect(n1.consumer.state).toBe("running");
   expect(await client.nodes()).toEqual(["node1", "node2"]);
+  await counts(n2, "node1");
   await n2.consumer.balanceNow();
   await waitFor(
     "node1 to get tasks again",
