@@ -31,7 +31,7 @@ import { NodeCommandInbox } from "./node-commands.ts";
 import { ClaimOps, type ClaimWin, UNKNOWN_CHECKPOINT } from "./claim-ops.ts";
 import { TaskView } from "./task-view.ts";
 import { retryDelay, sleep } from "./timing.ts";
-import { markNode, registerNode, restoreNodeMarker, onLease } from "./registration.ts";
+import { markNode, markReady, registerNode, restoreNodeMarker, onLease } from "./registration.ts";
 import { PrefixMirror, type MirrorEvent, type MirrorKv } from "./watch.ts";
 
 /**
@@ -253,41 +253,17 @@ export class EtcdCoordinator implements Coordinator {
     }
   }
 
-  /**
-   * The node has its task table: rewrite the marker from "joining" to Go's plain metadata, so
-   * the others count this node for shares (and rebalance towards it). Tried a few times; if
-   * etcd keeps refusing, carried on in the background, since a node left "joining" would
-   * only ever get tasks nobody else claims first.
-   */
-  private async markReady(lease: NodeLease): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      if (lease !== this.lease || this.isClosing()) return;
-      try {
-        await markNode(this.etcd, this.keys, this.node, lease.id, "ready", this.config.requestTimeout);
-        return;
-      } catch (err) {
-        if (attempt === 2) {
-          this.log.warn(`could not mark the node ready yet (${errorLine(err)}); retrying in the background`);
-          void this.markReadyLater(lease);
-          return;
-        }
-        await sleep(retryDelay(attempt));
-      }
-    }
-  }
-
-  private async markReadyLater(lease: NodeLease): Promise<void> {
-    for (let attempt = 3; lease === this.lease && !this.isClosing(); attempt++) {
-      await sleep(Math.min(10_000, retryDelay(attempt)));
-      if (lease !== this.lease || this.isClosing()) return;
-      try {
-        await markNode(this.etcd, this.keys, this.node, lease.id, "ready", this.config.requestTimeout);
-        this.log.info("node marked ready");
-        return;
-      } catch (err) {
-        this.log.debug(`could not mark the node ready (attempt ${attempt}): ${errorLine(err)}`);
-      }
-    }
+  /** The node has its task table: the others may count it now (see markReady). */
+  private markReady(lease: NodeLease): Promise<void> {
+    return markReady({
+      etcd: this.etcd,
+      keys: this.keys,
+      node: this.node,
+      leaseId: lease.id,
+      timeoutMs: this.config.requestTimeout,
+      log: this.log,
+      current: () => lease === this.lease && !this.isClosing(),
+    });
   }
 
   /**

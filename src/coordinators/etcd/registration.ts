@@ -7,8 +7,10 @@ import { Buffer } from "node:buffer";
 import { hostname } from "node:os";
 import type { Etcd3, IRequestOp } from "etcd3";
 import { NodeNameTakenError } from "../../errors.ts";
+import { errorLine } from "../../errors.ts";
 import type { Logger } from "../../types.ts";
 import type { EtcdConfig } from "./config.ts";
+import { retryDelay, sleep } from "./timing.ts";
 import { encodeMetadata, encodeStandbyMarker, type Keys } from "./keys.ts";
 import { NodeLease } from "./lease.ts";
 import type { MirrorKv } from "./watch.ts";
@@ -103,6 +105,50 @@ export async function markNode(
     { deadline: Date.now() + timeoutMs },
   );
   return res.succeeded;
+}
+
+export interface MarkReadyOptions {
+  readonly etcd: Etcd3;
+  readonly keys: Keys;
+  readonly node: string;
+  readonly leaseId: string;
+  readonly timeoutMs: number;
+  readonly log: Logger;
+  /** False once this lease is no longer the node's, or the node closes: stop trying. */
+  current(): boolean;
+}
+
+/**
+ * The node has listed the tasks: rewrite its marker from "joining" to Go's plain metadata, so
+ * the others count it for shares (and rebalance towards it). A few quick attempts; if etcd
+ * keeps refusing, carried on in the background (resolves then), since a node left "joining"
+ * would only ever get the tasks nobody else claims first.
+ */
+export async function markReady(o: MarkReadyOptions): Promise<void> {
+  const attempt = (): Promise<boolean> => markNode(o.etcd, o.keys, o.node, o.leaseId, "ready", o.timeoutMs);
+  for (let n = 0; n < 3; n++) {
+    if (!o.current()) return;
+    try {
+      await attempt();
+      return;
+    } catch (err) {
+      if (n === 2) o.log.warn(`could not mark the node ready yet (${errorLine(err)}); retrying in the background`);
+      else await sleep(retryDelay(n));
+    }
+  }
+  void (async () => {
+    for (let n = 3; o.current(); n++) {
+      await sleep(Math.min(10_000, retryDelay(n)));
+      if (!o.current()) return;
+      try {
+        await attempt();
+        o.log.info("node marked ready");
+        return;
+      } catch (err) {
+        o.log.debug(`could not mark the node ready (attempt ${n}): ${errorLine(err)}`);
+      }
+    }
+  })();
 }
 
 /** The metadata's informational host field; Deno without --allow-sys may refuse to say. */
