@@ -149,9 +149,27 @@ async function phase(name: string, run: () => Promise<void>): Promise<void> {
   }
 }
 
-/** Before a phase: every task running again (a failed phase may have left the cluster recovering). */
+/**
+ * Before a phase: every task running, and no node's count changed for QUIET_MS (the previous
+ * phase's rebalance, e.g. towards the joiner, is over), so the phase measures itself alone.
+ */
+const QUIET_MS = 2000;
 async function settled(): Promise<void> {
-  await until("every task to run again before the phase", () => total(nodes) === TASKS, 120_000, 20);
+  let last = "";
+  let since = performance.now();
+  await until(
+    "every task to run, and no node's count to change for 2 s, before the phase",
+    () => {
+      const now = nodes.map((n) => (n.alive ? n.running : -1)).join(" ");
+      if (now !== last) {
+        last = now;
+        since = performance.now();
+      }
+      return total(nodes) === TASKS && performance.now() - since >= QUIET_MS;
+    },
+    120_000,
+    20,
+  );
 }
 const mib = (bytes: number): string => `${(bytes / MiB).toFixed(0)} MiB`;
 
@@ -352,6 +370,10 @@ try {
 
   await phase("failover", async () => {
     await settled();
+    const counts = nodes.filter((n) => n.alive).map((n) => n.running);
+    console.log(
+      `  before:    ${counts.length} nodes settled at ${Math.min(...counts)}–${Math.max(...counts)} tasks each (fair ${Math.round(TASKS / counts.length)})`,
+    );
     const victim = [...nodes].sort((a, b) => b.running - a.running)[0]!;
     const held = victim.running;
     await victim.signal("SIGKILL");
