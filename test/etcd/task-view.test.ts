@@ -21,12 +21,13 @@ function listing(ids: readonly string[]): MirrorKv[] {
 
 function view(pending: () => number) {
   const announced = new Map<string, number>();
+  const withdrawn: string[] = [];
   const orphans: [string, number][] = [];
   const context: CoordinatorContext = {
     node: "a",
     log: silentLogger,
     announce: (task, rank) => announced.set(task.id, rank ?? 0),
-    withdraw: () => {},
+    withdraw: (id) => withdrawn.push(id),
     pendingClaims: pending,
     command: () => {},
     lost: () => {},
@@ -42,7 +43,7 @@ function view(pending: () => number) {
     lost: () => {},
     liveNodes: () => nodes,
   });
-  return { v, announced, orphans };
+  return { v, announced, orphans, withdrawn };
 }
 
 const ids = Array.from({ length: 200 }, (_, i) => `t${i}`);
@@ -148,5 +149,21 @@ test("a freed task is ranked without the node that gave it up: at once when that
   // a's own: after a rank delay, as the last rank, although a ranks some of them first.
   await waitFor("a's own released tasks to be announced", () => announced.size === ids.length);
   for (const id of fromA) expect(announced.get(id)).toBe(1);
+  v.close();
+});
+
+test("another node's claim is withdrawn from the consumer only when the task was announced to it", () => {
+  const { v, announced, withdrawn } = view(() => 0);
+  v.snapshot(listing(ids), ids.length);
+  // b claims everything: a's first rank was announced (withdraw each), its second rank was
+  // still delayed (the consumer never heard of those: nothing to withdraw).
+  v.events(
+    ids.map((id, i) => ({
+      type: "put" as const,
+      kv: { key: keys.owner(id), value: encodeOwner("b"), createRevision: 500 + i, modRevision: 500 + i, lease: "7" },
+    })),
+  );
+  expect(withdrawn.sort()).toEqual([...first].sort());
+  expect(announced.size).toBe(first.length);
   v.close();
 });

@@ -108,8 +108,9 @@ export class Keys {
     const id = slash < 0 ? key.slice(prefix.length) : key.slice(prefix.length, slash);
     if (!id || id === METADATA) return undefined;
     if (slash < 0) return { id, part: "task" };
-    const part = key.slice(slash + 1);
-    if (part === "props" || part === "owner" || part === "commands" || part === "checkpoint") return { id, part };
+    // The part compared in place: no string made for it.
+    const rest = key.length - slash - 1;
+    for (const part of TASK_PARTS) if (rest === part.length && key.startsWith(part, slash + 1)) return { id, part };
     return undefined;
   }
 
@@ -129,6 +130,9 @@ export class Keys {
     return undefined;
   }
 }
+
+/** The keys under tasks/T/, owner first (most frequent in watch events). */
+const TASK_PARTS = ["owner", "props", "commands", "checkpoint"] as const;
 
 /** Owner value, byte-identical to Go's json.Marshal of {Node string `json:"node"`}. */
 export function encodeOwner(node: string): string {

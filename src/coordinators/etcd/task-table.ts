@@ -26,6 +26,11 @@ export interface TaskRecord {
   /** Mod revision of the props key (to warn once per malformed value). */
   propsRevision: number;
   owner: OwnerRecord | undefined;
+  /**
+   * Announced to the consumer since it was last withdrawn. Most tasks another node claims were
+   * never announced here (a later rank, still delayed): their withdraw is skipped.
+   */
+  announced: boolean;
 }
 
 export type ParsedProps = { ok: true; props: TaskProps } | { ok: false; error: string };
@@ -130,6 +135,11 @@ export class TaskTable {
     return this.dropIfEmpty(r);
   }
 
+  /** Record whether the consumer has been told of this task (see TaskRecord.announced). */
+  setAnnounced(record: Readonly<TaskRecord>, announced: boolean): void {
+    (record as TaskRecord).announced = announced;
+  }
+
   /** Tasks owned by `node` (valid owner values only). */
   ownerCount(node: string): number {
     return this.owners.get(node) ?? 0;
@@ -143,7 +153,7 @@ export class TaskTable {
   private record(id: string): TaskRecord {
     let record = this.records.get(id);
     if (!record) {
-      record = { id, exists: false, propsRaw: undefined, propsRevision: 0, owner: undefined };
+      record = { id, exists: false, propsRaw: undefined, propsRevision: 0, owner: undefined, announced: false };
       this.records.set(id, record);
     }
     return record;

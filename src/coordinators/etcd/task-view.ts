@@ -221,7 +221,7 @@ export class TaskView {
       return;
     }
     const owner = ownerRecord(ev.kv);
-    this.table.setOwner(id, owner);
+    const record = this.table.setOwner(id, owner);
     if (owner.node === undefined) this.warnMalformedOwner(id, owner.raw, owner.createRevision);
     if (token !== undefined) {
       if (owner.createRevision !== token || owner.node !== this.o.node) this.loseClaim(id, "lost");
@@ -230,6 +230,15 @@ export class TaskView {
     if (owner.node === this.o.node) {
       if (!this.claiming.has(id)) this.o.orphan(id, owner.createRevision);
       return;
+    }
+    this.withdraw(record, id);
+  }
+
+  /** Tell the consumer a task is not claimable any more, if it was ever told it was. */
+  private withdraw(record: Readonly<TaskRecord> | undefined, id: string): void {
+    if (record) {
+      if (!record.announced) return;
+      this.table.setAnnounced(record, false);
     }
     this.o.context()?.withdraw(id);
   }
@@ -343,6 +352,7 @@ export class TaskView {
       return;
     }
     try {
+      this.table.setAnnounced(record, true);
       this.o.context()?.announce({ id, props: props.props }, rank);
     } catch (err) {
       this.o.log.error(`consumer announce(${id}) failed: ${describeError(err)}`);
