@@ -110,3 +110,16 @@ process.on("SIGTERM", () => {
     process.exit(report.clean ? 0 : 1);
   });
 });
+// SCALE_WATCH_NODE=<name>: that node prints its claim pipeline to stderr every 250 ms (running,
+// pending announcements, ignored, attempts and claims in flight, claims waiting on a lease in
+// doubt, coordinator state, CPU ms). The consumer's claim loop is private: read for the bench only.
+if (process.env.SCALE_WATCH_NODE === node) {
+  const t0 = performance.now();
+  setInterval(() => {
+    const c = consumer as unknown as { claims: { pendingCount: number; attempting: number; claiming: number } };
+    const s = coordinator.stats();
+    process.stderr.write(
+      `${node} +${Math.round(performance.now() - t0)} run ${running} pend ${c.claims.pendingCount} ign ${consumer.ignores().length} att ${c.claims.attempting} clm ${c.claims.claiming} wait ${s.claimsWaiting} state ${s.state} cpu ${Math.round((process.cpuUsage().user + process.cpuUsage().system) / 1000)}\n`,
+    );
+  }, 250).unref();
+}

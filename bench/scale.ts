@@ -157,6 +157,7 @@ const QUIET_MS = 2000;
 async function settled(): Promise<void> {
   let last = "";
   let since = performance.now();
+  const trace = traceRunning();
   await until(
     "every task to run, and no node's count to change for 2 s, before the phase",
     () => {
@@ -169,7 +170,7 @@ async function settled(): Promise<void> {
     },
     120_000,
     20,
-  );
+  ).finally(() => clearInterval(trace));
 }
 const mib = (bytes: number): string => `${(bytes / MiB).toFixed(0)} MiB`;
 

@@ -364,31 +364,29 @@ describe("batched claims and releases", () => {
     const client = makeClient(etcd, ns, cleanup);
     const ids = Array.from({ length: 10 }, (_, i) => `race${i}`);
     for (const id of ids) await client.submitTask(id);
-    // node1's connection lets node2 win one more task before each of node1's batched
-    // transactions, up to five times: the first rounds fail on a new lost race each.
-    const conn = rawClient(etcd, cleanup);
-    const send = conn.kv.txn.bind(conn.kv);
+    // Before each of node1's batched transactions, node2 wins one more of its tasks, up to
+    // five times: the first rounds fail on a new lost race each.
     const stolen: string[] = [];
     let singles = 0;
     // Counted before the await: several batched transactions are in flight at once, and each
     // must see the steals the earlier ones already started (at most five in all).
     let steals = 0;
-    conn.kv.txn = async (...args: Parameters<typeof send>) => {
-      const batched = (args[0].compare?.length ?? 0) > 2;
-      if ((args[0].compare?.length ?? 0) === 2) singles++;
-      if (batched && steals < 5) {
+    const beforeClaimTxn = async (inTxn: readonly string[]): Promise<void> => {
+      if (inTxn.length === 1) singles++;
+      if (inTxn.length > 1 && steals < 5) {
         steals++;
         // The last task of this very transaction (never race0): its compare fails.
-        const inTxn = (args[0].compare ?? [])
-          .map((c) => String(c.key))
-          .filter((k) => k.endsWith("/owner"))
-          .map((k) => k.split("/").at(-2)!);
         const victim = inTxn.filter((id) => id !== "race0").at(-1);
         if (victim && (await b.c.claim({ id: victim, props: {} }))) stolen.push(victim);
       }
-      return send(...args);
     };
-    const a = makeCoordinator({ etcd, namespace: ns, node: "node1", cleanup, options: { etcd: conn } });
+    const a = makeCoordinator({
+      etcd,
+      namespace: ns,
+      node: "node1",
+      cleanup,
+      options: { testHooks: { beforeClaimTxn } },
+    });
     await a.init(new RecordingContext("node1"));
     // race0 goes alone; the nine asked for while it is in flight share the next transactions.
     const results = await Promise.all(ids.map((id) => a.claim({ id, props: {} })));

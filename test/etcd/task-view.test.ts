@@ -167,3 +167,26 @@ test("another node's claim is withdrawn from the consumer only when the task was
   expect(announced.size).toBe(first.length);
   v.close();
 });
+
+test("a claim that got no answer and did not land is announced again", () => {
+  const { v, announced } = view(() => 0);
+  const solo = first[0]!; // a task this node ranks first: announced at once
+  v.snapshot(listing([solo]), 1);
+  expect(announced.has(solo)).toBe(true);
+  // The consumer tried, the transaction got no answer (so it counted as a miss), and the
+  // watch shows no owner: the task must be offered again, or nothing ever would.
+  announced.clear();
+  v.claimMayHaveLanded(solo);
+  expect([...announced.keys()]).toEqual([solo]);
+  // Claimed by another node meanwhile: nothing to offer.
+  announced.clear();
+  v.events([
+    {
+      type: "put",
+      kv: { key: keys.owner(solo), value: encodeOwner("b"), createRevision: 5, modRevision: 5, lease: "7" },
+    },
+  ]);
+  v.claimMayHaveLanded(solo);
+  expect(announced.size).toBe(0);
+  v.close();
+});

@@ -8,17 +8,26 @@
  */
 import { Buffer } from "node:buffer";
 import { setImmediate } from "node:timers";
-import { Range, type Etcd3, type ICompare, type IRequestOp, type IResponseOp } from "etcd3";
+import { Range, type Etcd3, type ICompare, type IRequestOp } from "etcd3";
 import { ClaimLostError, errorLine } from "../../errors.ts";
 import type { Logger } from "../../types.ts";
 import type { Keys } from "./keys.ts";
 import type { NodeLease } from "./lease.ts";
 import { retryDelay, sleep } from "./timing.ts";
+import { txnDecoded } from "./wire/raw-calls.ts";
+import type { TxnCompare, TxnOp, TxnOpResponse } from "./wire/txn-codec.ts";
 
 /** The checkpoint value in a claim transaction's range response (undefined: none stored). */
-function checkpointIn(response: IResponseOp | undefined): string | undefined {
-  const kv = response?.response_range?.kvs[0];
-  return kv ? kv.value.toString() : undefined;
+function checkpointIn(response: TxnOpResponse | undefined): string | undefined {
+  return response?.kvs[0]?.value;
+}
+
+const encoder = new TextEncoder();
+
+interface ClaimKeys {
+  readonly owner: Uint8Array;
+  readonly task: Uint8Array;
+  readonly checkpoint: Uint8Array;
 }
 
 export interface ClaimOpsOptions {
@@ -39,6 +48,8 @@ export interface ClaimOpsOptions {
    * has usually shown its owner key (and if not yet, the event itself reveals the orphan).
    */
   mayHaveLanded(id: string): void;
+  /** Test seam: awaited before each claim transaction is sent, with the tasks in it. */
+  beforeClaimTxn?(ids: readonly string[]): Promise<void>;
 }
 
 /**
@@ -93,7 +104,11 @@ export class ClaimOps {
   private readonly releaseQueue: PendingRelease[] = [];
   private releaseFlush: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(private readonly o: ClaimOpsOptions) {}
+  private readonly ownerBytes: Uint8Array;
+
+  constructor(private readonly o: ClaimOpsOptions) {
+    this.ownerBytes = encoder.encode(o.ownerValue);
+  }
 
   /**
    * Claim a task on `lease`; resolves the fencing token (the owner key's create revision) and
@@ -253,20 +268,23 @@ export class ClaimOps {
    * same transaction reads the checkpoint.
    */
   private async claimOne(id: string, lease: NodeLease): Promise<ClaimWin | undefined> {
+    const keys = this.claimKeys(id);
     try {
-      const res = await this.o.etcd.kv.txn(
+      await this.o.beforeClaimTxn?.([id]);
+      const res = await txnDecoded(
+        this.o.etcd,
         {
-          compare: this.claimConditions(id),
-          success: [this.ownerPut(id, lease), this.checkpointRead(id)],
-          failure: [{ request_range: { key: Buffer.from(this.o.keys.owner(id)) } }],
+          compare: this.claimConditions(keys),
+          success: [this.ownerPut(keys, lease), { range: { key: keys.checkpoint } }],
+          failure: [{ range: { key: keys.owner } }],
         },
         this.callOptions(),
       );
-      if (res.succeeded) return { token: Number(res.header.revision), checkpoint: checkpointIn(res.responses[1]) };
-      // etcd3 retries failed requests; an earlier attempt of this very claim may have won.
-      const kv = res.responses[0]?.response_range?.kvs[0];
-      if (kv && kv.lease === lease.id && kv.value.toString() === this.o.ownerValue)
-        return { token: Number(kv.create_revision), checkpoint: UNKNOWN_CHECKPOINT };
+      if (res.succeeded) return { token: res.revision, checkpoint: checkpointIn(res.responses[1]) };
+      // The request may have been sent twice (a retry after a lost answer); the first may have won.
+      const kv = res.responses[0]?.kvs[0];
+      if (kv && kv.lease === lease.id && kv.value === this.o.ownerValue)
+        return { token: kv.createRevision, checkpoint: UNKNOWN_CHECKPOINT };
     } catch (err) {
       this.o.log.debug(`claim of ${id} failed: ${errorLine(err)}`);
       // The txn may have landed even though we got no answer: check later, release if so.
@@ -289,17 +307,17 @@ export class ClaimOps {
     let remaining = batch;
     while (remaining.length > 1) {
       const lease = remaining[0]!.lease;
+      const keys = remaining.map((c) => this.claimKeys(c.id));
       let res;
       try {
-        res = await this.o.etcd.kv.txn(
+        await this.o.beforeClaimTxn?.(remaining.map((c) => c.id));
+        res = await txnDecoded(
+          this.o.etcd,
           {
-            compare: remaining.flatMap((c) => this.claimConditions(c.id)),
+            compare: keys.flatMap((k) => this.claimConditions(k)),
             // Put and checkpoint read per claim: 2 × CLAIM_BATCH ops, etcd's default limit.
-            success: remaining.flatMap((c) => [this.ownerPut(c.id, lease), this.checkpointRead(c.id)]),
-            failure: remaining.flatMap((c) => [
-              { request_range: { key: Buffer.from(this.o.keys.owner(c.id)) } },
-              { request_range: { key: Buffer.from(this.o.keys.task(c.id)), count_only: true } },
-            ]),
+            success: keys.flatMap((k) => [this.ownerPut(k, lease), { range: { key: k.checkpoint } }]),
+            failure: keys.flatMap((k) => [{ range: { key: k.owner } }, { range: { key: k.task, countOnly: true } }]),
           },
           this.callOptions(),
         );
@@ -310,17 +328,17 @@ export class ClaimOps {
         return;
       }
       if (res.succeeded) {
-        const token = Number(res.header.revision);
+        const token = res.revision;
         remaining.forEach((c, i) => c.resolve({ token, checkpoint: checkpointIn(res.responses[2 * i + 1]) }));
         return;
       }
       const next: PendingClaim[] = [];
       remaining.forEach((c, i) => {
-        const owner = res.responses[2 * i]?.response_range?.kvs[0];
-        const taskExists = Number(res.responses[2 * i + 1]?.response_range?.count ?? 0) > 0;
+        const owner = res.responses[2 * i]?.kvs[0];
+        const taskExists = (res.responses[2 * i + 1]?.count ?? 0) > 0;
         if (owner) {
-          const ours = owner.lease === lease.id && owner.value.toString() === this.o.ownerValue;
-          c.resolve(ours ? { token: Number(owner.create_revision), checkpoint: UNKNOWN_CHECKPOINT } : undefined);
+          const ours = owner.lease === lease.id && owner.value === this.o.ownerValue;
+          c.resolve(ours ? { token: owner.createRevision, checkpoint: UNKNOWN_CHECKPOINT } : undefined);
         } else if (!taskExists) c.resolve(undefined);
         else next.push(c);
       });
@@ -356,21 +374,25 @@ export class ClaimOps {
     (timer as { unref?: () => void }).unref?.();
   }
 
-  private claimConditions(id: string): ICompare[] {
+  /** The keys a claim touches, as bytes (built once per claim, used in both branches). */
+  private claimKeys(id: string): ClaimKeys {
+    const k = this.o.keys;
+    return {
+      owner: encoder.encode(k.owner(id)),
+      task: encoder.encode(k.task(id)),
+      checkpoint: encoder.encode(k.checkpoint(id)),
+    };
+  }
+
+  private claimConditions(keys: ClaimKeys): TxnCompare[] {
     return [
-      { key: Buffer.from(this.o.keys.owner(id)), target: "Version", result: "Equal", version: 0 },
-      { key: Buffer.from(this.o.keys.task(id)), target: "Version", result: "Greater", version: 0 },
+      { key: keys.owner, target: "version", result: "equal", version: 0 },
+      { key: keys.task, target: "version", result: "greater", version: 0 },
     ];
   }
 
-  private checkpointRead(id: string): IRequestOp {
-    return { request_range: { key: Buffer.from(this.o.keys.checkpoint(id)) } };
-  }
-
-  private ownerPut(id: string, lease: NodeLease): IRequestOp {
-    return {
-      request_put: { key: Buffer.from(this.o.keys.owner(id)), value: Buffer.from(this.o.ownerValue), lease: lease.id },
-    };
+  private ownerPut(keys: ClaimKeys, lease: NodeLease): TxnOp {
+    return { put: { key: keys.owner, value: this.ownerBytes, lease: lease.id } };
   }
 
   // ---------------------------------------------------------------------------------------

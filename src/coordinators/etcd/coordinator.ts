@@ -48,6 +48,8 @@ export interface EtcdCoordinatorOptions {
   readonly testHooks?: {
     /** Awaited after each listing of tasks/, before the watch from the next revision starts. */
     afterTaskList?(revision: number): Promise<void>;
+    /** Awaited before each claim transaction is sent, with the tasks it claims. */
+    beforeClaimTxn?(ids: readonly string[]): Promise<void>;
   };
 }
 
@@ -158,6 +160,7 @@ export class EtcdCoordinator implements Coordinator {
       alive: () => !this.isClosing(),
       isHeld: (id) => this.view.isHeld(id),
       mayHaveLanded: (id) => this.view.claimMayHaveLanded(id),
+      ...(this.hooks?.beforeClaimTxn ? { beforeClaimTxn: this.hooks.beforeClaimTxn } : {}),
     });
     this.cluster = new EtcdClusterView(this.node, () => this.view.table);
     this.client = new EtcdClient(this.etcd, this.keys.ns, {

@@ -139,11 +139,17 @@ export class TaskView {
    * A claim whose transaction got no answer may have won all the same. The watch tells: once
    * its owner event is applied, an owner key with our name that no claim accounts for is an
    * orphan. An event applied while the claim was still in flight was not treated as one, so
-   * look at the table again.
+   * look at the table again. And if it did not win and nobody else did either, announce it
+   * again: the consumer took the unanswered claim as a miss, and no watch event would ever
+   * offer the task again (under an overloaded etcd, every node's attempt at a task can go
+   * unanswered, and the task would wait for a restart).
    */
   claimMayHaveLanded(id: string): void {
-    const owner = this.table.get(id)?.owner;
-    if (owner?.node === this.o.node && !this.isHeld(id)) this.o.orphan(id, owner.createRevision);
+    if (this.isHeld(id)) return;
+    const record = this.table.get(id);
+    const owner = record?.owner;
+    if (owner?.node === this.o.node) this.o.orphan(id, owner.createRevision);
+    else if (record?.exists && !owner) this.announce(record);
   }
 
   events(events: readonly MirrorEvent[]): void {

@@ -1,20 +1,21 @@
 /**
- * The watch stream and the listing call, made on etcd3's own connections (same hosts, TLS,
- * auth token and failover) but decoded by kv-decode.ts instead of etcd3's generic protobuf
- * conversion. Every node receives every change of the namespace's tasks; decoding is most of
+ * The watch stream, the listing call and the claim transaction, made on etcd3's own
+ * connections (same hosts, TLS, auth token and failover) but encoded and decoded by hand
+ * (kv-decode.ts, txn-codec.ts) instead of etcd3's generic protobuf conversion. Every node receives every change of the namespace's tasks; decoding is most of
  * what a node spends its CPU on in a big cluster.
  *
  * etcd3 does not expose its connection pool in its types, so it is looked up at runtime; when
  * it is not there (another etcd3 version) the calls fall back to etcd3's public API and convert
  * its objects, which is slower but the same.
  */
-import type { Buffer } from "node:buffer";
+import { Buffer } from "node:buffer";
 import {
   EtcdInvalidAuthTokenError,
   castGrpcError,
   type Etcd3,
   type IKeyValue,
   type IRangeRequest,
+  type IRequestOp,
   type IWatchRequest,
   type IWatchResponse,
 } from "etcd3";
@@ -25,6 +26,7 @@ import {
   decodeWatchResponse,
 } from "./kv-decode.ts";
 import type { MirrorEvent, MirrorKv } from "./kv-decode.ts";
+import { type DecodedTxnResponse, decodeTxnResponse, encodeTxnRequest, type TxnOp, type TxnSpec } from "./txn-codec.ts";
 
 /** The part of a duplex gRPC stream the mirror uses. */
 export interface WatchStream {
@@ -182,4 +184,81 @@ export async function rangeDecoded(
     more: Boolean(res.more),
     count: Number(res.count ?? 0),
   };
+}
+
+/** A transaction written and read by txn-codec.ts (the claim path). */
+export async function txnDecoded(
+  etcd: Etcd3,
+  spec: TxnSpec,
+  options: { deadline: number },
+): Promise<DecodedTxnResponse> {
+  const pool = connectionPool(etcd);
+  if (pool) {
+    try {
+      return await pool.withConnection(
+        "KV",
+        ({ client, metadata }) =>
+          new Promise<DecodedTxnResponse>((resolve, reject) => {
+            client.makeUnaryRequest(
+              "/etcdserverpb.KV/Txn",
+              (value) => encodeTxnRequest(value as TxnSpec),
+              decodeTxnResponse,
+              spec,
+              metadata,
+              options,
+              (err, res) => (err ? reject(castGrpcError(err)) : resolve(res as DecodedTxnResponse)),
+            );
+          }),
+      );
+    } catch (err) {
+      // An expired auth token: etcd3's own call re-authenticates; anything else is the caller's.
+      if (!(err instanceof EtcdInvalidAuthTokenError)) throw err;
+    }
+  }
+  const res = await etcd.kv.txn(
+    {
+      compare: spec.compare.map((c) => ({
+        key: asBuffer(c.key),
+        target: c.target === "version" ? "Version" : c.target === "create" ? "Create" : "Value",
+        result: c.result === "equal" ? "Equal" : "Greater",
+        ...(c.target === "version"
+          ? { version: c.version }
+          : c.target === "create"
+            ? { create_revision: c.createRevision }
+            : { value: asBuffer(c.value) }),
+      })),
+      success: spec.success.map(toRequestOp),
+      failure: spec.failure.map(toRequestOp),
+    },
+    options,
+  );
+  return {
+    revision: Number(res.header.revision),
+    succeeded: res.succeeded,
+    responses: res.responses.map((op) => {
+      const range = op.response_range;
+      if (!range) return { kvs: [], count: 0 };
+      const kvs = range.kvs.map((kv) => {
+        const m = toMirrorKv(kv);
+        return { key: m.key, value: m.value, createRevision: m.createRevision, lease: m.lease };
+      });
+      return { kvs, count: Number(range.count ?? 0) };
+    }),
+  };
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function toRequestOp(op: TxnOp): IRequestOp {
+  if ("put" in op)
+    return {
+      request_put: {
+        key: asBuffer(op.put.key),
+        value: asBuffer(op.put.value),
+        ...(op.put.lease && op.put.lease !== "0" ? { lease: op.put.lease } : {}),
+      },
+    };
+  return { request_range: { key: asBuffer(op.range.key), ...(op.range.countOnly ? { count_only: true } : {}) } };
 }
