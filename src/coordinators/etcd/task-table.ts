@@ -127,8 +127,12 @@ export class TaskTable {
     return this.dropIfEmpty(r);
   }
 
+  /** The owner the last setOwner call replaced (read right after it: saves the caller a lookup). */
+  replacedOwner: OwnerRecord | undefined;
+
   setOwner(id: string, owner: OwnerRecord | undefined): Readonly<TaskRecord> | undefined {
     const r = this.record(id);
+    this.replacedOwner = r.owner;
     this.count(r, -1);
     r.owner = owner;
     this.count(r, +1);

@@ -218,24 +218,31 @@ export class TaskView {
   }
 
   private onOwnerKey(id: string, ev: MirrorEvent): void {
-    const token = this.claims.size > 0 ? this.claims.get(id) : undefined;
+    const self = this.o.node;
     if (ev.type === "delete") {
-      const previous = this.table.get(id)?.owner;
       const record = this.table.setOwner(id, undefined);
-      if (token !== undefined && previous?.createRevision === token) this.loseClaim(id, "lost");
+      const previous = this.table.replacedOwner;
+      if (previous?.node === self && this.claims.get(id) === previous.createRevision) this.loseClaim(id, "lost");
       if (record?.exists) this.toAnnounce.set(id, previous?.node);
       return;
     }
     const owner = ownerRecord(ev.kv);
     const record = this.table.setOwner(id, owner);
+    const previous = this.table.replacedOwner;
     if (owner.node === undefined) this.warnMalformedOwner(id, owner.raw, owner.createRevision);
-    if (token !== undefined) {
-      if (owner.createRevision !== token || owner.node !== this.o.node) this.loseClaim(id, "lost");
-      return;
-    }
-    if (owner.node === this.o.node) {
-      if (!this.claiming.has(id)) this.o.orphan(id, owner.createRevision);
-      return;
+    // A claim of ours is in the table before any later change of its key (the watch delivers
+    // in revision order): only a key that was or is ours can concern one. Another node's claim
+    // of a free task, nearly every event in a busy cluster, skips the lookup.
+    if (previous?.node === self || owner.node === self) {
+      const token = this.claims.get(id);
+      if (token !== undefined) {
+        if (owner.createRevision !== token || owner.node !== self) this.loseClaim(id, "lost");
+        return;
+      }
+      if (owner.node === self) {
+        if (!this.claiming.has(id)) this.o.orphan(id, owner.createRevision);
+        return;
+      }
     }
     this.withdraw(record, id);
   }
