@@ -4,8 +4,8 @@
  */
 import type { Buffer } from "node:buffer";
 import { readFileSync } from "node:fs";
-import { ConsecutiveBreaker, circuitBreaker, handleWhen, noop } from "cockatiel";
-import { Etcd3, isRecoverableError, type IOptions } from "etcd3";
+import { ConsecutiveBreaker, circuitBreaker, handleWhen, type IPolicy, noop } from "cockatiel";
+import { Etcd3, GRPCDeadlineExceededError, isRecoverableError, RecoverableError, type IOptions } from "etcd3";
 import { ConfigError } from "../../errors.ts";
 import type { EtcdConfig } from "./config.ts";
 
@@ -15,6 +15,36 @@ function readPem(field: string, path: string): Buffer {
   } catch (err) {
     throw new ConfigError(`etcd config: ${field}: cannot read ${JSON.stringify(path)}: ${(err as Error).message}`);
   }
+}
+
+/**
+ * With a single endpoint, a call etcd did not answer in time says etcd is busy, not that the
+ * connection is broken. etcd3 counts a deadline as "recoverable": it closes every channel to
+ * the host (the next calls wait for a new connection, and fail with "waiting for name
+ * resolution" when their deadline is short) and retries the call with the same, already
+ * expired deadline, which fails at once and closes the channels again. Under load that was a
+ * storm of reconnects that kept a 10-node cluster from recovering for minutes. So the error
+ * stays a GRPCDeadlineExceededError (everything that classifies it still does), but loses the
+ * mark that makes etcd3 reset and retry; our callers retry with fresh deadlines. A connection
+ * that is really dead is still found by gRPC's keepalive ping (below), which fails its calls
+ * as UNAVAILABLE. With several endpoints etcd3's behaviour stays: trying another member is
+ * worth a reconnect.
+ */
+export function keepConnectionOnDeadline(inner: IPolicy): IPolicy {
+  return {
+    _altReturn: undefined as never,
+    onSuccess: inner.onSuccess,
+    onFailure: inner.onFailure,
+    async execute(fn, signal) {
+      try {
+        return await inner.execute(fn, signal);
+      } catch (err) {
+        if (err instanceof GRPCDeadlineExceededError)
+          delete (err as unknown as Record<symbol, unknown>)[RecoverableError];
+        throw err;
+      }
+    },
+  };
 }
 
 /** The etcd3 options for a config (exported for tests and for callers that add their own). */
@@ -29,7 +59,7 @@ export function etcdOptions(config: EtcdConfig): IOptions {
       host: () =>
         config.endpoints.length > 1
           ? circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(3) })
-          : noop,
+          : keepConnectionOnDeadline(noop),
     },
     // Unary calls get the request timeout; streams (watch, keepalive) live until closed.
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + config.requestTimeout }),
