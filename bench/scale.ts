@@ -119,15 +119,23 @@ class ScaleNode {
   }
 }
 
-/** SCALE_TRACE=1: every 250 ms, what each node runs (stop with clearInterval). */
-function traceRunning(): ReturnType<typeof setInterval> | undefined {
-  if (!process.env.SCALE_TRACE) return undefined;
+/** `until`, and with SCALE_TRACE=1 what each node runs every 250 ms meanwhile. */
+async function tracedUntil(what: string, probe: () => boolean, timeoutMs: number, intervalMs: number): Promise<number> {
   const t0 = performance.now();
-  return setInterval(
-    () =>
-      console.log(`    +${fmt(performance.now() - t0)}: ${nodes.map((n) => (n.alive ? n.running : "-")).join(" ")}`),
-    250,
-  );
+  const trace = process.env.SCALE_TRACE
+    ? setInterval(
+        () =>
+          console.log(
+            `    +${fmt(performance.now() - t0)}: ${nodes.map((n) => (n.alive ? n.running : "-")).join(" ")}`,
+          ),
+        250,
+      )
+    : undefined;
+  try {
+    return await until(what, probe, timeoutMs, intervalMs);
+  } finally {
+    clearInterval(trace);
+  }
 }
 
 const total = (nodes: readonly ScaleNode[]): number => nodes.reduce((n, x) => n + (x.alive ? x.running : 0), 0);
@@ -157,8 +165,7 @@ const QUIET_MS = 2000;
 async function settled(): Promise<void> {
   let last = "";
   let since = performance.now();
-  const trace = traceRunning();
-  await until(
+  await tracedUntil(
     "every task to run, and no node's count to change for 2 s, before the phase",
     () => {
       const now = nodes.map((n) => (n.alive ? n.running : -1)).join(" ");
@@ -170,7 +177,7 @@ async function settled(): Promise<void> {
     },
     120_000,
     20,
-  ).finally(() => clearInterval(trace));
+  );
 }
 const mib = (bytes: number): string => `${(bytes / MiB).toFixed(0)} MiB`;
 
@@ -277,13 +284,13 @@ try {
   const claimRequests0 = await etcdRequestCounts(etcd);
   const u0 = performance.now();
   for (const n of nodes) n.send("unfreeze");
-  const trace = traceRunning();
-  const claimMs = await until("every task running", () => total(nodes) === TASKS, 300_000, 5).catch((err: Error) => {
-    throw new Error(
-      `${err.message}; running then: ${nodes.map((n) => n.running).join(" / ")} = ${total(nodes)} of ${TASKS}`,
-    );
-  });
-  clearInterval(trace);
+  const claimMs = await tracedUntil("every task running", () => total(nodes) === TASKS, 300_000, 5).catch(
+    (err: Error) => {
+      throw new Error(
+        `${err.message}; running then: ${nodes.map((n) => n.running).join(" / ")} = ${total(nodes)} of ${TASKS}`,
+      );
+    },
+  );
   const claimRate = rate(TASKS, claimMs);
   const claimRequests = diffCounts(await etcdRequestCounts(etcd), claimRequests0);
   const spread = nodes.map((n) => n.running);
@@ -378,13 +385,12 @@ try {
     const victim = [...nodes].sort((a, b) => b.running - a.running)[0]!;
     const held = victim.running;
     await victim.signal("SIGKILL");
-    const trace = traceRunning();
-    const failMs = await until(
+    const failMs = await tracedUntil(
       "the killed node's tasks running elsewhere",
       () => total(nodes) === TASKS,
       120_000,
       5,
-    ).finally(() => clearInterval(trace));
+    );
     console.log(
       `  failover:  SIGKILL of ${victim.name} holding ${held}: all running elsewhere after ${fmt(failMs)} = TTL + ${fmt(failMs - TTL * 1000)} (goal TTL + 1 s)`,
     );
@@ -396,13 +402,12 @@ try {
     const handed = leaver.running;
     const exited = leaver.signal("SIGTERM");
     const others = nodes.filter((n) => n !== leaver);
-    const trace = traceRunning();
-    const handMs = await until(
+    const handMs = await tracedUntil(
       "the stopped node's tasks running elsewhere",
       () => total(others) === TASKS,
       120_000,
       5,
-    ).finally(() => clearInterval(trace));
+    );
     await exited;
     console.log(
       `  handoff:   SIGTERM to ${leaver.name} holding ${handed}: all running elsewhere after ${fmt(handMs)} (goal 1 s)`,

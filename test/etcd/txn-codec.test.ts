@@ -5,28 +5,21 @@
  * what etcd's schema encodes as a response must read back exactly. The real claim path is
  * exercised against etcd by the coordinator and fencing tests.
  */
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
 import { Buffer } from "node:buffer";
 import { expect, test } from "bun:test";
 import fc from "fast-check";
-import protobuf from "protobufjs";
 import {
   decodeTxnResponse,
   encodeTxnRequest,
   type TxnCompare,
   type TxnOp,
 } from "../../src/coordinators/etcd/wire/txn-codec.ts";
+import { expected, header, kv, kvMessage, leaseId, revision, root } from "./wire-schema.ts";
 
-const etcd3Dir = dirname(createRequire(import.meta.url).resolve("etcd3/package.json"));
-const root = new protobuf.Root().loadSync(join(etcd3Dir, "proto", "rpc.proto"), { keepCase: true });
 const TxnRequest = root.lookupType("etcdserverpb.TxnRequest");
 const TxnResponse = root.lookupType("etcdserverpb.TxnResponse");
 
 const bytes = fc.uint8Array({ maxLength: 200 });
-const revision = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER });
-const leaseId = fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n });
-const text = fc.string({ unit: "grapheme", maxLength: 40 });
 
 const compare: fc.Arbitrary<TxnCompare> = fc.oneof(
   fc.record({
@@ -122,18 +115,6 @@ test("a transaction we encode is exactly the request etcd's schema decodes", () 
   );
 });
 
-const kv = fc.record({
-  key: fc.oneof(
-    text,
-    text.map((t) => `${t}/owner`),
-  ),
-  value: fc.oneof(text, fc.constantFrom('{"node":"a"}', '{"node":"b"}', "")),
-  createRevision: revision,
-  modRevision: revision,
-  lease: fc.oneof(leaseId, fc.constantFrom(7587862371024181250n, 5n, 0n)),
-});
-const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
-
 test("a transaction response etcd's schema encodes reads back exactly", () => {
   fc.assert(
     fc.property(
@@ -148,21 +129,14 @@ test("a transaction response etcd's schema encodes reads back exactly", () => {
       ),
       (rev, succeeded, responses) => {
         const message = TxnResponse.fromObject({
-          header: { cluster_id: "123456789", member_id: String(2n ** 64n - 5n), revision: String(rev), raft_term: "7" },
+          header: header(rev),
           succeeded,
           responses: responses.map((r) =>
             "range" in r
               ? {
                   response_range: {
                     header: { revision: String(rev) },
-                    kvs: r.range.kvs.map((k) => ({
-                      key: enc(k.key),
-                      value: enc(k.value),
-                      create_revision: String(k.createRevision),
-                      mod_revision: String(k.modRevision),
-                      version: "1",
-                      lease: String(k.lease),
-                    })),
+                    kvs: r.range.kvs.map(kvMessage),
                     more: false,
                     count: String(r.range.count),
                   },
@@ -177,12 +151,7 @@ test("a transaction response etcd's schema encodes reads back exactly", () => {
           responses: responses.map((r) =>
             "range" in r
               ? {
-                  kvs: r.range.kvs.map((k) => ({
-                    key: k.key,
-                    value: k.value,
-                    createRevision: k.createRevision,
-                    lease: k.lease.toString(),
-                  })),
+                  kvs: r.range.kvs.map(expected),
                   count: r.range.count,
                 }
               : { kvs: [], count: 0 },

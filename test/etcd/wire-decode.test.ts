@@ -4,61 +4,13 @@
  * what our decoders read must be exactly what they say, for any key, value, revision and
  * 64-bit lease id.
  */
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
 import { expect, test } from "bun:test";
 import fc from "fast-check";
-import protobuf from "protobufjs";
 import { decodeRangeResponse, decodeWatchResponse } from "../../src/coordinators/etcd/wire/kv-decode.ts";
+import { expected, header, kv, kvMessage, long, revision, root, text } from "./wire-schema.ts";
 
-const etcd3Dir = dirname(createRequire(import.meta.url).resolve("etcd3/package.json"));
-// keepCase: field names as in the .proto (etcd3 loads it the same way).
-const root = new protobuf.Root().loadSync(join(etcd3Dir, "proto", "rpc.proto"), { keepCase: true });
 const WatchResponse = root.lookupType("etcdserverpb.WatchResponse");
 const RangeResponse = root.lookupType("etcdserverpb.RangeResponse");
-
-const text = fc.string({ unit: "grapheme", maxLength: 40 });
-const revision = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER });
-const leaseId = fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n });
-// Owner keys, their few values and lease ids repeat in real streams (the decoder caches them):
-// mix repeats with arbitrary values so cache hits and misses are both checked.
-const kv = fc.record({
-  key: fc.oneof(
-    text,
-    text.map((t) => `${t}/owner`),
-  ),
-  value: fc.oneof(text, fc.constantFrom('{"node":"a"}', '{"node":"b"}', "")),
-  createRevision: revision,
-  modRevision: revision,
-  version: revision,
-  lease: fc.oneof(leaseId, fc.constantFrom(7587862371024181250n, 5n, 0n)),
-});
-type Kv = typeof kv extends fc.Arbitrary<infer T> ? T : never;
-
-const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
-// Decimal strings: fromObject parses them into 64-bit values exactly.
-const long = (n: number | bigint): string => String(n);
-const kvMessage = (k: Kv) => ({
-  key: bytes(k.key),
-  value: bytes(k.value),
-  create_revision: long(k.createRevision),
-  mod_revision: long(k.modRevision),
-  version: long(k.version),
-  lease: long(k.lease),
-});
-const expected = (k: Kv) => ({
-  key: k.key,
-  value: k.value,
-  createRevision: k.createRevision,
-  modRevision: k.modRevision,
-  lease: k.lease.toString(),
-});
-const header = (rev: number) => ({
-  cluster_id: long(123456789),
-  member_id: long(2n ** 64n - 5n),
-  revision: long(rev),
-  raft_term: long(7),
-});
 
 test("watch responses decode to exactly what etcd's schema encodes", () => {
   fc.assert(

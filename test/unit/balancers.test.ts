@@ -173,43 +173,26 @@ describe("FairBalancer", () => {
   });
 
   test("claim-time fairness: near a big share the slack lets a node claim a few past it instead of deferring", () => {
-    // 2 nodes, 2,000 tasks: share 1,000; n1 holds 1,005 (n2 995, nothing else unclaimed).
-    const make = (claimSlack?: number) => {
+    // n1 holds 1,005 tasks; the others and the unclaimed ones as given.
+    const make = (others: Record<string, number>, unclaimed: number, claimSlack?: number) => {
       const b = new FairBalancer({ ...(claimSlack === undefined ? {} : { claimSlack }), random: () => 0 });
       b.init({
         node: "n1",
         tasks: () => running(1005),
         cluster: {
-          nodeTaskCounts: () =>
-            new Map([
-              ["n1", 1005],
-              ["n2", 994],
-            ]),
-          unclaimedCount: () => 1,
+          nodeTaskCounts: () => new Map(Object.entries({ n1: 1005, ...others })),
+          unclaimedCount: () => unclaimed,
         },
       });
       return b;
     };
-    // Default slack 1 % of 1,000 = 10 tasks: claim up to 1,009.
-    expect(make().canClaim({ id: "x" })).toEqual({ claim: true });
+    // 2 nodes, 2,000 tasks: share 1,000. Default slack 1 % of 1,000 = 10 tasks: claim up to 1,009.
+    expect(make({ n2: 994 }, 1).canClaim({ id: "x" })).toEqual({ claim: true });
     // Without slack: at the share, a node below it gaining → defer.
-    expect(make(0).canClaim({ id: "x" }).claim).toBe(false);
-    // With a node well below the share (a joiner), no slack either: defer to it.
-    const joiner = new FairBalancer({ random: () => 0 });
-    joiner.init({
-      node: "n1",
-      tasks: () => running(1005),
-      cluster: {
-        nodeTaskCounts: () =>
-          new Map([
-            ["n1", 1005],
-            ["n2", 1005],
-            ["n3", 900],
-          ]),
-        unclaimedCount: () => 90,
-      },
-    });
-    expect(joiner.canClaim({ id: "x" }).claim).toBe(false);
+    expect(make({ n2: 994 }, 1, 0).canClaim({ id: "x" }).claim).toBe(false);
+    // With a node well below the share (a joiner: 3 nodes, share 1,000, n3 at 900), no slack
+    // either: defer to it.
+    expect(make({ n2: 1005, n3: 900 }, 90).canClaim({ id: "x" }).claim).toBe(false);
     expect(() => new FairBalancer({ claimSlack: 2 })).toThrow(/claimSlack must be a fraction from 0 to 1/);
   });
 

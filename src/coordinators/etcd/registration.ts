@@ -6,8 +6,7 @@
 import { Buffer } from "node:buffer";
 import { hostname } from "node:os";
 import type { Etcd3, IRequestOp } from "etcd3";
-import { NodeNameTakenError } from "../../errors.ts";
-import { errorLine } from "../../errors.ts";
+import { errorLine, NodeNameTakenError } from "../../errors.ts";
 import type { Logger } from "../../types.ts";
 import type { EtcdConfig } from "./config.ts";
 import { retryDelay, sleep } from "./timing.ts";

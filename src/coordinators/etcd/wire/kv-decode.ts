@@ -54,7 +54,8 @@ const EVENT_DELETE = 1;
 const ownerValues = new InternCache();
 const leases = new InternCache();
 
-function decodeKv(r: ProtoReader): MirrorKv {
+/** mvccpb.KeyValue (also what a transaction's range responses hold: see txn-codec.ts). */
+export function decodeKv(r: ProtoReader): MirrorKv {
   let key = "";
   let value = "";
   let createRevision = 0;

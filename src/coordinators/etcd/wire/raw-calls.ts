@@ -1,8 +1,9 @@
 /**
  * The watch stream, the listing call and the claim transaction, made on etcd3's own
  * connections (same hosts, TLS, auth token and failover) but encoded and decoded by hand
- * (kv-decode.ts, txn-codec.ts) instead of etcd3's generic protobuf conversion. Every node receives every change of the namespace's tasks; decoding is most of
- * what a node spends its CPU on in a big cluster.
+ * (kv-decode.ts, txn-codec.ts) instead of etcd3's generic protobuf conversion. Every node
+ * receives every change of the namespace's tasks and makes every claim through a
+ * transaction; that is most of what a node spends its CPU on in a big cluster.
  *
  * etcd3 does not expose its connection pool in its types, so it is looked up at runtime; when
  * it is not there (another etcd3 version) the calls fall back to etcd3's public API and convert
@@ -147,36 +148,59 @@ function adaptEtcd3Watch(inner: Etcd3WatchStream): WatchStream {
   return adapted;
 }
 
+/**
+ * A unary KV call on etcd3's connections with our own (de)serializer; undefined when the pool
+ * is not there, has no serializer for it, or the auth token expired: then the caller uses
+ * etcd3's public API (which re-authenticates).
+ */
+async function unaryOnPool<Req, Res>(
+  etcd: Etcd3,
+  method: "Range" | "Txn",
+  serialize: (client: GrpcClient) => Serialize | undefined,
+  deserialize: (bytes: Buffer) => Res,
+  req: Req,
+  options: { deadline: number },
+): Promise<Res | undefined> {
+  const pool = connectionPool(etcd);
+  if (!pool) return undefined;
+  try {
+    return await pool.withConnection("KV", ({ client, metadata }) => {
+      const encode = serialize(client);
+      if (!encode) return undefined;
+      return new Promise<Res>((resolve, reject) => {
+        client.makeUnaryRequest(
+          `/etcdserverpb.KV/${method}`,
+          encode,
+          deserialize,
+          req,
+          metadata,
+          options,
+          (err, res) => (err ? reject(castGrpcError(err)) : resolve(res as Res)),
+        );
+      });
+    });
+  } catch (err) {
+    // An expired auth token: etcd3's own call re-authenticates; anything else is the caller's.
+    if (!(err instanceof EtcdInvalidAuthTokenError)) throw err;
+    return undefined;
+  }
+}
+
 /** One page of a range request, decoded into mirror records. */
 export async function rangeDecoded(
   etcd: Etcd3,
   req: IRangeRequest,
   options: { deadline: number },
 ): Promise<DecodedRangeResponse> {
-  const pool = connectionPool(etcd);
-  if (pool) {
-    try {
-      const res = await pool.withConnection("KV", ({ client, metadata }) => {
-        const serialize = requestSerializer(client, "Range");
-        if (!serialize) return undefined;
-        return new Promise<DecodedRangeResponse>((resolve, reject) => {
-          client.makeUnaryRequest(
-            "/etcdserverpb.KV/Range",
-            serialize,
-            decodeRangeResponse,
-            req,
-            metadata,
-            options,
-            (err, res) => (err ? reject(castGrpcError(err)) : resolve(res as DecodedRangeResponse)),
-          );
-        });
-      });
-      if (res) return res;
-    } catch (err) {
-      // An expired auth token: etcd3's own call re-authenticates; anything else is the caller's.
-      if (!(err instanceof EtcdInvalidAuthTokenError)) throw err;
-    }
-  }
+  const decoded = await unaryOnPool(
+    etcd,
+    "Range",
+    (client) => requestSerializer(client, "Range"),
+    decodeRangeResponse,
+    req,
+    options,
+  );
+  if (decoded) return decoded;
   const res = await etcd.kv.range(req, options);
   return {
     revision: Number(res.header.revision),
@@ -192,29 +216,9 @@ export async function txnDecoded(
   spec: TxnSpec,
   options: { deadline: number },
 ): Promise<DecodedTxnResponse> {
-  const pool = connectionPool(etcd);
-  if (pool) {
-    try {
-      return await pool.withConnection(
-        "KV",
-        ({ client, metadata }) =>
-          new Promise<DecodedTxnResponse>((resolve, reject) => {
-            client.makeUnaryRequest(
-              "/etcdserverpb.KV/Txn",
-              (value) => encodeTxnRequest(value as TxnSpec),
-              decodeTxnResponse,
-              spec,
-              metadata,
-              options,
-              (err, res) => (err ? reject(castGrpcError(err)) : resolve(res as DecodedTxnResponse)),
-            );
-          }),
-      );
-    } catch (err) {
-      // An expired auth token: etcd3's own call re-authenticates; anything else is the caller's.
-      if (!(err instanceof EtcdInvalidAuthTokenError)) throw err;
-    }
-  }
+  const encode: Serialize = (value) => encodeTxnRequest(value as TxnSpec);
+  const decoded = await unaryOnPool(etcd, "Txn", () => encode, decodeTxnResponse, spec, options);
+  if (decoded) return decoded;
   const res = await etcd.kv.txn(
     {
       compare: spec.compare.map((c) => ({
@@ -237,12 +241,7 @@ export async function txnDecoded(
     succeeded: res.succeeded,
     responses: res.responses.map((op) => {
       const range = op.response_range;
-      if (!range) return { kvs: [], count: 0 };
-      const kvs = range.kvs.map((kv) => {
-        const m = toMirrorKv(kv);
-        return { key: m.key, value: m.value, createRevision: m.createRevision, lease: m.lease };
-      });
-      return { kvs, count: Number(range.count ?? 0) };
+      return range ? { kvs: range.kvs.map(toMirrorKv), count: Number(range.count ?? 0) } : { kvs: [], count: 0 };
     }),
   };
 }

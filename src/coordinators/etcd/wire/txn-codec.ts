@@ -6,7 +6,8 @@
  * etcd's API (etcdserverpb, mvccpb), stable since v3.0; only what claims use is covered.
  */
 import type { Buffer } from "node:buffer";
-import { InternCache, ProtoReader, WIRE_LENGTH_DELIMITED, WIRE_VARINT } from "./proto-reader.ts";
+import { decodeKv, type MirrorKv } from "./kv-decode.ts";
+import { ProtoReader, WIRE_LENGTH_DELIMITED, WIRE_VARINT } from "./proto-reader.ts";
 import { ProtoWriter } from "./proto-writer.ts";
 
 /** One condition of a transaction. Revisions and versions are below 2^53. */
@@ -31,18 +32,9 @@ export interface TxnSpec {
   readonly failure: readonly TxnOp[];
 }
 
-/** A key as a range response in a transaction reports it. */
-export interface TxnKv {
-  readonly key: string;
-  readonly value: string;
-  readonly createRevision: number;
-  /** Decimal lease id, "0" when none. */
-  readonly lease: string;
-}
-
 /** A response op: a range's keys and count; a put's is empty. */
 export interface TxnOpResponse {
-  readonly kvs: readonly TxnKv[];
+  readonly kvs: readonly MirrorKv[];
   readonly count: number;
 }
 
@@ -94,28 +86,6 @@ export function encodeTxnRequest(spec: TxnSpec): Buffer {
   return w.finish();
 }
 
-/** Owner values and lease ids repeat on every owner key: decoded once (see kv-decode.ts). */
-const values = new InternCache();
-const leases = new InternCache();
-
-function readKv(r: ProtoReader): TxnKv {
-  let key = "";
-  let value = "";
-  let createRevision = 0;
-  let lease = "0";
-  while (!r.done) {
-    const tag = r.tag();
-    if (tag === ((1 << 3) | WIRE_LENGTH_DELIMITED)) key = r.string();
-    else if (tag === ((2 << 3) | WIRE_VARINT)) createRevision = r.varint();
-    // Owner values repeat; checkpoints are per task (interning them would only churn the cache).
-    else if (tag === ((5 << 3) | WIRE_LENGTH_DELIMITED))
-      value = key.endsWith("/owner") ? r.internedString(values) : r.string();
-    else if (tag === ((6 << 3) | WIRE_VARINT)) lease = r.internedInt64Decimal(leases);
-    else r.skip(tag & 7);
-  }
-  return { key, value, createRevision, lease };
-}
-
 const EMPTY: TxnOpResponse = { kvs: [], count: 0 };
 
 /** ResponseOp { response_range = 1: RangeResponse { kvs = 2, count = 4 }, others empty here }. */
@@ -125,11 +95,11 @@ function readOpResponse(r: ProtoReader): TxnOpResponse {
     const tag = r.tag();
     if (tag === ((1 << 3) | WIRE_LENGTH_DELIMITED)) {
       const range = r.message();
-      const kvs: TxnKv[] = [];
+      const kvs: MirrorKv[] = [];
       let count = 0;
       while (!range.done) {
         const t = range.tag();
-        if (t === ((2 << 3) | WIRE_LENGTH_DELIMITED)) kvs.push(readKv(range.message()));
+        if (t === ((2 << 3) | WIRE_LENGTH_DELIMITED)) kvs.push(decodeKv(range.message()));
         else if (t === ((4 << 3) | WIRE_VARINT)) count = range.varint();
         else range.skip(t & 7);
       }
