@@ -2,6 +2,8 @@
  * Scale: 100,000 tasks on 10 nodes (separate processes, each a Consumer on the etcd
  * coordinator), one etcd, all on this machine. Prints, all from the same run:
  *  - the raw ceiling: claim transactions batched 64 claims each, 16 in flight, from one client;
+ *  - the same ceiling while the nodes (frozen) mirror those claims: what etcd can do on this
+ *    machine once every claim is also a watch event for each node;
  *  - bulk submit of every task (Client.submitTasks);
  *  - claims/s of the cluster as a fraction of that ceiling (nodes frozen during the submit, so
  *    every node starts with the whole backlog, then all unfrozen at once), and the spread;
@@ -15,8 +17,10 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { Buffer } from "node:buffer";
+import { readFileSync } from "node:fs";
 import { setPriority } from "node:os";
 import { join } from "node:path";
+import type { EtcdClient } from "../src/coordinators/etcd/client.ts";
 import { Keys, encodeOwner } from "../src/coordinators/etcd/keys.ts";
 import {
   client,
@@ -189,15 +193,11 @@ async function dbSize(etcd: EtcdServer): Promise<number> {
   return m ? Number(m[1]) : NaN;
 }
 
-/** The ceiling: etcd's claim transaction, 64 per txn, 16 txns in flight, from one client. */
-async function measureCeiling(etcd: EtcdServer): Promise<{ rate: number; ms: number; submitRate: number }> {
-  const ns = new Keys("/scale-ceiling");
-  const c = client(etcd, ns.ns);
-  const ids = taskIds(CEILING_TASKS, "c");
-  const s0 = performance.now();
-  for (let i = 0; i < ids.length; i += SUBMIT_CHUNK)
-    await c.submitTasks(ids.slice(i, i + SUBMIT_CHUNK).map((id) => ({ id })));
-  const submitRate = rate(ids.length, performance.now() - s0);
+/**
+ * etcd's claim transaction at its best: 64 claims per txn, 16 txns in flight, from one client
+ * that does nothing else, on tasks already submitted. Returns the ms it took.
+ */
+async function rawClaims(etcd: EtcdServer, ns: Keys, ids: readonly string[]): Promise<number> {
   const raw = etcd.client();
   const lease = await raw.leaseClient.leaseGrant({ TTL: 60 });
   const owner = Buffer.from(encodeOwner("ceiling"));
@@ -225,9 +225,72 @@ async function measureCeiling(etcd: EtcdServer): Promise<{ rate: number; ms: num
   );
   const ms = performance.now() - t0;
   await raw.leaseClient.leaseRevoke({ ID: lease.ID });
-  await raw.delete().prefix(`${ns.ns}/`);
+  return ms;
+}
+
+async function submitInChunks(c: EtcdClient, ids: readonly string[]): Promise<void> {
+  for (let i = 0; i < ids.length; i += SUBMIT_CHUNK)
+    await c.submitTasks(ids.slice(i, i + SUBMIT_CHUNK).map((id) => ({ id })));
+}
+
+/** The ceiling with nobody watching, and submitTasks' rate likewise. */
+async function measureCeiling(etcd: EtcdServer): Promise<{ rate: number; ms: number; submitRate: number }> {
+  const ns = new Keys("/scale-ceiling");
+  const c = client(etcd, ns.ns);
+  const ids = taskIds(CEILING_TASKS, "c");
+  const s0 = performance.now();
+  await submitInChunks(c, ids);
+  const submitRate = rate(ids.length, performance.now() - s0);
+  const ms = await rawClaims(etcd, ns, ids);
+  await etcd.client().delete().prefix(`${ns.ns}/`);
   c.close();
   return { rate: rate(ids.length, ms), ms, submitRate };
+}
+
+/** CPU time (user + system) a process has used, from /proc (Linux). */
+function processCpuMs(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
+}
+/** USER_HZ: 100 on every Linux this runs on. */
+const CLOCK_TICKS = 100;
+
+/**
+ * The same ceiling while NODES frozen nodes mirror the namespace: every claim is a watch event
+ * for each of them, and they share the machine's cores with etcd. No claim by a node can beat
+ * this: it is what etcd does on this machine once the nodes only watch. On an etcd and nodes
+ * of its own, stopped again before the bench's own phases (on the bench's etcd, its 40,000
+ * deleted tasks made every later phase slower).
+ */
+async function measureWatchedCeiling(): Promise<{ rate: number; nodeCpuMs: number; etcdCpuMs: number }> {
+  const own = await startEtcd();
+  const ns = new Keys("/scale-watched");
+  const watchers = Array.from({ length: NODES }, (_, i) => new ScaleNode(own, ns.ns, `watcher-${i + 1}`, true));
+  try {
+    await Promise.all(watchers.map((w) => w.ready()));
+    const c = client(own, ns.ns);
+    const ids = taskIds(CEILING_TASKS, "c");
+    await submitInChunks(c, ids);
+    c.close();
+    const knownAll = async () =>
+      (await Promise.all(watchers.map((w) => w.stats()))).every((s) => s.known === ids.length);
+    await until("every watcher to see the ceiling's tasks", knownAll, 120_000, 200);
+    const cpu0 = await Promise.all(watchers.map((w) => w.stats()));
+    const etcd0 = processCpuMs(own.pid);
+    const ms = await rawClaims(own, ns, ids);
+    const cpu1 = await Promise.all(watchers.map((w) => w.stats()));
+    const etcdCpuMs = processCpuMs(own.pid) - etcd0;
+    const nodeCpuMs = cpu1.reduce((sum, s, i) => sum + s.cpuMs - cpu0[i]!.cpuMs, 0);
+    return { rate: rate(ids.length, ms), nodeCpuMs, etcdCpuMs };
+  } finally {
+    await Promise.all(watchers.map((w) => w.signal("SIGKILL")));
+    await own.stop();
+  }
 }
 
 const etcd = await startEtcd();
@@ -245,6 +308,12 @@ try {
   );
   console.log(
     `  baseline:  submitTasks with nobody watching: ${ceiling.submitRate} submits/s (${CEILING_TASKS} tasks)`,
+  );
+
+  const watched = await measureWatchedCeiling();
+  console.log(
+    `  watched:   ${watched.rate} claims/s = ${((watched.rate / ceiling.rate) * 100).toFixed(0)} % of the ceiling: the same claims while ${NODES} frozen nodes mirror them ` +
+      `(CPU meanwhile: etcd ${fmt(watched.etcdCpuMs)}, nodes ${fmt(watched.nodeCpuMs)} = ${((watched.nodeCpuMs * 1000) / (CEILING_TASKS * NODES)).toFixed(1)} µs per event per node)`,
   );
 
   const n0 = performance.now();
@@ -282,6 +351,7 @@ try {
   beforeClaims = mirrored;
 
   const claimRequests0 = await etcdRequestCounts(etcd);
+  const etcdCpu0 = processCpuMs(etcd.pid);
   const u0 = performance.now();
   for (const n of nodes) n.send("unfreeze");
   const claimMs = await tracedUntil("every task running", () => total(nodes) === TASKS, 300_000, 5).catch(
@@ -292,12 +362,13 @@ try {
     },
   );
   const claimRate = rate(TASKS, claimMs);
+  const etcdClaimCpu = processCpuMs(etcd.pid) - etcdCpu0;
   const claimRequests = diffCounts(await etcdRequestCounts(etcd), claimRequests0);
   const spread = nodes.map((n) => n.running);
   const fair = TASKS / NODES;
   const worst = Math.max(...spread.map((x) => Math.abs(x - fair) / fair));
   console.log(
-    `  claims:    all ${TASKS} running ${fmt(claimMs)} after unfreeze = ${claimRate} claims/s = ${((claimRate / ceiling.rate) * 100).toFixed(0)} % of the ceiling (goal >= 50 %)`,
+    `  claims:    all ${TASKS} running ${fmt(claimMs)} after unfreeze = ${claimRate} claims/s = ${((claimRate / ceiling.rate) * 100).toFixed(0)} % of the ceiling (goal >= 50 %), ${((claimRate / watched.rate) * 100).toFixed(0)} % of the watched ceiling`,
   );
   console.log(
     `  claim txns: ${claimRequests.get("KV.Txn") ?? 0} transactions for ${TASKS} claims (${Math.ceil(TASKS / 64)} if every batch of 64 won at once; ` +
@@ -316,8 +387,8 @@ try {
   const loaded = await Promise.all(nodes.map((n) => n.stats(true)));
   const claimCpu = loaded.map((s, i) => s.cpuMs - beforeClaims[i]!.cpuMs);
   console.log(
-    `  node CPU:  ${fmt(claimCpu.reduce((a, b) => a + b, 0))} in all nodes during the ${fmt(claimMs)} of claims (${fmt(Math.min(...claimCpu))}–${fmt(Math.max(...claimCpu))} per node; ` +
-      `the machine has 2 cores, shared with etcd and whatever else runs)`,
+    `  node CPU:  ${fmt(claimCpu.reduce((a, b) => a + b, 0))} in all nodes during the ${fmt(claimMs)} of claims (${fmt(Math.min(...claimCpu))}–${fmt(Math.max(...claimCpu))} per node), etcd ${fmt(etcdClaimCpu)}; ` +
+      `the machine has 2 cores (${fmt(2 * claimMs)} of CPU in that time)`,
   );
   const rss = loaded.map((s) => s.rss);
   const kib = (values: number[]): string =>

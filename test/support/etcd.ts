@@ -18,6 +18,8 @@ export interface EtcdServer {
   readonly endpoint: string;
   readonly url: string;
   readonly dataDir: string;
+  /** The running etcd's process id (for CPU figures in benchmarks). */
+  readonly pid: number | undefined;
   /** A fresh etcd3 client for this server; closed by stop(). */
   client(options?: Partial<IOptions>): Etcd3;
   /** SIGSTOP: the process stays alive but answers nothing. */
@@ -133,6 +135,9 @@ export async function startEtcd(): Promise<EtcdServer> {
     endpoint: `127.0.0.1:${clientPort}`,
     url,
     dataDir,
+    get pid() {
+      return proc.pid;
+    },
     client(options = {}) {
       const c = new Etcd3({ hosts: url, dialTimeout: 5000, ...options });
       clients.push(c);

@@ -28,6 +28,9 @@ export function useEtcd(): EtcdServer {
     get dataDir() {
       return started().dataDir;
     },
+    get pid() {
+      return started().pid;
+    },
     client: (options) => started().client(options),
     pause: () => started().pause(),
     resume: () => started().resume(),
