@@ -5,7 +5,7 @@
  */
 import { expect, test } from "bun:test";
 import { encodeOwner, Keys } from "../../src/coordinators/etcd/keys.ts";
-import { rendezvousRanks } from "../../src/coordinators/etcd/rendezvous.ts";
+import { rendezvousRanks, rendezvousRanksWithRoom } from "../../src/coordinators/etcd/rendezvous.ts";
 import { TaskView } from "../../src/coordinators/etcd/task-view.ts";
 import type { MirrorKv } from "../../src/coordinators/etcd/watch.ts";
 import { silentLogger } from "../../src/log.ts";
@@ -47,7 +47,9 @@ function view(pending: () => number) {
 }
 
 const ids = Array.from({ length: 200 }, (_, i) => `t${i}`);
-const [first, second] = rendezvousRanks(ids, "a", nodes) as [string[], string[]];
+// Nobody owns anything yet: each of the two nodes has room for half of them.
+const room = new Map(nodes.map((n) => [n, ids.length / nodes.length]));
+const [first, second] = rendezvousRanksWithRoom(ids, "a", nodes, room, () => {}) as [string[], string[]];
 
 test("tasks ranked first are announced at once, the others after the rank delay", async () => {
   expect(first.length).toBeGreaterThan(0);
@@ -170,7 +172,7 @@ test("another node's claim is withdrawn from the consumer only when the task was
 
 test("a claim that got no answer and did not land is announced again", () => {
   const { v, announced } = view(() => 0);
-  const solo = first[0]!; // a task this node ranks first: announced at once
+  const solo = rendezvousRanks(ids, "a", nodes)[0]![0]!; // a task this node ranks first: announced at once
   v.snapshot(listing([solo]), 1);
   expect(announced.has(solo)).toBe(true);
   // The consumer tried, the transaction got no answer (so it counted as a miss), and the
@@ -189,4 +191,58 @@ test("a claim that got no answer and did not land is announced again", () => {
   v.claimMayHaveLanded(solo);
   expect(announced.size).toBe(0);
   v.close();
+});
+
+test("a dead node's tasks go first to the nodes below their share, as many as each is short", () => {
+  // a owns 50, b owns 40, c (dead; its marker's delete not seen yet) 30: once c's lease ends,
+  // the share is 60 for a and b, so a is first for 10 of c's tasks and b for 20.
+  const all = Array.from({ length: 120 }, (_, i) => `f${i}`);
+  const ownerOf = (i: number): string => (i < 50 ? "a" : i < 90 ? "b" : "c");
+  const kvs = listing(all);
+  all.forEach((id, i) =>
+    kvs.push({
+      key: keys.owner(id),
+      value: encodeOwner(ownerOf(i)),
+      createRevision: 500 + i,
+      modRevision: 500 + i,
+      lease: "7",
+    }),
+  );
+  const fromC = all.slice(90);
+  const live = ["a", "b", "c"];
+  const firsts = ["a", "b"].map((self) => {
+    const announced = new Map<string, number>();
+    const v = new TaskView({
+      keys,
+      node: self,
+      log: silentLogger,
+      context: () => ({
+        node: self,
+        log: silentLogger,
+        announce: (task, rank) => announced.set(task.id, rank ?? 0),
+        withdraw: () => {},
+        command: () => {},
+        lost: () => {},
+        suspend: async () => {},
+        resume: () => {},
+      }),
+      orphan: () => {},
+      lost: () => {},
+      liveNodes: () => live,
+    });
+    v.snapshot(kvs, 1000);
+    v.events(
+      fromC.map((id, i) => ({
+        type: "delete" as const,
+        kv: { key: keys.owner(id), value: "", createRevision: 0, modRevision: 1001 + i, lease: "0" },
+      })),
+    );
+    v.close();
+    return [...announced].filter(([, rank]) => rank === 0).map(([id]) => id);
+  }) as [string[], string[]];
+  expect(firsts[0].length).toBe(10);
+  expect(firsts[1].length).toBe(20);
+  expect([...firsts[0], ...firsts[1]].sort()).toEqual([...fromC].sort());
+  // Plain rendezvous would not have split them so: that is what the room changes.
+  expect(rendezvousRanks(fromC, "a", ["a", "b"])[0]!.length).not.toBe(10);
 });

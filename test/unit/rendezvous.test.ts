@@ -1,6 +1,11 @@
 /** Rendezvous claim order: nodes working through the same rank never want the same task. */
-import { expect, test } from "bun:test";
-import { rendezvousOrder, rendezvousWeight } from "../../src/coordinators/etcd/rendezvous.ts";
+import { describe, expect, test } from "bun:test";
+import {
+  rendezvousOrder,
+  rendezvousRanks,
+  rendezvousRanksWithRoom,
+  rendezvousWeight,
+} from "../../src/coordinators/etcd/rendezvous.ts";
 
 const nodes = ["node-1", "node-2", "node-3", "node-4"];
 const ids = Array.from({ length: 4000 }, (_, i) => `task-${i}`);
@@ -27,4 +32,53 @@ test("the order is the same on every call and does not depend on the input order
   expect(b).toEqual(a);
   expect(rendezvousOrder(["x"], "node-2", nodes)).toEqual(["x"]);
   expect(rendezvousOrder([], "node-2", [])).toEqual([]);
+});
+
+describe("with room", () => {
+  const ids = Array.from({ length: 300 }, (_, i) => `task-${i}`);
+  const nodes = ["node-1", "node-2", "node-3"];
+  /** Each node's first-ranked tasks, each node computing on its own from the same inputs. */
+  const firsts = (room: ReadonlyMap<string, number>, input: readonly string[] = ids) =>
+    nodes.map((self) => rendezvousRanksWithRoom(input, self, nodes, room, () => {})[0]!);
+
+  test("every task has exactly one first node, and each node is first for as many as it has room for", () => {
+    const room = new Map([
+      ["node-1", 10],
+      ["node-2", 90],
+      ["node-3", 200],
+    ]);
+    const [a, b, c] = firsts(room) as [string[], string[], string[]];
+    expect([a.length, b.length, c.length]).toEqual([10, 90, 200]);
+    expect([...a, ...b, ...c].sort()).toEqual([...ids].sort());
+    // Without room each would have been first for about a third.
+    const plain = nodes.map((self) => rendezvousRanks(ids, self, nodes)[0]!.length);
+    expect(plain.every((n) => n > 60 && n < 140)).toBe(true);
+  });
+
+  test("the tasks given out match what each node computes, whatever the input order", () => {
+    const room = new Map(nodes.map((n) => [n, 100]));
+    const given = new Map<string, string>();
+    const mine = rendezvousRanksWithRoom(ids, "node-2", nodes, room, (id, node) => given.set(id, node))[0]!;
+    expect(mine.sort()).toEqual(ids.filter((id) => given.get(id) === "node-2").sort());
+    expect(given.size).toBe(ids.length);
+    const reversed = firsts(room, [...ids].reverse());
+    expect(reversed.map((f) => [...f].sort())).toEqual(firsts(room).map((f) => [...f].sort()));
+  });
+
+  test("a node far below its share is first for all of it; with no room anywhere, plain rendezvous", () => {
+    const joiner = new Map([["node-3", 1000]]);
+    expect(firsts(joiner)[2]!.length).toBe(ids.length);
+    const none = new Map<string, number>();
+    const [a, b, c] = firsts(none);
+    expect(a!.sort()).toEqual(rendezvousRanks(ids, "node-1", nodes)[0]!.sort());
+    expect(b!.sort()).toEqual(rendezvousRanks(ids, "node-2", nodes)[0]!.sort());
+    expect(c!.sort()).toEqual(rendezvousRanks(ids, "node-3", nodes)[0]!.sort());
+  });
+
+  test("a node that is not a candidate (it gave the tasks up) is first for none and ranks behind the others", () => {
+    const room = new Map(nodes.map((n) => [n, 100]));
+    const ranks = rendezvousRanksWithRoom(ids, "node-9", nodes, room, () => {});
+    expect(ranks[0]).toEqual([]);
+    expect(ranks.flat().sort()).toEqual([...ids].sort());
+  });
 });

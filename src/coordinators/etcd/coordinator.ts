@@ -149,6 +149,7 @@ export class EtcdCoordinator implements Coordinator {
       orphan: (id, createRevision) => void this.ops.releaseIfOrphan(id, createRevision),
       lost: (taskId, reason) => this.events.emit("lost", { taskId, reason }),
       liveNodes: () => this.cluster.liveNodes(),
+      unclaimedCount: () => this.cluster.unclaimedCount(),
     });
     this.ops = new ClaimOps({
       etcd: this.etcd,

@@ -64,3 +64,63 @@ export function rendezvousRanks(ids: readonly string[], self: string, nodes: rea
   }
   return buckets.map((bucket) => bucket.sort((a, b) => b.weight - a.weight).map((entry) => entry.id));
 }
+
+/**
+ * Rendezvous order with room: each task goes first to the first node in its rendezvous order
+ * that still has room (`room`: tasks each node may still take before it reaches its share,
+ * counted down as tasks are given out), and only when no node has any to the node it ranks
+ * first. The other nodes keep their rendezvous order behind it.
+ *
+ * Plain rendezvous gives each node about 1/n of a freed batch, give or take its square root,
+ * whatever the nodes already run: after a failover every survivor gets ~1/n of the dead
+ * node's tasks although one of them may be hundreds short of its share and another at it, and
+ * the difference is then settled by deferrals (each a round of delays). With room, a node far
+ * below its share (a joiner, say) is first for nearly all of it.
+ *
+ * Every node must give out the same tasks in the same order to agree on the result: the ids
+ * are taken in sorted order (UTF-16 code units, the same on every runtime), and the room comes
+ * from the same watched counts. When two nodes disagree (their watch responses split a batch
+ * differently), a task has two first nodes (one claim loses) or none (the second takes it
+ * after the rank delay).
+ *
+ * Returns self's groups by rank, like rendezvousRanks, and calls `given(id, node)` for every
+ * task with the node it went to first.
+ */
+export function rendezvousRanksWithRoom(
+  ids: readonly string[],
+  self: string,
+  nodes: readonly string[],
+  room: ReadonlyMap<string, number>,
+  given: (id: string, node: string) => void,
+): string[][] {
+  if (ids.length === 0 || nodes.length === 0) return [[...ids]];
+  // `nodes` are those tasks may go to; self among them or not (then it ranks behind them all).
+  const seeds = nodes.map((n) => fnv1a("\u0000", fnv1a(n, FNV_OFFSET)));
+  const left = nodes.map((n) => room.get(n) ?? 0);
+  const selfAt = nodes.indexOf(self);
+  const selfSeed = fnv1a("\u0000", fnv1a(self, FNV_OFFSET));
+  const weights = new Array<number>(nodes.length).fill(0);
+  const buckets: { id: string; weight: number }[][] = Array.from({ length: nodes.length + 1 }, () => []);
+  for (const id of [...ids].sort()) {
+    let top = 0;
+    let first = -1;
+    for (let j = 0; j < nodes.length; j++) {
+      const w = mix(fnv1a(id, seeds[j]!));
+      weights[j] = w;
+      if (w > weights[top]!) top = j;
+      // The heaviest node with room, else (below) the heaviest.
+      if (left[j]! > 0 && (first < 0 || w > weights[first]!)) first = j;
+    }
+    if (first < 0) first = top;
+    else left[first] = left[first]! - 1;
+    given(id, nodes[first]!);
+    const selfWeight = selfAt >= 0 ? weights[selfAt]! : mix(fnv1a(id, selfSeed));
+    let rank = 0;
+    if (first !== selfAt) {
+      rank = 1;
+      for (let j = 0; j < nodes.length; j++) if (j !== first && j !== selfAt && weights[j]! > selfWeight) rank++;
+    }
+    buckets[rank]!.push({ id, weight: selfWeight });
+  }
+  return buckets.map((bucket) => bucket.sort((a, b) => b.weight - a.weight).map((entry) => entry.id));
+}

@@ -31,6 +31,11 @@ export interface TaskRecord {
    * never announced here (a later rank, still delayed): their withdraw is skipped.
    */
   announced: boolean;
+  /**
+   * The node this task went to first when it was last announced (see rendezvousRanksWithRoom),
+   * until it is claimed or deleted: counted against that node's room in later batches.
+   */
+  assignee: string | undefined;
 }
 
 export type ParsedProps = { ok: true; props: TaskProps } | { ok: false; error: string };
@@ -144,6 +149,11 @@ export class TaskTable {
     (record as TaskRecord).announced = announced;
   }
 
+  /** Record which node the task went to first (see TaskRecord.assignee). */
+  setAssignee(record: Readonly<TaskRecord>, node: string | undefined): void {
+    (record as TaskRecord).assignee = node;
+  }
+
   /** Tasks owned by `node` (valid owner values only). */
   ownerCount(node: string): number {
     return this.owners.get(node) ?? 0;
@@ -157,7 +167,15 @@ export class TaskTable {
   private record(id: string): TaskRecord {
     let record = this.records.get(id);
     if (!record) {
-      record = { id, exists: false, propsRaw: undefined, propsRevision: 0, owner: undefined, announced: false };
+      record = {
+        id,
+        exists: false,
+        propsRaw: undefined,
+        propsRevision: 0,
+        owner: undefined,
+        announced: false,
+        assignee: undefined,
+      };
       this.records.set(id, record);
     }
     return record;

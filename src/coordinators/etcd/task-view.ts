@@ -16,7 +16,7 @@
 import { describeError } from "../../errors.ts";
 import type { CoordinatorContext, Logger } from "../../types.ts";
 import type { Keys } from "./keys.ts";
-import { rendezvousRanks } from "./rendezvous.ts";
+import { rendezvousRanksWithRoom } from "./rendezvous.ts";
 
 /**
  * Tasks this node ranks r-th for (rendezvous order) are announced r × this many ms after those
@@ -48,6 +48,8 @@ export interface TaskViewOptions {
   lost(id: string, reason: "lost" | "deleted"): void;
   /** Live node names (the claim order is arranged so that they do not collide). */
   liveNodes?(): readonly string[];
+  /** Tasks the cluster counts as unclaimed (with a leaving node's); the table's count if absent. */
+  unclaimedCount?(): number;
 }
 
 export class TaskView {
@@ -65,6 +67,8 @@ export class TaskView {
   private delayedTimer: ReturnType<typeof setTimeout> | undefined;
   private delayedAt = Infinity;
   private readonly warned = new Set<string>();
+  /** Per node, announced tasks that went to it first and are not claimed yet (TaskRecord.assignee). */
+  private readonly promised = new Map<string, number>();
 
   constructor(private readonly o: TaskViewOptions) {}
 
@@ -97,6 +101,7 @@ export class TaskView {
     const previous = this.table;
     this.table = next;
     this.revision = revision;
+    this.promised.clear(); // the new table's records went to nobody yet
     for (const [id, token] of [...this.claims]) {
       if (token > revision) continue; // claimed after this listing; the watch covers it
       const record = next.get(id);
@@ -201,6 +206,7 @@ export class TaskView {
       if (!this.table.setExists(id, true)?.owner && !this.toAnnounce.has(id)) this.toAnnounce.set(id, undefined);
       return;
     }
+    this.unpromise(this.table.get(id));
     this.table.setExists(id, false);
     if (this.claims.has(id)) this.loseClaim(id, "deleted");
     else this.o.context()?.withdraw(id);
@@ -228,6 +234,7 @@ export class TaskView {
     }
     const owner = ownerRecord(ev.kv);
     const record = this.table.setOwner(id, owner);
+    this.unpromise(record);
     const previous = this.table.replacedOwner;
     if (owner.node === undefined) this.warnMalformedOwner(id, owner.raw, owner.createRevision);
     // A claim of ours is in the table before any later change of its key (the watch delivers
@@ -257,36 +264,77 @@ export class TaskView {
   }
 
   /**
-   * Announce claimable tasks in rendezvous order among the live nodes: those this node ranks
-   * first for now, the others RANK_DELAY_MS per rank later, if still claimable then. Without a
-   * list of live nodes, all at once in random order. `except` (the node that just gave these
-   * tasks up) is left out of the order; when that is this node, it comes last.
+   * Announce claimable tasks in rendezvous order among the live nodes, with room: those this
+   * node is first for now, the others RANK_DELAY_MS per rank later, if still claimable then.
+   * A node is first for a task when it ranks first among the nodes that still have room below
+   * their share (see rendezvousRanksWithRoom). Without a list of live nodes, all at once in
+   * random order. `except` (the node that just gave these tasks up) is left out of the order;
+   * when that is this node, it comes last.
    */
   private announceRanked(ids: string[], except?: string): void {
-    let nodes = this.o.liveNodes?.();
-    if (!nodes) {
+    const live = this.o.liveNodes?.();
+    if (!live) {
       for (const id of shuffle(ids)) this.announceIfClaimable(id);
       return;
     }
-    if (except !== undefined && nodes.includes(except)) {
-      if (except === this.o.node) {
-        const last = nodes.length - 1;
-        if (last > 0) {
-          this.delay(last, ids, Date.now());
-          this.armDelayed();
-          return;
-        }
-      } else nodes = nodes.filter((n) => n !== except);
-    }
-    const ranks = rendezvousRanks(ids, this.o.node, nodes);
-    for (const id of ranks[0] ?? []) this.announceIfClaimable(id, 0);
+    const candidates = except !== undefined && live.includes(except) ? live.filter((n) => n !== except) : live;
+    const ranks = rendezvousRanksWithRoom(
+      ids,
+      this.o.node,
+      candidates,
+      this.roomFor(live, candidates, except),
+      (id, n) => this.promise(id, n),
+    );
     const now = Date.now();
+    if (except === this.o.node && candidates.length > 0) {
+      // Given up by this node (released to be run elsewhere): it tries them last.
+      this.delay(candidates.length, ids, now);
+      this.armDelayed();
+      return;
+    }
+    for (const id of ranks[0] ?? []) this.announceIfClaimable(id, 0);
     for (let r = 1; r < ranks.length; r++) {
       const group = ranks[r]!;
       if (group.length === 0) continue;
       this.delay(r, group, now);
     }
     this.armDelayed();
+  }
+
+  /**
+   * Tasks each candidate may still be given before it reaches its share: ceil(all tasks of the
+   * live nodes and unclaimed ones / live nodes), less what it owns and what went to it first
+   * earlier and is not claimed yet. The node that gave these tasks up counts towards the share
+   * while it still owns tasks (a rebalance); with none left it is dead or gone, its marker's
+   * delete still on its way.
+   */
+  private roomFor(live: readonly string[], candidates: readonly string[], except?: string): Map<string, number> {
+    const table = this.table;
+    const shareNodes = except !== undefined && table.ownerCount(except) === 0 ? candidates : live;
+    let total = this.o.unclaimedCount?.() ?? table.unclaimedCount();
+    for (const n of shareNodes) total += table.ownerCount(n);
+    const target = Math.ceil(total / Math.max(1, shareNodes.length));
+    const room = new Map<string, number>();
+    for (const n of candidates) room.set(n, Math.max(0, target - table.ownerCount(n) - (this.promised.get(n) ?? 0)));
+    return room;
+  }
+
+  private promise(id: string, node: string): void {
+    const record = this.table.get(id);
+    if (!record) return;
+    this.unpromise(record);
+    this.table.setAssignee(record, node);
+    this.promised.set(node, (this.promised.get(node) ?? 0) + 1);
+  }
+
+  /** The task is claimed or gone: no longer counted against its first node's room. */
+  private unpromise(record: Readonly<TaskRecord> | undefined): void {
+    const node = record?.assignee;
+    if (node === undefined) return;
+    this.table.setAssignee(record!, undefined);
+    const left = (this.promised.get(node) ?? 1) - 1;
+    if (left > 0) this.promised.set(node, left);
+    else this.promised.delete(node);
   }
 
   private announceIfClaimable(id: string, rank = 0): void {
