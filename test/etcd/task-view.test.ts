@@ -49,7 +49,14 @@ function view(pending: () => number) {
 const ids = Array.from({ length: 200 }, (_, i) => `t${i}`);
 // Nobody owns anything yet: each of the two nodes has room for half of them.
 const room = new Map(nodes.map((n) => [n, ids.length / nodes.length]));
-const [first, second] = rendezvousRanksWithRoom(ids, "a", nodes, room, () => {}) as [string[], string[]];
+const [first, second] = rendezvousRanksWithRoom(
+  ids,
+  (id) => id,
+  "a",
+  nodes,
+  room,
+  () => {},
+) as [string[], string[]];
 
 test("tasks ranked first are announced at once, the others after the rank delay", async () => {
   expect(first.length).toBeGreaterThan(0);
@@ -245,4 +252,28 @@ test("a dead node's tasks go first to the nodes below their share, as many as ea
   expect([...firsts[0], ...firsts[1]].sort()).toEqual([...fromC].sort());
   // Plain rendezvous would not have split them so: that is what the room changes.
   expect(rendezvousRanks(fromC, "a", ["a", "b"])[0]!.length).not.toBe(10);
+});
+
+test("a delayed announcement made before a relist looks the task up in the new table", async () => {
+  const { v, announced } = view(() => 0);
+  v.snapshot(listing(ids), ids.length);
+  expect(announced.size).toBe(first.length);
+  // A relist before the second rank is due: b owns half of a's second rank now.
+  const takenByB = second.filter((_, i) => i % 2 === 0);
+  const kvs = listing(ids);
+  takenByB.forEach((id, i) =>
+    kvs.push({
+      key: keys.owner(id),
+      value: encodeOwner("b"),
+      createRevision: 900 + i,
+      modRevision: 900 + i,
+      lease: "7",
+    }),
+  );
+  announced.clear();
+  v.snapshot(kvs, 2000);
+  await waitFor("the second rank to come due", () => second.some((id) => announced.get(id) === 1));
+  await staysFalse("a task b owns announced", () => takenByB.some((id) => announced.has(id)), 400);
+  for (const id of second.filter((id) => !takenByB.includes(id))) expect(announced.has(id)).toBe(true);
+  v.close();
 });

@@ -39,7 +39,17 @@ describe("with room", () => {
   const nodes = ["node-1", "node-2", "node-3"];
   /** Each node's first-ranked tasks, each node computing on its own from the same inputs. */
   const firsts = (room: ReadonlyMap<string, number>, input: readonly string[] = ids) =>
-    nodes.map((self) => rendezvousRanksWithRoom(input, self, nodes, room, () => {})[0]!);
+    nodes.map(
+      (self) =>
+        rendezvousRanksWithRoom(
+          input,
+          (id) => id,
+          self,
+          nodes,
+          room,
+          () => {},
+        )[0]!,
+    );
 
   test("every task has exactly one first node, and each node is first for as many as it has room for", () => {
     const room = new Map([
@@ -58,7 +68,14 @@ describe("with room", () => {
   test("the tasks given out match what each node computes, whatever the input order", () => {
     const room = new Map(nodes.map((n) => [n, 100]));
     const given = new Map<string, string>();
-    const mine = rendezvousRanksWithRoom(ids, "node-2", nodes, room, (id, node) => given.set(id, node))[0]!;
+    const mine = rendezvousRanksWithRoom(
+      ids,
+      (id) => id,
+      "node-2",
+      nodes,
+      room,
+      (id, node) => given.set(id, node),
+    )[0]!;
     expect(mine.sort()).toEqual(ids.filter((id) => given.get(id) === "node-2").sort());
     expect(given.size).toBe(ids.length);
     const reversed = firsts(room, [...ids].reverse());
@@ -77,7 +94,14 @@ describe("with room", () => {
 
   test("a node that is not a candidate (it gave the tasks up) is first for none and ranks behind the others", () => {
     const room = new Map(nodes.map((n) => [n, 100]));
-    const ranks = rendezvousRanksWithRoom(ids, "node-9", nodes, room, () => {});
+    const ranks = rendezvousRanksWithRoom(
+      ids,
+      (id) => id,
+      "node-9",
+      nodes,
+      room,
+      () => {},
+    );
     expect(ranks[0]).toEqual([]);
     expect(ranks.flat().sort()).toEqual([...ids].sort());
   });

@@ -83,25 +83,28 @@ export function rendezvousRanks(ids: readonly string[], self: string, nodes: rea
  * differently), a task has two first nodes (one claim loses) or none (the second takes it
  * after the rank delay).
  *
- * Returns self's groups by rank, like rendezvousRanks, and calls `given(id, node)` for every
- * task with the node it went to first.
+ * Takes tasks as anything with an id (`idOf`); returns self's groups by rank, like
+ * rendezvousRanks, and calls `given(task, node)` for every task with the node it went to first.
  */
-export function rendezvousRanksWithRoom(
-  ids: readonly string[],
+export function rendezvousRanksWithRoom<T>(
+  tasks: readonly T[],
+  idOf: (task: T) => string,
   self: string,
   nodes: readonly string[],
   room: ReadonlyMap<string, number>,
-  given: (id: string, node: string) => void,
-): string[][] {
-  if (ids.length === 0 || nodes.length === 0) return [[...ids]];
+  given: (task: T, node: string) => void,
+): T[][] {
+  if (tasks.length === 0 || nodes.length === 0) return [[...tasks]];
   // `nodes` are those tasks may go to; self among them or not (then it ranks behind them all).
   const seeds = nodes.map((n) => fnv1a("\u0000", fnv1a(n, FNV_OFFSET)));
   const left = nodes.map((n) => room.get(n) ?? 0);
   const selfAt = nodes.indexOf(self);
   const selfSeed = fnv1a("\u0000", fnv1a(self, FNV_OFFSET));
   const weights = new Array<number>(nodes.length).fill(0);
-  const buckets: { id: string; weight: number }[][] = Array.from({ length: nodes.length + 1 }, () => []);
-  for (const id of [...ids].sort()) {
+  const buckets: { task: T; weight: number }[][] = Array.from({ length: nodes.length + 1 }, () => []);
+  const sorted = tasks.map((task) => ({ task, id: idOf(task) }));
+  sorted.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  for (const { task, id } of sorted) {
     let top = 0;
     let first = -1;
     for (let j = 0; j < nodes.length; j++) {
@@ -113,14 +116,14 @@ export function rendezvousRanksWithRoom(
     }
     if (first < 0) first = top;
     else left[first] = left[first]! - 1;
-    given(id, nodes[first]!);
+    given(task, nodes[first]!);
     const selfWeight = selfAt >= 0 ? weights[selfAt]! : mix(fnv1a(id, selfSeed));
     let rank = 0;
     if (first !== selfAt) {
       rank = 1;
       for (let j = 0; j < nodes.length; j++) if (j !== first && j !== selfAt && weights[j]! > selfWeight) rank++;
     }
-    buckets[rank]!.push({ id, weight: selfWeight });
+    buckets[rank]!.push({ task, weight: selfWeight });
   }
-  return buckets.map((bucket) => bucket.sort((a, b) => b.weight - a.weight).map((entry) => entry.id));
+  return buckets.map((bucket) => bucket.sort((a, b) => b.weight - a.weight).map((entry) => entry.task));
 }
