@@ -455,15 +455,29 @@ try {
     );
     const victim = [...nodes].sort((a, b) => b.running - a.running)[0]!;
     const held = victim.running;
+    // When etcd ends the victim's lease: its marker goes with it. The lease ends TTL after the
+    // last keepalive etcd got, which is up to a keepalive interval before the kill.
+    const markers = await etcd.client().watch().key(new Keys(ns).node(victim.name)).create();
+    let leaseEndedMs: number | undefined;
+    const killedAt = performance.now();
+    markers.on("delete", () => {
+      leaseEndedMs ??= performance.now() - killedAt;
+    });
     await victim.signal("SIGKILL");
+    const exitedAt = performance.now();
     const failMs = await tracedUntil(
       "the killed node's tasks running elsewhere",
       () => total(nodes) === TASKS,
       120_000,
       5,
     );
+    await markers.cancel();
+    const ended =
+      leaseEndedMs === undefined
+        ? ""
+        : `; its lease ended ${fmt(leaseEndedMs)} after the kill, all ran elsewhere ${fmt(exitedAt - killedAt + failMs - leaseEndedMs)} after that`;
     console.log(
-      `  failover:  SIGKILL of ${victim.name} holding ${held}: all running elsewhere after ${fmt(failMs)} = TTL + ${fmt(failMs - TTL * 1000)} (goal TTL + 1 s)`,
+      `  failover:  SIGKILL of ${victim.name} holding ${held}: all running elsewhere after ${fmt(failMs)} = TTL + ${fmt(failMs - TTL * 1000)} (goal TTL + 1 s)${ended}`,
     );
   });
 
