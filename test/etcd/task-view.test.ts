@@ -277,3 +277,35 @@ test("a delayed announcement made before a relist looks the task up in the new t
   for (const id of second.filter((id) => !takenByB.includes(id))) expect(announced.has(id)).toBe(true);
   v.close();
 });
+
+test("a task claimed in the same response that submitted it counts against nobody's room", () => {
+  // Three tasks, each submitted and claimed by b within one response: none is given out. Then
+  // three free tasks: a owns 0, b 3, so the share is 3 and only a has room, for all three.
+  const { v, announced } = view(() => 0);
+  v.snapshot([], 1);
+  const early = ["e0", "e1", "e2"];
+  v.events(
+    early.flatMap((id, i) => [
+      {
+        type: "put" as const,
+        kv: { key: keys.task(id), value: "", createRevision: 10 + i, modRevision: 10 + i, lease: "0" },
+      },
+      ownerPut(id, "b", 20 + i),
+    ]),
+  );
+  expect(announced.size).toBe(0);
+  const later = ["l0", "l1", "l2"];
+  v.events(
+    later.map((id, i) => ({
+      type: "put" as const,
+      kv: { key: keys.task(id), value: "", createRevision: 30 + i, modRevision: 30 + i, lease: "0" },
+    })),
+  );
+  expect(
+    [...announced]
+      .filter(([, rank]) => rank === 0)
+      .map(([id]) => id)
+      .sort(),
+  ).toEqual(later);
+  v.close();
+});

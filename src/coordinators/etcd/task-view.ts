@@ -275,7 +275,10 @@ export class TaskView {
    * random order. `except` (the node that just gave these tasks up) is left out of the order;
    * when that is this node, it comes last.
    */
-  private announceRanked(records: Readonly<TaskRecord>[], except?: string): void {
+  private announceRanked(all: Readonly<TaskRecord>[], except?: string): void {
+    // Claimed or deleted later in the same response: not to be given to anyone (a task given
+    // out stays counted against its node's room until an owner or delete event of its own).
+    const records = all.filter((r) => r.exists && !r.owner);
     const live = this.o.liveNodes?.();
     if (!live) {
       for (const record of shuffle(records)) this.announceIfClaimable(record);
