@@ -477,7 +477,7 @@ try {
         ? ""
         : `; its lease ended ${fmt(leaseEndedMs)} after the kill, all ran elsewhere ${fmt(exitedAt - killedAt + failMs - leaseEndedMs)} after that`;
     console.log(
-      `  failover:  SIGKILL of ${victim.name} holding ${held}: all running elsewhere after ${fmt(failMs)} = TTL + ${fmt(failMs - TTL * 1000)} (goal TTL + 1 s)${ended}`,
+      `  failover:  SIGKILL of ${victim.name} holding ${held}: all running elsewhere after ${fmt(failMs)} = TTL ${failMs >= TTL * 1000 ? "+" : "−"} ${fmt(Math.abs(failMs - TTL * 1000))} (goal TTL + 1 s)${ended}`,
     );
   });
 
