@@ -5,7 +5,7 @@
  */
 import { expect, test } from "bun:test";
 import { encodeOwner, Keys } from "../../src/coordinators/etcd/keys.ts";
-import { rendezvousRanks, rendezvousRanksWithRoom } from "../../src/coordinators/etcd/rendezvous.ts";
+import { rendezvousRanksWithRoom } from "../../src/coordinators/etcd/rendezvous.ts";
 import { TaskView } from "../../src/coordinators/etcd/task-view.ts";
 import type { MirrorKv } from "../../src/coordinators/etcd/watch.ts";
 import { silentLogger } from "../../src/log.ts";
@@ -19,12 +19,12 @@ function listing(ids: readonly string[]): MirrorKv[] {
   return ids.map((id, i) => ({ key: keys.task(id), value: "", createRevision: i + 1, modRevision: i + 1, lease: "0" }));
 }
 
-function view(pending: () => number) {
+function view(pending: () => number, self = "a", live: readonly string[] = nodes) {
   const announced = new Map<string, number>();
   const withdrawn: string[] = [];
   const orphans: [string, number][] = [];
   const context: CoordinatorContext = {
-    node: "a",
+    node: self,
     log: silentLogger,
     announce: (task, rank) => announced.set(task.id, rank ?? 0),
     withdraw: (id) => withdrawn.push(id),
@@ -36,12 +36,12 @@ function view(pending: () => number) {
   };
   const v = new TaskView({
     keys,
-    node: "a",
+    node: self,
     log: silentLogger,
     context: () => context,
     orphan: (id, createRevision) => orphans.push([id, createRevision]),
     lost: () => {},
-    liveNodes: () => nodes,
+    liveNodes: () => live,
   });
   return { v, announced, orphans, withdrawn };
 }
@@ -49,6 +49,16 @@ function view(pending: () => number) {
 const ids = Array.from({ length: 200 }, (_, i) => `t${i}`);
 // Nobody owns anything yet: each of the two nodes has room for half of them.
 const room = new Map(nodes.map((n) => [n, ids.length / nodes.length]));
+/** Plain rendezvous (no node has room). */
+const rendezvousRanks = (tasks: readonly string[], self: string, among: readonly string[]): string[][] =>
+  rendezvousRanksWithRoom(
+    tasks,
+    (id) => id,
+    self,
+    among,
+    new Map(),
+    () => {},
+  );
 const [first, second] = rendezvousRanksWithRoom(
   ids,
   (id) => id,
@@ -218,25 +228,7 @@ test("a dead node's tasks go first to the nodes below their share, as many as ea
   const fromC = all.slice(90);
   const live = ["a", "b", "c"];
   const firsts = ["a", "b"].map((self) => {
-    const announced = new Map<string, number>();
-    const v = new TaskView({
-      keys,
-      node: self,
-      log: silentLogger,
-      context: () => ({
-        node: self,
-        log: silentLogger,
-        announce: (task, rank) => announced.set(task.id, rank ?? 0),
-        withdraw: () => {},
-        command: () => {},
-        lost: () => {},
-        suspend: async () => {},
-        resume: () => {},
-      }),
-      orphan: () => {},
-      lost: () => {},
-      liveNodes: () => live,
-    });
+    const { v, announced } = view(() => 0, self, live);
     v.snapshot(kvs, 1000);
     v.events(
       fromC.map((id, i) => ({

@@ -1,11 +1,19 @@
 /** Rendezvous claim order: nodes working through the same rank never want the same task. */
 import { describe, expect, test } from "bun:test";
-import {
-  rendezvousOrder,
-  rendezvousRanks,
-  rendezvousRanksWithRoom,
-  rendezvousWeight,
-} from "../../src/coordinators/etcd/rendezvous.ts";
+import { rendezvousRanksWithRoom, rendezvousWeight } from "../../src/coordinators/etcd/rendezvous.ts";
+
+/** Plain rendezvous: no node has room. */
+const rendezvousRanks = (ids: readonly string[], self: string, nodes: readonly string[]): string[][] =>
+  rendezvousRanksWithRoom(
+    ids,
+    (id) => id,
+    self,
+    nodes,
+    new Map(),
+    () => {},
+  );
+const rendezvousOrder = (ids: readonly string[], self: string, nodes: readonly string[]): string[] =>
+  rendezvousRanks(ids, self, nodes).flat();
 
 const nodes = ["node-1", "node-2", "node-3", "node-4"];
 const ids = Array.from({ length: 4000 }, (_, i) => `task-${i}`);
@@ -82,14 +90,14 @@ describe("with room", () => {
     expect(reversed.map((f) => [...f].sort())).toEqual(firsts(room).map((f) => [...f].sort()));
   });
 
-  test("a node far below its share is first for all of it; with no room anywhere, plain rendezvous", () => {
+  test("a node far below its share is first for all of it; with no room anywhere, each task's heaviest node", () => {
     const joiner = new Map([["node-3", 1000]]);
     expect(firsts(joiner)[2]!.length).toBe(ids.length);
-    const none = new Map<string, number>();
-    const [a, b, c] = firsts(none);
-    expect(a!.sort()).toEqual(rendezvousRanks(ids, "node-1", nodes)[0]!.sort());
-    expect(b!.sort()).toEqual(rendezvousRanks(ids, "node-2", nodes)[0]!.sort());
-    expect(c!.sort()).toEqual(rendezvousRanks(ids, "node-3", nodes)[0]!.sort());
+    const heaviest = (id: string) =>
+      nodes.reduce((best, n) => (rendezvousWeight(n, id) > rendezvousWeight(best, id) ? n : best));
+    firsts(new Map()).forEach((first, i) =>
+      expect(first.sort()).toEqual(ids.filter((id) => heaviest(id) === nodes[i]).sort()),
+    );
   });
 
   test("a node that is not a candidate (it gave the tasks up) is first for none and ranks behind the others", () => {

@@ -30,39 +30,14 @@ function mix(h: number): number {
 
 const FNV_OFFSET = 0x811c9dc5;
 
+/** The part of a weight that depends on the node alone. */
+function nodeSeed(node: string): number {
+  return fnv1a("\u0000", fnv1a(node, FNV_OFFSET));
+}
+
 /** Weight of `task` for `node` (same value on every node and runtime). */
 export function rendezvousWeight(node: string, task: string): number {
-  return mix(fnv1a(task, fnv1a("\u0000", fnv1a(node, FNV_OFFSET))));
-}
-
-/**
- * `ids` reordered for `self`: by self's rank among `nodes` (0 = self weighs most), and within a
- * rank by self's weight, highest first. `nodes` may or may not contain `self`. O(ids × nodes).
- */
-export function rendezvousOrder(ids: readonly string[], self: string, nodes: readonly string[]): string[] {
-  return rendezvousRanks(ids, self, nodes).flat();
-}
-
-/** The same, grouped: element r holds the ids for which self ranks r-th (some may be empty). */
-export function rendezvousRanks(ids: readonly string[], self: string, nodes: readonly string[]): string[][] {
-  // One id is ranked too: a lone released or submitted task is tried first by the node that
-  // ranks it first, not raced for by every node at once (each lost race is a transaction).
-  if (ids.length === 0) return [[]];
-  const others = nodes.filter((n) => n !== self).map((n) => fnv1a("\u0000", fnv1a(n, FNV_OFFSET)));
-  const selfSeed = fnv1a("\u0000", fnv1a(self, FNV_OFFSET));
-  const buckets: { id: string; weight: number }[][] = Array.from({ length: others.length + 1 }, () => []);
-  for (const id of ids) {
-    const weight = mix(fnv1a(id, selfSeed));
-    let rank = 0;
-    for (const seed of others) {
-      const w = mix(fnv1a(id, seed));
-      // A tie (1 in 2^32) puts two nodes at one rank: they may race for that task, and the
-      // claim transaction settles it.
-      if (w > weight) rank++;
-    }
-    buckets[rank]!.push({ id, weight });
-  }
-  return buckets.map((bucket) => bucket.sort((a, b) => b.weight - a.weight).map((entry) => entry.id));
+  return mix(fnv1a(task, nodeSeed(node)));
 }
 
 /**
@@ -83,8 +58,12 @@ export function rendezvousRanks(ids: readonly string[], self: string, nodes: rea
  * differently), a task has two first nodes (one claim loses) or none (the second takes it
  * after the rank delay).
  *
- * Takes tasks as anything with an id (`idOf`); returns self's groups by rank, like
- * rendezvousRanks, and calls `given(task, node)` for every task with the node it went to first.
+ * With no room anywhere this is plain rendezvous: a task's first node is the one it weighs
+ * most for. Within a rank, self's tasks come by its weight for them, highest first.
+ *
+ * Takes tasks as anything with an id (`idOf`); returns self's groups by rank (element r holds
+ * the tasks for which self ranks r-th; some may be empty), and calls `given(task, node)` for
+ * every task with the node it went to first. O(tasks × nodes).
  */
 export function rendezvousRanksWithRoom<T>(
   tasks: readonly T[],
@@ -96,10 +75,10 @@ export function rendezvousRanksWithRoom<T>(
 ): T[][] {
   if (tasks.length === 0 || nodes.length === 0) return [[...tasks]];
   // `nodes` are those tasks may go to; self among them or not (then it ranks behind them all).
-  const seeds = nodes.map((n) => fnv1a("\u0000", fnv1a(n, FNV_OFFSET)));
+  const seeds = nodes.map(nodeSeed);
   const left = nodes.map((n) => room.get(n) ?? 0);
   const selfAt = nodes.indexOf(self);
-  const selfSeed = fnv1a("\u0000", fnv1a(self, FNV_OFFSET));
+  const selfSeed = nodeSeed(self);
   const weights = new Array<number>(nodes.length).fill(0);
   const buckets: { task: T; weight: number }[][] = Array.from({ length: nodes.length + 1 }, () => []);
   const sorted = tasks.map((task) => ({ task, id: idOf(task) }));
