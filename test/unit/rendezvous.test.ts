@@ -1,5 +1,6 @@
 /** Rendezvous claim order: nodes working through the same rank never want the same task. */
 import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
 import { rendezvousRanksWithRoom, rendezvousWeight } from "../../src/coordinators/etcd/rendezvous.ts";
 
 /** Plain rendezvous: no node has room. */
@@ -114,3 +115,49 @@ describe("with room", () => {
     expect(ranks.flat().sort()).toEqual([...ids].sort());
   });
 });
+
+test("property: with room, every node computes the same partition, and room bounds it", () => {
+  const input = fc
+    .record({
+      nodes: fc.uniqueArray(fc.stringMatching(/^[a-z0-9-]{1,8}$/), { minLength: 1, maxLength: 6 }),
+      ids: fc.uniqueArray(fc.string({ minLength: 1, maxLength: 12 }), { minLength: 1, maxLength: 150 }),
+      rooms: fc.array(fc.nat(80), { minLength: 6, maxLength: 6 }),
+    })
+    .map(({ nodes, ids, rooms }) => ({ nodes, ids, room: new Map(nodes.map((n, i) => [n, rooms[i]!])) }));
+  fc.assert(
+    fc.property(input, ({ nodes, ids, room }) => {
+      const given = new Map<string, string>();
+      const firsts = nodes.map((self, i) => {
+        // Each node on its own, from the same inputs in another order.
+        const order = i % 2 === 0 ? ids : [...ids].reverse();
+        const seen = new Map<string, string>();
+        const ranks = rendezvousRanksWithRoom(
+          order,
+          (id) => id,
+          self,
+          nodes,
+          room,
+          (id, n) => seen.set(id, n),
+        );
+        expect(ranks.flat().sort()).toEqual([...ids].sort()); // every task exactly once
+        if (i === 0) for (const [id, n] of seen) given.set(id, n);
+        else expect(seen).toEqual(given); // the same assignment on every node
+        return ranks[0]!;
+      });
+      expect(firsts.flat().sort()).toEqual([...ids].sort()); // exactly one first node per task
+      const total = [...room.values()].reduce((a, b) => a + b, 0);
+      firsts.forEach((first, i) => {
+        const r = room.get(nodes[i]!)!;
+        expect(first).toEqual(ids.filter((id) => given.get(id) === nodes[i]).sort((a, b) => order(a, b, nodes[i]!)));
+        if (total >= ids.length) expect(first.length).toBeLessThanOrEqual(r);
+        if (total <= ids.length) expect(first.length).toBeGreaterThanOrEqual(r);
+      });
+    }),
+    { numRuns: 200 },
+  );
+});
+
+/** Within a rank, a node's tasks come by its weight for them, highest first. */
+function order(a: string, b: string, self: string): number {
+  return rendezvousWeight(self, b) - rendezvousWeight(self, a);
+}
