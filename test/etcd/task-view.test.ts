@@ -19,6 +19,25 @@ function listing(ids: readonly string[]): MirrorKv[] {
   return ids.map((id, i) => ({ key: keys.task(id), value: "", createRevision: i + 1, modRevision: i + 1, lease: "0" }));
 }
 
+/** The owner key of `id`, held by `node`, created at `revision`. */
+const ownerKv = (id: string, node: string, revision: number): MirrorKv => ({
+  key: keys.owner(id),
+  value: encodeOwner(node),
+  createRevision: revision,
+  modRevision: revision,
+  lease: "7",
+});
+const ownerPut = (id: string, node: string, revision: number) => ({
+  type: "put" as const,
+  kv: ownerKv(id, node, revision),
+});
+/** Owner keys deleted in one response (a lease ended, or a batch release), from `revision` on. */
+const ownerDeletes = (ids: readonly string[], revision: number) =>
+  ids.map((id, i) => ({
+    type: "delete" as const,
+    kv: { key: keys.owner(id), value: "", createRevision: 0, modRevision: revision + i, lease: "0" },
+  }));
+
 function view(pending: () => number, self = "a", live: readonly string[] = nodes) {
   const announced = new Map<string, number>();
   const withdrawn: string[] = [];
@@ -91,17 +110,6 @@ test("later ranks wait while the consumer has more than enough to try, and come 
   v.close();
 });
 
-const ownerPut = (id: string, node: string, revision: number) => ({
-  type: "put" as const,
-  kv: {
-    key: keys.owner(id),
-    value: JSON.stringify({ node }),
-    createRevision: revision,
-    modRevision: revision,
-    lease: "7",
-  },
-});
-
 test("after a suspension every claimable task is announced again from the table, claimed ones not", async () => {
   const { v, announced } = view(() => 0);
   v.snapshot(listing(ids), ids.length);
@@ -141,24 +149,11 @@ test("a freed task is ranked without the node that gave it up: at once when that
   // Every task owned: half by b (among them all that b ranks first for), half by a.
   const ownerOf = (id: string): string => (second.includes(id) || first.indexOf(id) % 2 === 0 ? "b" : "a");
   const kvs = listing(ids);
-  ids.forEach((id, i) =>
-    kvs.push({
-      key: keys.owner(id),
-      value: encodeOwner(ownerOf(id)),
-      createRevision: 500 + i,
-      modRevision: 500 + i,
-      lease: "7",
-    }),
-  );
+  ids.forEach((id, i) => kvs.push(ownerKv(id, ownerOf(id), 500 + i)));
   v.snapshot(kvs, 1000);
   expect(announced.size).toBe(0);
   // Every owner key deleted in one response (b's lease ended, a released its own).
-  v.events(
-    ids.map((id, i) => ({
-      type: "delete" as const,
-      kv: { key: keys.owner(id), value: "", createRevision: 0, modRevision: 1001 + i, lease: "0" },
-    })),
-  );
+  v.events(ownerDeletes(ids, 1001));
   const fromB = ids.filter((id) => ownerOf(id) === "b");
   const fromA = ids.filter((id) => ownerOf(id) === "a");
   expect(fromA.length).toBeGreaterThan(0);
@@ -176,12 +171,7 @@ test("another node's claim is withdrawn from the consumer only when the task was
   v.snapshot(listing(ids), ids.length);
   // b claims everything: a's first rank was announced (withdraw each), its second rank was
   // still delayed (the consumer never heard of those: nothing to withdraw).
-  v.events(
-    ids.map((id, i) => ({
-      type: "put" as const,
-      kv: { key: keys.owner(id), value: encodeOwner("b"), createRevision: 500 + i, modRevision: 500 + i, lease: "7" },
-    })),
-  );
+  v.events(ids.map((id, i) => ownerPut(id, "b", 500 + i)));
   expect(withdrawn.sort()).toEqual([...first].sort());
   expect(announced.size).toBe(first.length);
   v.close();
@@ -199,12 +189,7 @@ test("a claim that got no answer and did not land is announced again", () => {
   expect([...announced.keys()]).toEqual([solo]);
   // Claimed by another node meanwhile: nothing to offer.
   announced.clear();
-  v.events([
-    {
-      type: "put",
-      kv: { key: keys.owner(solo), value: encodeOwner("b"), createRevision: 5, modRevision: 5, lease: "7" },
-    },
-  ]);
+  v.events([ownerPut(solo, "b", 5)]);
   v.claimMayHaveLanded(solo);
   expect(announced.size).toBe(0);
   v.close();
@@ -216,26 +201,13 @@ test("a dead node's tasks go first to the nodes below their share, as many as ea
   const all = Array.from({ length: 120 }, (_, i) => `f${i}`);
   const ownerOf = (i: number): string => (i < 50 ? "a" : i < 90 ? "b" : "c");
   const kvs = listing(all);
-  all.forEach((id, i) =>
-    kvs.push({
-      key: keys.owner(id),
-      value: encodeOwner(ownerOf(i)),
-      createRevision: 500 + i,
-      modRevision: 500 + i,
-      lease: "7",
-    }),
-  );
+  all.forEach((id, i) => kvs.push(ownerKv(id, ownerOf(i), 500 + i)));
   const fromC = all.slice(90);
   const live = ["a", "b", "c"];
   const firsts = ["a", "b"].map((self) => {
     const { v, announced } = view(() => 0, self, live);
     v.snapshot(kvs, 1000);
-    v.events(
-      fromC.map((id, i) => ({
-        type: "delete" as const,
-        kv: { key: keys.owner(id), value: "", createRevision: 0, modRevision: 1001 + i, lease: "0" },
-      })),
-    );
+    v.events(ownerDeletes(fromC, 1001));
     v.close();
     return [...announced].filter(([, rank]) => rank === 0).map(([id]) => id);
   }) as [string[], string[]];
@@ -253,15 +225,7 @@ test("a delayed announcement made before a relist looks the task up in the new t
   // A relist before the second rank is due: b owns half of a's second rank now.
   const takenByB = second.filter((_, i) => i % 2 === 0);
   const kvs = listing(ids);
-  takenByB.forEach((id, i) =>
-    kvs.push({
-      key: keys.owner(id),
-      value: encodeOwner("b"),
-      createRevision: 900 + i,
-      modRevision: 900 + i,
-      lease: "7",
-    }),
-  );
+  takenByB.forEach((id, i) => kvs.push(ownerKv(id, "b", 900 + i)));
   announced.clear();
   v.snapshot(kvs, 2000);
   await waitFor("the second rank to come due", () => second.some((id) => announced.get(id) === 1));
